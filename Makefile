@@ -1,0 +1,45 @@
+# Two entry points do all set-up on a fresh machine (only Python 3.11+ and pip needed):
+#   make demo   - bootstrap, migrate, seed, and run the local stack in the foreground
+#   make test   - bootstrap, then ruff, mypy and pytest (PostgreSQL, then SQLite)
+# Both are idempotent: the virtualenv is rebuilt only when the lock file changes.
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN     = $(VENV)/bin
+STAMP   = $(VENV)/.installed
+# PostgreSQL runs on every machine (trust auth); tests use it unless told otherwise.
+TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
+PYTEST_ARGS ?=
+
+.PHONY: demo test lint typecheck pytest lock clean bootstrap
+
+bootstrap: $(STAMP)
+
+$(STAMP): requirements.lock pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --require-hashes --no-deps -r requirements.lock
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	@touch $@
+
+demo: $(STAMP)
+	$(BIN)/strangler up
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy facade monolith extracted tests
+
+pytest: $(STAMP)
+	DATABASE_URL=$(TEST_DATABASE_URL) $(BIN)/python -m pytest $(PYTEST_ARGS)
+	DATABASE_URL=sqlite:// $(BIN)/python -m pytest tests/monolith -m "not postgresql" $(PYTEST_ARGS)
+
+test: lint typecheck pytest
+
+# Re-pin every dependency (hashes included) after editing pyproject.toml.
+lock: $(STAMP)
+	$(BIN)/uv pip compile pyproject.toml --extra dev --generate-hashes --python-version 3.11 -o requirements.lock
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache var

@@ -1,0 +1,154 @@
+"""Settings of the sample legacy shop.
+
+Everything that differs between a laptop, CI and production comes from the environment:
+
+``DATABASE_URL``           any URL dj-database-url understands; default SQLite under ``var/``
+``DJANGO_SECRET_KEY``      required when ``DJANGO_DEBUG`` is off in production; a dev key otherwise
+``DJANGO_DEBUG``           ``1`` to turn on Django's debug pages
+``DJANGO_ALLOWED_HOSTS``   comma-separated; ``*`` by default because the shop sits behind a proxy
+``STRANGLER_VAR_DIR``      where the embedded SQLite database lives (default ``<repo>/var``)
+``DJANGO_STATIC_ROOT``     where ``collectstatic`` writes (production); unset locally
+``DJANGO_PASSWORD_HASHERS`` comma-separated hasher classes, first one hashes (default Django's)
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import dj_database_url
+import django_stubs_ext
+
+# Lets the typed generics of Django's classes (ModelAdmin[Product], ...) run as written.
+django_stubs_ext.monkeypatch()
+
+BASE_DIR = Path(__file__).resolve().parent
+VAR_DIR = Path(os.environ.get("STRANGLER_VAR_DIR", BASE_DIR.parent / "var"))
+
+DEBUG = os.environ.get("DJANGO_DEBUG", "") in {"1", "true", "yes"}
+SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "dev-only-not-secret-strangler-sample-monolith")
+ALLOWED_HOSTS = [h.strip() for h in os.environ.get("DJANGO_ALLOWED_HOSTS", "*").split(",")]
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "django_filters",
+    "monolith.core",
+    "monolith.catalog",
+    "monolith.customers",
+    "monolith.orders",
+    "monolith.storefront",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "monolith.urls"
+WSGI_APPLICATION = "monolith.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+
+def _database() -> dict[str, Any]:
+    default_sqlite = f"sqlite:///{VAR_DIR / 'monolith.sqlite3'}"
+    url = os.environ.get("DATABASE_URL") or default_sqlite
+    config: dict[str, Any] = dict(
+        dj_database_url.parse(url, conn_max_age=60, conn_health_checks=True)
+    )
+    if config["ENGINE"] == "django.db.backends.sqlite3":
+        # Several gunicorn workers share one file: wait for the write lock instead of
+        # failing, take it at BEGIN (no lock upgrades that deadlock), and use WAL so
+        # readers never block the writer.
+        config["CONN_MAX_AGE"] = 0
+        config["OPTIONS"] = {
+            "timeout": 30,
+            "transaction_mode": "IMMEDIATE",
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        }
+        if config["NAME"] not in {"", ":memory:"}:
+            Path(config["NAME"]).parent.mkdir(parents=True, exist_ok=True)
+    return config
+
+
+DATABASES = {"default": _database()}
+
+# The legacy tables use 32-bit integer keys; the data-sync design depends on it.
+DEFAULT_AUTO_FIELD = "django.db.models.AutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+# The first hasher hashes new passwords; the others still verify existing ones.
+if os.environ.get("DJANGO_PASSWORD_HASHERS"):
+    PASSWORD_HASHERS = [h.strip() for h in os.environ["DJANGO_PASSWORD_HASHERS"].split(",")]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+# Only production needs collectstatic (set DJANGO_STATIC_ROOT there).
+STATIC_ROOT = os.environ.get("DJANGO_STATIC_ROOT") or None
+# Serve admin assets straight from the installed apps: no collectstatic step to forget.
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = DEBUG
+
+LOGIN_URL = "/shop/login/"
+LOGIN_REDIRECT_URL = "/shop/"
+LOGOUT_REDIRECT_URL = "/shop/"
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.TokenAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PAGINATION_CLASS": "monolith.core.pagination.ShopPagination",
+    "DEFAULT_FILTER_BACKENDS": [
+        "django_filters.rest_framework.DjangoFilterBackend",
+        "rest_framework.filters.SearchFilter",
+        "rest_framework.filters.OrderingFilter",
+    ],
+    "EXCEPTION_HANDLER": "monolith.core.errors.api_exception_handler",
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": os.environ.get("DJANGO_LOG_LEVEL", "INFO")},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}

@@ -1,0 +1,38 @@
+"""Fixtures shared by every test package, and the options of the contract suite."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from pytest_django.fixtures import Settings
+
+from tests.servers import FAST_HASHERS, MonolithServer, monolith_server, scratch_database
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("contract", "HTTP contract suite")
+    group.addoption(
+        "--base-url",
+        default=None,
+        help="Run the contract suite against this URL instead of a monolith it starts itself "
+        "(env STRANGLER_CONTRACT_URL).",
+    )
+    group.addoption(
+        "--staff-token",
+        default=None,
+        help="API token of a staff account at --base-url; staff-only checks are skipped "
+        "without one (env STRANGLER_CONTRACT_STAFF_TOKEN).",
+    )
+
+
+@pytest.fixture(scope="session")
+def pg_monolith() -> Iterator[MonolithServer]:
+    """The seeded monolith under gunicorn, on its own PostgreSQL database."""
+    with scratch_database() as url, monolith_server(url) as server:
+        yield server
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings: Settings) -> None:
+    settings.PASSWORD_HASHERS = FAST_HASHERS.split(",")
