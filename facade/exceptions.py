@@ -2,6 +2,7 @@
 
     StranglerError            base; exit 2 unless a subclass says otherwise
     ├── ConfigError           bad usage or configuration: a value, a file, a flag (exit 2)
+    │   └── RoutingFileError  routing.yaml is invalid; carries every Problem (file:line:col)
     ├── CheckFailed           a check ran and its answer is "no" (exit 1)
     └── StackError            the local stack could not start or stay up (exit 1)
 
@@ -10,6 +11,22 @@ Anything else escaping the CLI is a bug and is shown with its traceback.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong in a file: where, which key, and what is allowed instead."""
+
+    file: str
+    line: int  # 1-based
+    column: int  # 1-based
+    key: str  # dotted path, e.g. routes[2].targets.orders
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.column}: {self.key}: {self.message}"
 
 
 class StranglerError(Exception):
@@ -20,6 +37,16 @@ class ConfigError(StranglerError):
     exit_code = 2
 
 
+class RoutingFileError(ConfigError):
+    """routing.yaml failed validation. ``problems`` lists every problem, not just the first."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        lines = [str(p) for p in problems]
+        count = f"{len(problems)} problem{'s' if len(problems) != 1 else ''}"
+        super().__init__(f"invalid routing file ({count}):\n  " + "\n  ".join(lines))
+
+
 class CheckFailed(StranglerError):
     exit_code = 1
 
@@ -28,4 +55,11 @@ class StackError(StranglerError):
     exit_code = 1
 
 
-__all__ = ["CheckFailed", "ConfigError", "StackError", "StranglerError"]
+__all__ = [
+    "CheckFailed",
+    "ConfigError",
+    "Problem",
+    "RoutingFileError",
+    "StackError",
+    "StranglerError",
+]

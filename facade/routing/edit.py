@@ -1,0 +1,286 @@
+"""Flip routes in routing.yaml: shift, promote, rollback — keeping comments and layout.
+
+An edit is a read-modify-write of the file under an exclusive lock (CLI and admin API
+may edit at once): the YAML is loaded round-trip (ruamel.yaml keeps comments, order,
+quoting and flow style), only the route's ``targets`` values change, the result is
+validated as a whole before anything is written, and it replaces the file atomically
+(write to a temporary file, fsync, rename), so a running proxy never reads half a file.
+Each edit appends one JSON line to the audit log: when, who, route, weights before →
+after.
+
+Weights, as everywhere, are percentages in steps of 0.1 that add up to 100:
+
+* ``shift(route, backend, P)`` gives ``backend`` P %; the other targets share the rest
+  in their current proportions (all to the monolith if they had none);
+* ``promote(route, backend)`` gives ``backend`` 100 % (by default the one non-monolith
+  backend with the most traffic);
+* ``rollback(route)`` gives the monolith 100 %. Other targets stay listed at 0, so the
+  file still shows what the route is migrating to.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import getpass
+import io
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.util import load_yaml_guess_indent
+
+from facade.exceptions import ConfigError
+from facade.routing.loader import parse_share, parse_table
+from facade.routing.model import SHARE_TOTAL, BackendKind, RoutingTable
+
+
+@dataclass(frozen=True)
+class Change:
+    action: str
+    route: str
+    before: dict[str, float]
+    after: dict[str, float]
+    table: RoutingTable
+
+    @property
+    def changed(self) -> bool:
+        return self.before != self.after
+
+    def describe(self) -> str:
+        parts = [
+            f"{b} {self.before.get(b, 0):g}% → {self.after.get(b, 0):g}%"
+            for b in dict.fromkeys([*self.before, *self.after])
+        ]
+        return f"{self.action} {self.route}: " + ", ".join(parts)
+
+
+def _mapping_indent(text: str) -> int:
+    """Indentation of the first nested mapping key under a top-level key."""
+    parent_seen = False
+    for line in text.splitlines():
+        stripped = line.lstrip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        indent = len(line) - len(stripped)
+        if indent == 0:
+            parent_seen = stripped.rstrip().endswith(":")
+        elif parent_seen and not stripped.startswith("-"):
+            return indent
+        else:
+            parent_seen = False
+    return 2
+
+
+def _yaml(text: str) -> YAML:
+    """A round-trip YAML that writes with the indentation this file already uses."""
+    _, sequence, offset = load_yaml_guess_indent(text)
+    yaml = YAML(typ="rt")
+    yaml.preserve_quotes = True
+    yaml.width = 4096
+    yaml.indent(mapping=_mapping_indent(text), sequence=sequence or 2, offset=offset or 0)
+    return yaml
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    lock_path = path.with_name(f".{path.name}.lock")
+    with open(lock_path, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        if path.exists():
+            os.chmod(tmp, path.stat().st_mode & 0o777)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def _targets_node(document: CommentedMap, route: str) -> tuple[Any, Any]:
+    """(container, key) of the route's targets in the YAML document."""
+    if route == "default":
+        default = document.get("default")
+        if isinstance(default, CommentedMap):
+            return default, "targets"
+        return document, "default"
+    routes = document.get("routes")
+    if isinstance(routes, CommentedSeq):
+        for item in routes:
+            if isinstance(item, CommentedMap) and item.get("name") == route:
+                return item, "targets"
+    names = [r.get("name") for r in routes or [] if isinstance(r, CommentedMap)]
+    raise ConfigError(f"no route named {route!r}; routes: {', '.join(map(str, names))}, default")
+
+
+def _current(container: Any, key: Any) -> dict[str, int]:
+    node = container[key]
+    if isinstance(node, str):
+        return {node: SHARE_TOTAL}
+    shares: dict[str, int] = {}
+    for name, value in node.items():
+        share = parse_share(value)
+        shares[str(name)] = share if share is not None else 0
+    return shares
+
+
+def _number(share: int) -> int | float:
+    return share // 10 if share % 10 == 0 else share / 10
+
+
+def _set(container: Any, key: Any, shares: dict[str, int]) -> None:
+    node = container[key]
+    if isinstance(node, str):  # the shorthand "targets: monolith" grows into a mapping
+        mapping = CommentedMap()
+        mapping.fa.set_flow_style()
+        container[key] = mapping
+        node = mapping
+    for name in list(node):
+        if name not in shares:
+            del node[name]
+    for name, share in shares.items():
+        node[name] = _number(share)
+
+
+def _percent(shares: dict[str, int]) -> dict[str, float]:
+    return {name: share / 10 for name, share in shares.items()}
+
+
+def _monolith_of(table: RoutingTable, names: list[str]) -> str:
+    for name in names:
+        backend = table.backends.get(name)
+        if backend is not None and backend.kind is BackendKind.MONOLITH:
+            return name
+    for backend in table.backends.values():
+        if backend.kind is BackendKind.MONOLITH:
+            return backend.name
+    raise ConfigError("no backend of kind monolith to roll back to")
+
+
+def _plan(
+    action: str,
+    table: RoutingTable,
+    shares: dict[str, int],
+    backend: str | None,
+    percent: float | None,
+) -> dict[str, int]:
+    names = list(shares)
+    if action == "rollback":
+        monolith = _monolith_of(table, names)
+        return {**dict.fromkeys(names, 0), monolith: SHARE_TOTAL}
+    if action == "promote":
+        if backend is None:
+            candidates = [n for n in names if table.backends[n].kind is not BackendKind.MONOLITH]
+            if not candidates:
+                raise ConfigError(
+                    "nothing to promote: the route has no non-monolith backend; name one with --to"
+                )
+            backend = max(candidates, key=lambda n: shares[n])
+        if backend not in table.backends:
+            raise ConfigError(
+                f"no backend named {backend!r}; backends: {', '.join(table.backends)}"
+            )
+        return {**dict.fromkeys(names, 0), backend: SHARE_TOTAL}
+    # shift
+    assert backend is not None
+    assert percent is not None
+    if backend not in table.backends:
+        raise ConfigError(f"no backend named {backend!r}; backends: {', '.join(table.backends)}")
+    wanted = parse_share(percent)
+    if wanted is None:
+        raise ConfigError(f"--percent {percent}: a percentage from 0 to 100 in steps of 0.1")
+    others = {n: s for n, s in shares.items() if n != backend}
+    rest = SHARE_TOTAL - wanted
+    result = {**dict.fromkeys(names, 0), backend: wanted}
+    if rest:
+        total = sum(others.values())
+        if total == 0:
+            result[_monolith_of(table, [n for n in names if n != backend])] = rest
+        else:
+            allotted = {n: s * rest // total for n, s in others.items()}
+            # hand out what integer division left over, largest remainders first
+            leftover = rest - sum(allotted.values())
+            order = sorted(others, key=lambda n: (-(others[n] * rest % total), n))
+            for name in order[:leftover]:
+                allotted[name] += 1
+            result.update(allotted)
+    return result
+
+
+def apply_edit(
+    path: str | Path,
+    action: str,
+    route: str,
+    *,
+    backend: str | None = None,
+    percent: float | None = None,
+    who: str | None = None,
+    audit_log: str | Path | None = None,
+) -> Change:
+    """Edit one route's weights in place and return the change; invalid results are not written."""
+    path = Path(path)
+    with _locked(path):
+        text = path.read_text(encoding="utf-8")
+        yaml = _yaml(text)
+        table = parse_table(text, str(path))  # refuse to edit a file that is already invalid
+        document = yaml.load(text)
+        container, key = _targets_node(document, route)
+        before = _current(container, key)
+        after = _plan(action, table, before, backend, percent)
+        _set(container, key, after)
+        out = io.StringIO()
+        yaml.dump(document, out)
+        new_text = out.getvalue()
+        new_table = parse_table(new_text, str(path))
+        change = Change(action, route, _percent(before), _percent(after), new_table)
+        if change.changed:
+            _write_atomically(path, new_text)
+            log_path = Path(audit_log or new_table.settings.audit_log)
+            if not log_path.is_absolute():
+                log_path = path.parent / log_path
+            _audit(log_path, change, who or _who(), path)
+    return change
+
+
+def _who() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return f"uid {os.getuid()}"
+
+
+def _audit(log_path: Path, change: Change, who: str, file: Path) -> None:
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    entry = {
+        "at": datetime.now(UTC).isoformat(timespec="milliseconds"),
+        "who": who,
+        "action": change.action,
+        "route": change.route,
+        "before": change.before,
+        "after": change.after,
+        "file": str(file),
+    }
+    with open(log_path, "a", encoding="utf-8") as handle:
+        handle.write(json.dumps(entry) + "\n")
+
+
+__all__ = ["Change", "apply_edit"]

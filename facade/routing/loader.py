@@ -1,0 +1,765 @@
+"""routing.yaml → a validated ``RoutingTable``, or every problem with file:line:column.
+
+Validation happens here, once, and enforces AWS's limits itself (the local stand-ins do
+not): at most 5 targets per forward action, weights ALB can express, path patterns of at
+most 128 characters with ALB's characters and wildcards, at most 3 match evaluations per
+condition, 5 per rule and 5 wildcards per rule, priorities 1-50,000 and unique, the
+rules-per-load-balancer quota, stickiness 1-604,800 s. A file with problems is refused
+whole: callers keep the table they had.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.error import MarkedYAMLError
+
+from facade.exceptions import Problem, RoutingFileError
+from facade.routing import patterns
+from facade.routing.model import (
+    SHARE_TOTAL,
+    Backend,
+    BackendKind,
+    FacadeSettings,
+    HeaderCondition,
+    Match,
+    Override,
+    Route,
+    RoutingTable,
+    StableKey,
+    Stickiness,
+    Target,
+    Timeouts,
+)
+
+MAX_TARGETS = 5
+MAX_EVALUATIONS_PER_CONDITION = 3
+MAX_EVALUATIONS_PER_RULE = 5
+MAX_WILDCARDS_PER_RULE = 5
+PRIORITY_MIN, PRIORITY_MAX = 1, 50_000
+STICKY_MIN, STICKY_MAX = 1, 604_800
+NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$")
+HANDLER = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+DEFAULT_ROUTE = "default"
+
+TOP_KEYS = ("version", "facade", "backends", "routes", "default")
+BACKEND_KEYS = ("kind", "url", "handler", "multi_value_headers", "aws")
+ROUTE_KEYS = ("name", "priority", "match", "targets", "stickiness", "stable_key")
+MATCH_KEYS = ("paths", "methods", "headers")
+FACADE_KEYS = (
+    "listen",
+    "backend_header",
+    "route_header",
+    "override",
+    "timeouts",
+    "max_body_bytes",
+    "max_rules",
+    "sticky_cookie",
+    "admin",
+    "audit_log",
+    "access_log",
+)
+AWS_KEYS: dict[BackendKind, tuple[str, ...]] = {
+    BackendKind.MONOLITH: ("target_group_arn", "instances", "port", "vpc_id", "health_check"),
+    BackendKind.LAMBDA: ("function", "alias", "target_group_arn"),
+    BackendKind.ECS: (
+        "cluster",
+        "service",
+        "container_port",
+        "vpc_id",
+        "health_check",
+        "target_group_arn",
+    ),
+    BackendKind.URL: ("target_group_arn",),
+}
+
+
+@dataclass
+class _Checker:
+    """Collects problems with their positions while the file is read."""
+
+    file: str
+    problems: list[Problem] = field(default_factory=list)
+
+    def at(self, node: Any, key: Any, path: str, message: str, *, value: bool = True) -> None:
+        line, column = _position(node, key, value=value)
+        self.problems.append(Problem(self.file, line, column, path, message))
+
+    def mapping(
+        self, node: Any, parent: Any, key: Any, path: str, allowed: tuple[str, ...]
+    ) -> CommentedMap | None:
+        if not isinstance(node, CommentedMap):
+            self.at(parent, key, path, f"must be a mapping, got {_show(node)}")
+            return None
+        for name in node:
+            if name not in allowed:
+                hint = difflib.get_close_matches(str(name), allowed, n=1)
+                suggestion = f"; did you mean {hint[0]!r}?" if hint else ""
+                self.at(
+                    node,
+                    name,
+                    f"{path}.{name}",
+                    f"unknown key; allowed: {', '.join(allowed)}{suggestion}",
+                    value=False,
+                )
+        return node
+
+
+def _position(node: Any, key: Any, *, value: bool) -> tuple[int, int]:
+    lc = getattr(node, "lc", None)
+    if lc is None:
+        return (1, 1)
+    try:
+        if isinstance(node, CommentedSeq):
+            line, column = lc.item(key)
+        elif value:
+            line, column = lc.value(key)
+        else:
+            line, column = lc.key(key)
+    except (KeyError, IndexError, TypeError):
+        line, column = lc.line, lc.col
+    return (int(line) + 1, int(column) + 1)
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, CommentedMap):
+        return "a mapping"
+    if isinstance(value, CommentedSeq):
+        return "a list"
+    return repr(value)
+
+
+def _as_list(value: Any) -> list[Any]:
+    return list(value) if isinstance(value, list) else [value]
+
+
+def parse_share(value: Any) -> int | None:
+    """A percentage (0-100, steps of 0.1) as tenths of a percent, or None if invalid."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return None
+    try:
+        tenths = Decimal(str(value)) * 10
+    except InvalidOperation:
+        return None
+    if tenths != tenths.to_integral_value() or not 0 <= tenths <= SHARE_TOTAL:
+        return None
+    return int(tenths)
+
+
+def load_table(path: str | Path) -> RoutingTable:
+    """Read and validate a routing file; raise ``RoutingFileError`` listing every problem."""
+    file = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise RoutingFileError([Problem(file, 1, 1, "(file)", f"cannot read: {exc}")]) from exc
+    return parse_table(text, file)
+
+
+def parse_table(text: str, file: str = "routing.yaml") -> RoutingTable:
+    yaml = YAML(typ="rt")
+    try:
+        document = yaml.load(text)
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        raise RoutingFileError(
+            [Problem(file, line, column, "(syntax)", f"not valid YAML: {exc.problem}")]
+        ) from exc
+    check = _Checker(file)
+    if not isinstance(document, CommentedMap):
+        check.problems.append(
+            Problem(
+                file,
+                1,
+                1,
+                "(top)",
+                "must be a mapping of version, facade, backends, routes, default",
+            )
+        )
+        raise RoutingFileError(check.problems)
+    check.mapping(document, None, None, "(top)", TOP_KEYS)
+    version = document.get("version", 1)
+    if version != 1:
+        check.at(document, "version", "version", f"{version!r} is not supported; use 1")
+
+    settings = _settings(check, document)
+    backends = _backends(check, document)
+    routes = _routes(check, document, backends, settings)
+    default = _default(check, document, backends, routes)
+
+    if check.problems:
+        raise RoutingFileError(sorted(check.problems, key=lambda p: (p.line, p.column)))
+    assert default is not None
+    return RoutingTable(file, settings, backends, tuple(routes), default)
+
+
+# -- facade settings -------------------------------------------------------------------
+
+
+def _settings(check: _Checker, document: CommentedMap) -> FacadeSettings:
+    if "facade" not in document:
+        return FacadeSettings()
+    node = check.mapping(document["facade"], document, "facade", "facade", FACADE_KEYS)
+    if node is None:
+        return FacadeSettings()
+    kw: dict[str, Any] = {}
+    defaults = FacadeSettings()
+
+    if "listen" in node:
+        host, _, port = str(node["listen"]).rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            check.at(
+                node,
+                "listen",
+                "facade.listen",
+                f"{node['listen']!r}: use HOST:PORT, e.g. 127.0.0.1:8000",
+            )
+        else:
+            kw["listen_host"], kw["listen_port"] = host.strip("[]"), int(port)
+    for key in ("backend_header", "route_header"):
+        if key in node:
+            problem = patterns.header_name_problem(str(node[key]))
+            if problem:
+                check.at(node, key, f"facade.{key}", f"{node[key]!r} {problem}")
+            else:
+                kw[key] = str(node[key])
+    if "sticky_cookie" in node:
+        if not re.match(r"^[A-Za-z0-9_-]{1,64}$", str(node["sticky_cookie"])):
+            check.at(
+                node,
+                "sticky_cookie",
+                "facade.sticky_cookie",
+                "must be 1-64 letters, digits, '_' or '-'",
+            )
+        else:
+            kw["sticky_cookie"] = str(node["sticky_cookie"])
+    for key, low, high in (("max_body_bytes", 1, 2**31), ("max_rules", 1, 1000)):
+        if key in node:
+            value = node[key]
+            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+                check.at(
+                    node,
+                    key,
+                    f"facade.{key}",
+                    f"{value!r}: must be a whole number from {low} to {high}",
+                )
+            else:
+                kw[key] = value
+    if "access_log" in node:
+        if not isinstance(node["access_log"], bool):
+            check.at(node, "access_log", "facade.access_log", "must be true or false")
+        else:
+            kw["access_log"] = node["access_log"]
+    if "audit_log" in node:
+        kw["audit_log"] = str(node["audit_log"])
+    if "override" in node:
+        override = check.mapping(
+            node["override"], node, "override", "facade.override", ("enabled", "header")
+        )
+        if override is not None:
+            enabled = override.get("enabled", False)
+            header = str(override.get("header", defaults.override.header))
+            if not isinstance(enabled, bool):
+                check.at(override, "enabled", "facade.override.enabled", "must be true or false")
+            problem = patterns.header_name_problem(header)
+            if problem:
+                check.at(override, "header", "facade.override.header", f"{header!r} {problem}")
+            kw["override"] = Override(enabled=enabled is True, header=header.lower())
+    if "timeouts" in node:
+        timeouts = check.mapping(
+            node["timeouts"], node, "timeouts", "facade.timeouts", ("connect", "read", "lambda")
+        )
+        if timeouts is not None:
+            values: dict[str, float] = {}
+            for key in ("connect", "read", "lambda"):
+                if key in timeouts:
+                    value = timeouts[key]
+                    if (
+                        isinstance(value, bool)
+                        or not isinstance(value, int | float)
+                        or not (0 < value <= 900)
+                    ):
+                        check.at(
+                            timeouts,
+                            key,
+                            f"facade.timeouts.{key}",
+                            f"{value!r}: seconds, more than 0 and at most 900",
+                        )
+                    else:
+                        values["lambda_" if key == "lambda" else key] = float(value)
+            kw["timeouts"] = Timeouts(**values)
+    if "admin" in node:
+        admin = check.mapping(
+            node["admin"], node, "admin", "facade.admin", ("token_env", "token_file")
+        )
+        if admin is not None:
+            if "token_env" in admin:
+                kw["admin_token_env"] = str(admin["token_env"])
+            if "token_file" in admin:
+                kw["admin_token_file"] = str(admin["token_file"])
+    return FacadeSettings(**kw)
+
+
+# -- backends --------------------------------------------------------------------------
+
+
+def _backends(check: _Checker, document: CommentedMap) -> dict[str, Backend]:
+    if "backends" not in document:
+        check.problems.append(
+            Problem(check.file, 1, 1, "backends", "is required: declare at least the monolith")
+        )
+        return {}
+    node = document["backends"]
+    if not isinstance(node, CommentedMap) or not node:
+        check.at(document, "backends", "backends", "must be a non-empty mapping of name → backend")
+        return {}
+    backends: dict[str, Backend] = {}
+    for name, spec in node.items():
+        path = f"backends.{name}"
+        if not NAME.match(str(name)):
+            check.at(
+                node,
+                name,
+                path,
+                "backend names are 1-32 lower-case letters, digits and "
+                "'-' (they become AWS target-group names)",
+                value=False,
+            )
+        body = check.mapping(spec, node, name, path, BACKEND_KEYS)
+        if body is None:
+            continue
+        kind_value = body.get("kind")
+        try:
+            kind = BackendKind(kind_value)
+        except ValueError:
+            allowed = ", ".join(k.value for k in BackendKind)
+            check.at(
+                body if "kind" in body else node,
+                "kind" if "kind" in body else name,
+                f"{path}.kind",
+                f"{_show(kind_value)} is not a backend kind; use one of: {allowed}",
+            )
+            continue
+        url = body.get("url")
+        handler = body.get("handler")
+        if url is not None:
+            parts = urlsplit(str(url))
+            if parts.scheme != "http" or not parts.hostname or parts.port is None:
+                check.at(
+                    body,
+                    "url",
+                    f"{path}.url",
+                    f"{url!r}: use http://HOST:PORT (the local address of this backend)",
+                )
+        if handler is not None and not HANDLER.match(str(handler)):
+            check.at(
+                body, "handler", f"{path}.handler", f"{handler!r}: use 'package.module:function'"
+            )
+        if kind is BackendKind.LAMBDA:
+            if (url is None) == (handler is None):
+                check.at(
+                    node,
+                    name,
+                    path,
+                    "a lambda backend needs exactly one of 'handler' "
+                    "(run in-process) or 'url' (an emulator)",
+                )
+        elif url is None:
+            check.at(node, name, path, f"a {kind.value} backend needs 'url'")
+        elif handler is not None:
+            check.at(body, "handler", f"{path}.handler", "only lambda backends have a handler")
+        multi = body.get("multi_value_headers", False)
+        if not isinstance(multi, bool):
+            check.at(
+                body, "multi_value_headers", f"{path}.multi_value_headers", "must be true or false"
+            )
+        aws: dict[str, object] = {}
+        if "aws" in body:
+            aws_node = check.mapping(body["aws"], body, "aws", f"{path}.aws", AWS_KEYS[kind])
+            if aws_node is not None:
+                aws = {str(k): _plain(v) for k, v in aws_node.items()}
+                _check_aws(check, aws_node, path, kind)
+        backends[str(name)] = Backend(
+            name=str(name),
+            kind=kind,
+            url=str(url).rstrip("/") if url is not None else None,
+            handler=str(handler) if handler is not None else None,
+            multi_value_headers=multi is True,
+            aws=aws,
+        )
+    if not any(b.kind is BackendKind.MONOLITH for b in backends.values()):
+        check.at(
+            document,
+            "backends",
+            "backends",
+            "declare the monolith: one backend needs kind: monolith",
+        )
+    return backends
+
+
+def _plain(value: Any) -> object:
+    if isinstance(value, CommentedMap):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, CommentedSeq):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _check_aws(check: _Checker, node: CommentedMap, path: str, kind: BackendKind) -> None:
+    for key in ("port", "container_port"):
+        if key in node:
+            value = node[key]
+            if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 65536:
+                check.at(node, key, f"{path}.aws.{key}", f"{value!r}: a port, 1-65535")
+    if "instances" in node:
+        for i, instance in enumerate(_as_list(node["instances"])):
+            if not re.match(r"^i-[0-9a-f]{8,17}$", str(instance)):
+                check.at(
+                    node,
+                    "instances",
+                    f"{path}.aws.instances[{i}]",
+                    f"{instance!r} is not an EC2 instance id (i-0123456789abcdef0)",
+                )
+    if "target_group_arn" in node and not str(node["target_group_arn"]).startswith(
+        "arn:aws:elasticloadbalancing:"
+    ):
+        check.at(
+            node,
+            "target_group_arn",
+            f"{path}.aws.target_group_arn",
+            "must be a target-group ARN (arn:aws:elasticloadbalancing:...)",
+        )
+    if kind is BackendKind.LAMBDA and "function" not in node:
+        check.at(node, None, f"{path}.aws", "a lambda backend's aws block needs 'function'")
+    if kind is BackendKind.ECS:
+        for key in ("cluster", "service", "container_port"):
+            if key not in node:
+                check.at(node, None, f"{path}.aws", f"an ecs backend's aws block needs '{key}'")
+
+
+# -- routes ----------------------------------------------------------------------------
+
+
+def _routes(
+    check: _Checker, document: CommentedMap, backends: dict[str, Backend], settings: FacadeSettings
+) -> list[Route]:
+    node = document.get("routes", [])
+    if node is None:
+        return []
+    if not isinstance(node, CommentedSeq):
+        check.at(document, "routes", "routes", "must be a list of routes")
+        return []
+    if len(node) > settings.max_rules:
+        check.at(
+            document,
+            "routes",
+            "routes",
+            f"{len(node)} routes; an ALB listener has at most "
+            f"{settings.max_rules} rules (facade.max_rules, the account's quota)",
+        )
+    routes: list[Route] = []
+    names: dict[str, int] = {}
+    priorities: dict[int, str] = {}
+    previous = 0
+    for index, spec in enumerate(node):
+        path = f"routes[{index}]"
+        body = check.mapping(spec, node, index, path, ROUTE_KEYS)
+        if body is None:
+            continue
+        name = body.get("name")
+        if not isinstance(name, str) or not NAME.match(name) or name == DEFAULT_ROUTE:
+            check.at(
+                body if "name" in body else node,
+                "name" if "name" in body else index,
+                f"{path}.name",
+                f"{_show(name)}: every route needs a name of 1-32 "
+                f"lower-case letters, digits and '-' (not '{DEFAULT_ROUTE}')",
+            )
+            name = f"#{index}"
+        elif name in names:
+            check.at(
+                body,
+                "name",
+                f"{path}.name",
+                f"{name!r} is already the name of routes[{names[name]}]",
+            )
+        names.setdefault(name, index)
+        path = f"routes[{index}] ({name})"
+
+        priority = body.get("priority", (index + 1) * 10)
+        if (
+            isinstance(priority, bool)
+            or not isinstance(priority, int)
+            or not (PRIORITY_MIN <= priority <= PRIORITY_MAX)
+        ):
+            check.at(
+                body,
+                "priority",
+                f"{path}.priority",
+                f"{priority!r}: ALB rule priorities "
+                f"are whole numbers {PRIORITY_MIN}-{PRIORITY_MAX}",
+            )
+            priority = previous + 1
+        elif priority in priorities:
+            check.at(
+                body,
+                "priority",
+                f"{path}.priority",
+                f"{priority} is already the priority of route {priorities[priority]!r}",
+            )
+        elif priority <= previous:
+            check.at(
+                body,
+                "priority",
+                f"{path}.priority",
+                f"{priority} must be greater than the "
+                f"previous route's ({previous}): routes are listed in the order they are "
+                "evaluated",
+            )
+        priorities.setdefault(priority, name)
+        previous = max(previous, priority)
+
+        match = _match(check, body, path)
+        targets = _targets(check, body, path, backends)
+        stickiness = _stickiness(check, body, path)
+        stable_key = _stable_key(check, body, path)
+        if stickiness and stable_key:
+            check.at(
+                body,
+                "stable_key",
+                f"{path}.stable_key",
+                "use either stickiness (a cookie "
+                "set on first visit) or stable_key (a hash of the user), not both",
+            )
+        line, _ = _position(node, index, value=True)
+        routes.append(Route(name, priority, match, targets, stickiness, stable_key, line))
+    return routes
+
+
+def _match(check: _Checker, body: CommentedMap, path: str) -> Match:
+    if "match" not in body:
+        check.at(
+            body,
+            None,
+            f"{path}.match",
+            "is required: an ALB rule needs at least one "
+            "condition (use 'default' for everything else)",
+        )
+        return Match()
+    node = check.mapping(body["match"], body, "match", f"{path}.match", MATCH_KEYS)
+    if node is None:
+        return Match()
+    paths: list[str] = []
+    wildcard_count = 0
+    for i, value in enumerate(_as_list(node.get("paths", []))):
+        value = str(value)
+        problem = patterns.path_pattern_problem(value)
+        if problem:
+            check.at(node, "paths", f"{path}.match.paths[{i}]", f"{value!r} {problem}")
+        paths.append(value)
+        wildcard_count += patterns.wildcards(value)
+    methods: list[str] = []
+    for i, value in enumerate(_as_list(node.get("methods", []))):
+        value = str(value)
+        problem = patterns.method_problem(value)
+        if problem:
+            check.at(node, "methods", f"{path}.match.methods[{i}]", f"{value!r} {problem}")
+        methods.append(value)
+    headers: list[HeaderCondition] = []
+    if "headers" in node:
+        header_node = node["headers"]
+        if not isinstance(header_node, CommentedMap):
+            check.at(
+                node,
+                "headers",
+                f"{path}.match.headers",
+                "must map header names to a value or a list of values",
+            )
+        else:
+            for header, values in header_node.items():
+                hpath = f"{path}.match.headers.{header}"
+                problem = patterns.header_name_problem(str(header))
+                if problem:
+                    check.at(header_node, header, hpath, f"{header!r} {problem}", value=False)
+                value_list = [str(v) for v in _as_list(values)]
+                for value in value_list:
+                    problem = patterns.header_value_problem(value)
+                    if problem:
+                        check.at(header_node, header, hpath, f"{value!r} {problem}")
+                    wildcard_count += patterns.wildcards(value)
+                if len(value_list) > MAX_EVALUATIONS_PER_CONDITION:
+                    check.at(header_node, header, hpath, _too_many(len(value_list)))
+                headers.append(HeaderCondition(str(header).lower(), tuple(value_list)))
+    for key, items in (("paths", paths), ("methods", methods)):
+        if len(items) > MAX_EVALUATIONS_PER_CONDITION:
+            check.at(node, key, f"{path}.match.{key}", _too_many(len(items)))
+    match = Match(tuple(paths), tuple(methods), tuple(headers))
+    if match.evaluations == 0:
+        check.at(body, "match", f"{path}.match", "needs at least one of paths, methods, headers")
+    elif match.evaluations > MAX_EVALUATIONS_PER_RULE:
+        check.at(
+            body,
+            "match",
+            f"{path}.match",
+            f"{match.evaluations} match values in one rule; "
+            f"ALB allows at most {MAX_EVALUATIONS_PER_RULE} per rule: split the route",
+        )
+    if wildcard_count > MAX_WILDCARDS_PER_RULE:
+        check.at(
+            body,
+            "match",
+            f"{path}.match",
+            f"{wildcard_count} wildcards in one rule; ALB "
+            f"allows at most {MAX_WILDCARDS_PER_RULE} per rule",
+        )
+    return match
+
+
+def _too_many(count: int) -> str:
+    return (
+        f"{count} values; ALB allows at most {MAX_EVALUATIONS_PER_CONDITION} per condition: "
+        "split the route or use a wildcard"
+    )
+
+
+def _targets(
+    check: _Checker, body: Any, path: str, backends: dict[str, Backend], key: str = "targets"
+) -> tuple[Target, ...]:
+    if key not in body:
+        check.at(body, None, f"{path}.{key}", "is required: backend → percent")
+        return ()
+    node = body[key]
+    if isinstance(node, str):  # shorthand: one backend takes everything
+        node_items: Iterator[tuple[Any, Any]] = iter([(node, 100)])
+        container, at_key = body, key
+        is_map = False
+    elif isinstance(node, CommentedMap) and node:
+        node_items = iter(node.items())
+        container, at_key = node, None
+        is_map = True
+    else:
+        check.at(
+            body,
+            key,
+            f"{path}.{key}",
+            "must map backend names to percentages (or name one backend)",
+        )
+        return ()
+    targets: list[Target] = []
+
+    def where(name: Any) -> tuple[Any, Any]:
+        return (container, name) if is_map else (container, at_key)
+
+    for name, percent in node_items:
+        tpath = f"{path}.{key}.{name}"
+        if name not in backends:
+            known = ", ".join(backends) or "none declared"
+            hint = difflib.get_close_matches(str(name), list(backends), n=1)
+            suggestion = f"; did you mean {hint[0]!r}?" if hint else ""
+            check.at(
+                *where(name),
+                tpath,
+                f"no backend named {name!r} (backends: {known}){suggestion}",
+                value=not is_map,  # point at the name itself
+            )
+        share = parse_share(percent)
+        if share is None:
+            check.at(
+                *where(name), tpath, f"{percent!r}: a percentage from 0 to 100 in steps of 0.1"
+            )
+            share = 0
+        targets.append(Target(str(name), share))
+    if len(targets) > MAX_TARGETS:
+        check.at(
+            body,
+            key,
+            f"{path}.{key}",
+            f"{len(targets)} targets; an ALB forward action "
+            f"takes at most {MAX_TARGETS} target groups",
+        )
+    total = sum(t.share for t in targets)
+    if targets and total != SHARE_TOTAL:
+        check.at(
+            body,
+            key,
+            f"{path}.{key}",
+            f"percentages add up to {total / 10:g}; they must add up to 100",
+        )
+    return tuple(targets)
+
+
+def _stickiness(check: _Checker, body: CommentedMap, path: str) -> Stickiness | None:
+    if "stickiness" not in body or body["stickiness"] in (None, False):
+        return None
+    node = body["stickiness"]
+    duration = node.get("duration") if isinstance(node, CommentedMap) else node
+    if isinstance(node, CommentedMap):
+        check.mapping(node, body, "stickiness", f"{path}.stickiness", ("duration",))
+    if (
+        isinstance(duration, bool)
+        or not isinstance(duration, int)
+        or not (STICKY_MIN <= duration <= STICKY_MAX)
+    ):
+        check.at(
+            body,
+            "stickiness",
+            f"{path}.stickiness",
+            f"duration {duration!r}: whole "
+            f"seconds from {STICKY_MIN} to {STICKY_MAX} (7 days), as ALB allows",
+        )
+        return None
+    return Stickiness(duration)
+
+
+def _stable_key(check: _Checker, body: CommentedMap, path: str) -> StableKey | None:
+    if "stable_key" not in body:
+        return None
+    node = check.mapping(
+        body["stable_key"], body, "stable_key", f"{path}.stable_key", ("header", "cookie")
+    )
+    if node is None:
+        return None
+    if len([k for k in ("header", "cookie") if k in node]) != 1:
+        check.at(body, "stable_key", f"{path}.stable_key", "name exactly one of header or cookie")
+        return None
+    if "header" in node:
+        problem = patterns.header_name_problem(str(node["header"]))
+        if problem:
+            check.at(node, "header", f"{path}.stable_key.header", f"{node['header']!r} {problem}")
+        return StableKey(header=str(node["header"]).lower())
+    return StableKey(cookie=str(node["cookie"]))
+
+
+def _default(
+    check: _Checker, document: CommentedMap, backends: dict[str, Backend], routes: list[Route]
+) -> Route | None:
+    if "default" not in document:
+        monolith = next((b for b in backends.values() if b.kind is BackendKind.MONOLITH), None)
+        if monolith is None:
+            return None
+        return Route(DEFAULT_ROUTE, PRIORITY_MAX + 1, Match(), (Target(monolith.name, 1000),))
+    node = document["default"]
+    if isinstance(node, str):
+        targets = _targets(check, document, "default", backends, key="default")
+        stickiness = None
+    else:
+        body = check.mapping(node, document, "default", "default", ("targets", "stickiness"))
+        if body is None:
+            return None
+        targets = _targets(check, body, "default", backends)
+        stickiness = _stickiness(check, body, "default")
+    line, _ = _position(document, "default", value=True)
+    return Route(DEFAULT_ROUTE, PRIORITY_MAX + 1, Match(), targets, stickiness, None, line)
+
+
+__all__ = ["load_table", "parse_share", "parse_table"]

@@ -1,0 +1,167 @@
+"""The route table as immutable data: what ``routing.yaml`` means once validated.
+
+Everything derived from routing.yaml — the local proxy, ALB rules, API Gateway, SAM —
+reads these objects, never the YAML. They are built once by ``facade.routing.loader``
+and never mutated: a change (shift, promote, rollback, reload) builds a new table.
+
+Weights are stored in tenths of a percent (``share``: 0..1000, summing to 1000 per
+route), the one unit both the local proxy and ALB's integer weights can express
+exactly; ``alb_weights`` maps them onto ALB's 0..999 range without loss.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+SHARE_TOTAL = 1000  # tenths of a percent
+ALB_MAX_WEIGHT = 999
+
+
+class BackendKind(StrEnum):
+    MONOLITH = "monolith"
+    LAMBDA = "lambda"
+    ECS = "ecs"
+    URL = "url"
+
+
+@dataclass(frozen=True)
+class Backend:
+    """Where requests for a route can go, locally and on AWS."""
+
+    name: str
+    kind: BackendKind
+    url: str | None = None  # http://host:port for everything but in-process Lambda handlers
+    handler: str | None = None  # "module:function" for a Lambda run in-process
+    multi_value_headers: bool = False  # the Lambda target group's multi-value setting
+    aws: Mapping[str, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class HeaderCondition:
+    name: str  # lower-cased: header names are case-insensitive
+    values: tuple[str, ...]  # ALB wildcards, compared case-insensitively
+
+
+@dataclass(frozen=True)
+class Match:
+    paths: tuple[str, ...] = ()  # ALB path patterns; empty = any path
+    methods: tuple[str, ...] = ()  # upper-case; empty = any method
+    headers: tuple[HeaderCondition, ...] = ()
+
+    @property
+    def evaluations(self) -> int:
+        return len(self.paths) + len(self.methods) + sum(len(h.values) for h in self.headers)
+
+
+@dataclass(frozen=True)
+class Target:
+    backend: str
+    share: int  # tenths of a percent, 0..1000
+
+    @property
+    def percent(self) -> float:
+        return self.share / 10
+
+
+@dataclass(frozen=True)
+class Stickiness:
+    duration: int  # seconds, 1..604800 as on ALB
+
+
+@dataclass(frozen=True)
+class StableKey:
+    """Hash this request header or cookie to pick the backend, so a user stays put."""
+
+    header: str | None = None  # lower-cased
+    cookie: str | None = None
+
+
+@dataclass(frozen=True)
+class Route:
+    name: str
+    priority: int
+    match: Match
+    targets: tuple[Target, ...]
+    stickiness: Stickiness | None = None
+    stable_key: StableKey | None = None
+    line: int = 0  # where the route starts in its file, for messages
+
+    @property
+    def is_split(self) -> bool:
+        return sum(1 for t in self.targets if t.share) > 1
+
+    def share_of(self, backend: str) -> int:
+        return next((t.share for t in self.targets if t.backend == backend), 0)
+
+
+@dataclass(frozen=True)
+class Override:
+    """Testers' header that forces a backend ("send me to the new service")."""
+
+    enabled: bool = False
+    header: str = "x-strangler-backend-override"
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    connect: float = 2.0
+    read: float = 30.0
+    lambda_: float = 30.0
+
+
+@dataclass(frozen=True)
+class FacadeSettings:
+    listen_host: str = "127.0.0.1"
+    listen_port: int = 8000
+    backend_header: str = "X-Strangler-Backend"
+    route_header: str = "X-Strangler-Route"
+    override: Override = Override()
+    timeouts: Timeouts = Timeouts()
+    max_body_bytes: int = 10 * 1024 * 1024
+    max_rules: int = 100
+    sticky_cookie: str = "STRANGLERTG"
+    admin_token_env: str = "STRANGLER_ADMIN_TOKEN"  # noqa: S105 - a variable name
+    admin_token_file: str | None = None
+    audit_log: str = "var/routing-audit.jsonl"
+    access_log: bool = True
+
+
+@dataclass(frozen=True)
+class RoutingTable:
+    source: str  # the file it came from, for messages
+    settings: FacadeSettings
+    backends: Mapping[str, Backend]
+    routes: tuple[Route, ...]  # in priority order (lowest number first)
+    default: Route  # the ALB listener's default action: never has conditions
+
+    def route(self, name: str) -> Route:
+        for route in (*self.routes, self.default):
+            if route.name == name:
+                return route
+        known = ", ".join(r.name for r in (*self.routes, self.default))
+        raise KeyError(f"no route named {name!r}; routes: {known}")
+
+    @property
+    def all_routes(self) -> tuple[Route, ...]:
+        return (*self.routes, self.default)
+
+
+def alb_weights(targets: tuple[Target, ...]) -> tuple[int, ...]:
+    """Integer ALB weights (0..999) with exactly the same proportions as the shares."""
+    nonzero = [t.share for t in targets if t.share]
+    divisor = math.gcd(*nonzero) if nonzero else 1
+    weights = tuple(t.share // divisor for t in targets)
+    if max(weights, default=0) > ALB_MAX_WEIGHT:  # only 1000/1000 = a single target
+        weights = tuple(1 if w else 0 for w in weights)
+    return weights
+
+
+def shares_from_alb(weights: tuple[int, ...]) -> tuple[int, ...]:
+    """Read ALB weights back as tenths of a percent (the inverse of ``alb_weights``)."""
+    total = sum(weights)
+    if not total:
+        raise ValueError("a forward action needs at least one non-zero weight")
+    return tuple(round(w * SHARE_TOTAL / total) for w in weights)
