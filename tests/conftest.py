@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 
 import pytest
@@ -36,3 +37,8 @@ def pg_monolith() -> Iterator[MonolithServer]:
 @pytest.fixture(autouse=True)
 def _fast_password_hashing(settings: Settings) -> None:
     settings.PASSWORD_HASHERS = FAST_HASHERS.split(",")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _quiet_http_client_logs() -> None:
+    logging.getLogger("httpx").setLevel(logging.WARNING)

@@ -1,0 +1,170 @@
+"""The facade's own endpoints under ``/__facade/``.
+
+``GET  /__facade/health``                       liveness, the table's generation and source
+``GET  /__facade/metrics``                      Prometheus exposition
+``GET  /__facade/admin/routes``                 the live table (routes, targets, weights)
+``POST /__facade/admin/routes/{name}/shift``    ``{"to": backend, "percent": P}``
+``POST /__facade/admin/routes/{name}/promote``  ``{"to": backend}`` (optional)
+``POST /__facade/admin/routes/{name}/rollback`` ``{}``
+
+The admin endpoints need ``Authorization: Bearer <token>``; the token comes from the
+environment variable or file named in ``facade.admin`` of routing.yaml. With no token
+configured the admin API does not exist (404). Edits go through the same code as the
+CLI (``facade.routing.edit``): routing.yaml is rewritten, the audit log gets a line,
+and this process swaps to the new table at once (the others within their poll).
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from facade.exceptions import ConfigError
+from facade.routing.edit import apply_edit
+from facade.routing.model import RoutingTable
+
+if TYPE_CHECKING:
+    from facade.proxy.server import Facade
+
+JSON = [(b"content-type", b"application/json")]
+Answer = tuple[int, list[tuple[bytes, bytes]], bytes]
+
+
+def _json(status: int, body: Any) -> Answer:
+    return status, JSON, json.dumps(body, indent=1).encode()
+
+
+def _error(status: int, code: str, message: str) -> Answer:
+    return _json(status, {"error": {"status": status, "code": code, "message": message}})
+
+
+def admin_token(table: RoutingTable) -> str | None:
+    settings = table.settings
+    if settings.admin_token_file:
+        path = Path(settings.admin_token_file)
+        if not path.is_absolute():
+            path = Path(table.source).parent / path
+        try:
+            token = path.read_text().strip()
+        except OSError:
+            token = ""
+        if token:
+            return token
+    token = os.environ.get(settings.admin_token_env, "").strip()
+    return token or None
+
+
+def describe_table(table: RoutingTable) -> dict[str, Any]:
+    return {
+        "source": table.source,
+        "routes": [
+            {
+                "name": route.name,
+                "priority": None if route.name == "default" else route.priority,
+                "match": {
+                    "paths": list(route.match.paths),
+                    "methods": list(route.match.methods),
+                    "headers": {h.name: list(h.values) for h in route.match.headers},
+                },
+                "targets": [{"backend": t.backend, "percent": t.percent} for t in route.targets],
+                "stickiness": route.stickiness.duration if route.stickiness else None,
+                "stable_key": (
+                    route.stable_key.header or f"cookie:{route.stable_key.cookie}"
+                    if route.stable_key
+                    else None
+                ),
+            }
+            for route in table.all_routes
+        ],
+        "backends": {
+            b.name: {"kind": b.kind.value, "url": b.url, "handler": b.handler}
+            for b in table.backends.values()
+        },
+    }
+
+
+def internal(
+    facade: Facade, method: str, path: str, headers: dict[str, list[str]], body: bytes
+) -> Answer:
+    live = facade.live
+    snapshot = live.current
+    if path == "/__facade/health":
+        return _json(
+            200,
+            {
+                "status": "ok",
+                "pid": os.getpid(),
+                "generation": snapshot.generation,
+                "routes": len(snapshot.table.all_routes),
+                "source": snapshot.table.source,
+                "last_reload_error": live.last_error,
+            },
+        )
+    if path == "/__facade/metrics":
+        payload, content_type = facade.metrics.render()
+        return 200, [(b"content-type", content_type.encode())], payload
+    if not path.startswith("/__facade/admin/"):
+        return _error(404, "not_found", f"no facade endpoint {path}")
+
+    token = admin_token(snapshot.table)
+    if token is None:
+        return _error(
+            404,
+            "admin_disabled",
+            "the admin API is off: set "
+            f"{snapshot.table.settings.admin_token_env} or facade.admin.token_file",
+        )
+    given = (headers.get("authorization") or [""])[0]
+    if not given.startswith("Bearer ") or not hmac.compare_digest(given[7:].strip(), token):
+        return (
+            401,
+            [*JSON, (b"www-authenticate", b'Bearer realm="strangler"')],
+            json.dumps(
+                {
+                    "error": {
+                        "status": 401,
+                        "code": "unauthorized",
+                        "message": "a valid bearer token is required",
+                    }
+                }
+            ).encode(),
+        )
+
+    parts = path.strip("/").split("/")  # __facade, admin, routes[, name, action]
+    if parts == ["__facade", "admin", "routes"] and method == "GET":
+        return _json(200, {"generation": snapshot.generation, **describe_table(snapshot.table)})
+    if len(parts) == 5 and parts[2] == "routes" and method == "POST":
+        name, action = parts[3], parts[4]
+        if action not in ("shift", "promote", "rollback"):
+            return _error(404, "not_found", f"no admin action {action!r}")
+        try:
+            payload = json.loads(body or b"{}")
+            if not isinstance(payload, dict):
+                raise ValueError("the body must be a JSON object")
+        except ValueError as exc:
+            return _error(400, "bad_request", f"invalid JSON body: {exc}")
+        to = payload.get("to")
+        percent = payload.get("percent")
+        if action == "shift" and (not isinstance(to, str) or not isinstance(percent, int | float)):
+            return _error(400, "bad_request", 'shift needs {"to": "<backend>", "percent": <0-100>}')
+        try:
+            change = apply_edit(
+                live.path, action, name, backend=to, percent=percent, who="admin-api"
+            )
+        except ConfigError as exc:
+            return _error(400, "invalid_change", str(exc))
+        live.swap(change.table)
+        return _json(
+            200,
+            {
+                "changed": change.changed,
+                "description": change.describe(),
+                "before": change.before,
+                "after": change.after,
+                "generation": live.current.generation,
+            },
+        )
+    return _error(404, "not_found", f"no admin endpoint {method} {path}")

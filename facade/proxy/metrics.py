@@ -1,0 +1,187 @@
+"""Prometheus metrics of the facade, per route x backend.
+
+``strangler_facade_requests_total{route,backend,decision}``    how each request was assigned
+                                                                (weight, sticky, stable_key,
+                                                                override)
+``strangler_facade_responses_total{route,backend,status_class}``
+``strangler_facade_request_duration_seconds{route,backend}``   histogram, request's last byte
+                                                                to response's last byte
+``strangler_facade_upstream_errors_total{route,backend,kind}`` connect/timeout/reset/lambda...
+``strangler_facade_route_weight_percent{route,backend}``       configured weight, to read
+                                                                beside the observed shares
+``strangler_facade_reloads_total{result}``                      ok / invalid
+
+The request path only adds to plain Python lists (no lock, no label lookup); a scrape
+turns them into metric families through a custom collector (prometheus_client's public
+``Collector`` API). With ``serve --workers N`` every worker writes its cumulative figures
+to a shared directory once a second and at exit, and a scrape of any worker sums them.
+"""
+
+from __future__ import annotations
+
+import bisect
+import contextlib
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector
+
+from facade.routing.model import RoutingTable
+
+BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+STATUS_CLASSES = ("1xx", "2xx", "3xx", "4xx", "5xx")
+_NB = len(BUCKETS) + 1  # the last bucket is +Inf
+# A cell: [requests, 1xx, 2xx, 3xx, 4xx, 5xx, bucket_0 .. bucket_+Inf, sum_seconds]
+_CELL = 1 + len(STATUS_CLASSES) + _NB + 1
+_bisect = bisect.bisect_left
+
+
+class Metrics(Collector):
+    def __init__(self, shared_dir: str | Path | None = None) -> None:
+        self.shared_dir = Path(shared_dir) if shared_dir else None
+        self.cells: dict[tuple[str, str, str], list[float]] = {}
+        self.errors: dict[tuple[str, str, str], int] = {}
+        self.reloads: dict[str, int] = {}
+        self.weights: dict[tuple[str, str], float] = {}
+        self.registry = CollectorRegistry()
+        self.registry.register(self)
+
+    # -- the request path ---------------------------------------------------------------
+
+    def observe(self, route: str, backend: str, decision: str, status: int, seconds: float) -> None:
+        key = (route, backend, decision)
+        cell = self.cells.get(key)
+        if cell is None:
+            cell = self.cells[key] = [0.0] * _CELL
+        cell[0] += 1
+        cell[min(max(status // 100, 1), 5)] += 1
+        cell[6 + _bisect(BUCKETS, seconds)] += 1
+        cell[-1] += seconds
+
+    def upstream_error(self, route: str, backend: str, kind: str) -> None:
+        key = (route, backend, kind)
+        self.errors[key] = self.errors.get(key, 0) + 1
+
+    def table_loaded(self, table: RoutingTable, result: str) -> None:
+        self.reloads[result] = self.reloads.get(result, 0) + 1
+        if result == "ok":
+            self.weights = {
+                (route.name, target.backend): target.percent
+                for route in table.all_routes
+                for target in route.targets
+            }
+
+    # -- sharing between workers --------------------------------------------------------
+
+    def _state(self) -> dict[str, object]:
+        return {
+            "cells": [[*k, v] for k, v in self.cells.items()],
+            "errors": [[*k, v] for k, v in self.errors.items()],
+            "reloads": self.reloads,
+            "weights": [[*k, v] for k, v in self.weights.items()],
+        }
+
+    def dump(self) -> None:
+        """Write this worker's cumulative figures for the others' scrapes."""
+        if self.shared_dir is None:
+            return
+        path = self.shared_dir / f"worker-{os.getpid()}.json"
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self._state()))
+        os.replace(tmp, path)
+
+    def _merged(
+        self,
+    ) -> tuple[
+        dict[tuple[str, str, str], list[float]],
+        dict[tuple[str, str, str], int],
+        dict[str, int],
+        dict[tuple[str, str], float],
+    ]:
+        cells = {k: list(v) for k, v in self.cells.items()}
+        errors = dict(self.errors)
+        reloads = dict(self.reloads)
+        weights = dict(self.weights)
+        if self.shared_dir is not None:
+            own = f"worker-{os.getpid()}.json"
+            for path in sorted(self.shared_dir.glob("worker-*.json")):
+                if path.name == own:
+                    continue
+                with contextlib.suppress(OSError, ValueError):
+                    state = json.loads(path.read_text())
+                    for *key, values in state["cells"]:
+                        merged = cells.setdefault((key[0], key[1], key[2]), [0.0] * _CELL)
+                        for i, value in enumerate(values):
+                            merged[i] += value
+                    for *key, count in state["errors"]:
+                        error_key = (key[0], key[1], key[2])
+                        errors[error_key] = errors.get(error_key, 0) + count
+                    for result, count in state["reloads"].items():
+                        reloads[result] = reloads.get(result, 0) + count
+        return cells, errors, reloads, weights
+
+    # -- exposition ---------------------------------------------------------------------
+
+    def collect(self) -> Iterator[Metric]:
+        cells, errors, reloads, weights = self._merged()
+        requests = CounterMetricFamily(
+            "strangler_facade_requests",
+            "Requests by route, backend and how the backend was chosen",
+            labels=["route", "backend", "decision"],
+        )
+        responses = CounterMetricFamily(
+            "strangler_facade_responses",
+            "Responses by status class",
+            labels=["route", "backend", "status_class"],
+        )
+        duration = HistogramMetricFamily(
+            "strangler_facade_request_duration_seconds",
+            "Time from the request's last byte to the response's last byte",
+            labels=["route", "backend"],
+        )
+        per_backend: dict[tuple[str, str], list[float]] = {}
+        for (route, backend, decision), cell in sorted(cells.items()):
+            requests.add_metric([route, backend, decision], cell[0])
+            total = per_backend.setdefault((route, backend), [0.0] * _CELL)
+            for i, value in enumerate(cell):
+                total[i] += value
+        for (route, backend), cell in sorted(per_backend.items()):
+            for i, status_class in enumerate(STATUS_CLASSES, start=1):
+                responses.add_metric([route, backend, status_class], cell[i])
+            cumulative, buckets = 0.0, []
+            for bound, count in zip((*BUCKETS, float("inf")), cell[6 : 6 + _NB], strict=True):
+                cumulative += count
+                buckets.append(("+Inf" if bound == float("inf") else str(bound), cumulative))
+            duration.add_metric([route, backend], buckets, cell[-1])
+        upstream = CounterMetricFamily(
+            "strangler_facade_upstream_errors",
+            "Failed exchanges with a backend",
+            labels=["route", "backend", "kind"],
+        )
+        for key, count in sorted(errors.items()):
+            upstream.add_metric(list(key), count)
+        weight = GaugeMetricFamily(
+            "strangler_facade_route_weight_percent",
+            "Configured share of a route's traffic",
+            labels=["route", "backend"],
+        )
+        for (route, backend), percent in sorted(weights.items()):
+            weight.add_metric([route, backend], percent)
+        reload_family = CounterMetricFamily(
+            "strangler_facade_reloads", "Routing table reloads", labels=["result"]
+        )
+        for result, count in sorted(reloads.items()):
+            reload_family.add_metric([result], count)
+        yield from (requests, responses, duration, upstream, weight, reload_family)
+
+    def render(self) -> tuple[bytes, str]:
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST

@@ -1,0 +1,198 @@
+"""``strangler serve``: bind once, run one or more worker processes, stop gracefully.
+
+With ``--workers N`` the parent binds the listening socket and forks N workers that all
+accept on it (the pre-fork model of gunicorn and nginx); it forwards SIGTERM/SIGINT
+(graceful stop) and SIGHUP (reload routing.yaml) to them and replaces a worker that
+dies. Each worker runs uvloop, watches routing.yaml itself, and on SIGTERM stops
+accepting, lets in-flight requests finish (up to ``grace`` seconds), then exits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import logging
+import os
+import secrets
+import signal
+import socket
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from facade.exceptions import ConfigError
+from facade.proxy.live import Loaded
+
+log = logging.getLogger("strangler.facade")
+
+
+def bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
+    sock.listen(2048)
+    sock.setblocking(False)
+    return sock
+
+
+async def _worker_main(
+    sock: socket.socket,
+    routing: Path,
+    loaded: Loaded,
+    secret: bytes,
+    access_log: bool,
+    grace: float,
+) -> None:
+    from facade.proxy.accesslog import AccessLog
+    from facade.proxy.admin import internal
+    from facade.proxy.live import LiveTable
+    from facade.proxy.metrics import Metrics
+    from facade.proxy.server import ClientConnection, Facade
+
+    loop = asyncio.get_running_loop()
+    live = LiveTable(routing, secret, loaded)
+    if live.changed():  # edited since the parent read it: take the edit if it is valid
+        live.reload()
+    log_stream = sys.stdout if access_log and live.current.table.settings.access_log else None
+    metrics = Metrics(os.environ.get("STRANGLER_METRICS_DIR") or None)
+    facade = Facade(
+        live,
+        loop,
+        metrics=metrics,
+        access_log=AccessLog(log_stream, loop),
+        internal=internal,
+        listen_port=int(sock.getsockname()[1]),
+    )
+    server = await loop.create_server(lambda: ClientConnection(facade), sock=sock, backlog=2048)
+    # Everything allocated so far lives as long as the process: keep it out of the
+    # collector's way, and collect young objects less often (requests free theirs by
+    # reference counting; the cycles they make are rare).
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 50, 100)
+    watcher = asyncio.ensure_future(live.watch())
+
+    async def share_metrics() -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            metrics.dump()
+
+    sharer = asyncio.ensure_future(share_metrics()) if metrics.shared_dir else None
+    stop = asyncio.Event()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    loop.add_signal_handler(signal.SIGINT, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, live.reload)
+    await stop.wait()
+    server.close()
+    deadline = time.monotonic() + grace
+    while any(c.busy for c in facade.connections) and time.monotonic() < deadline:
+        await asyncio.sleep(0.02)
+    for connection in list(facade.connections):
+        if connection.transport is not None:
+            connection.transport.close()
+    watcher.cancel()
+    if sharer is not None:
+        sharer.cancel()
+    metrics.dump()
+    facade.close()
+
+
+def _run_worker(
+    sock: socket.socket,
+    routing: Path,
+    loaded: Loaded,
+    secret: bytes,
+    access_log: bool,
+    grace: float,
+) -> None:
+    import uvloop
+
+    uvloop.run(_worker_main(sock, routing, loaded, secret, access_log, grace))
+
+
+def serve(
+    routing: Path,
+    loaded: Loaded,
+    host: str,
+    port: int,
+    *,
+    workers: int = 1,
+    access_log: bool = True,
+    grace: float = 10.0,
+    announce: bool = True,
+) -> int:
+    secret = os.environ.get("STRANGLER_COOKIE_SECRET", "").encode() or secrets.token_bytes(32)
+    if workers > 1 and "STRANGLER_METRICS_DIR" not in os.environ:
+        # Workers share their figures here, so that any worker's scrape shows them all.
+        os.environ["STRANGLER_METRICS_DIR"] = tempfile.mkdtemp(prefix="strangler-metrics-")
+    sock = bind(host, port)
+    bound_host, bound_port = sock.getsockname()[:2]
+    if announce:
+        print(
+            f"strangler serve: http://{bound_host}:{bound_port} · {routing} · "
+            f"{workers} worker{'s' if workers > 1 else ''} · pid {os.getpid()}",
+            flush=True,
+        )
+    if workers == 1:
+        _run_worker(sock, routing, loaded, secret, access_log, grace)
+        return 0
+
+    children: dict[int, int] = {}
+
+    def spawn(slot: int) -> None:
+        pid = os.fork()
+        if pid == 0:
+            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+                signal.signal(sig, signal.SIG_DFL)
+            code = 0
+            try:
+                _run_worker(sock, routing, loaded, secret, access_log, grace)
+            except BaseException:
+                logging.getLogger("strangler.facade").exception("worker failed")
+                code = 1
+            finally:
+                os._exit(code)
+        children[pid] = slot
+
+    stopping = False
+
+    def forward(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        if signum in (signal.SIGTERM, signal.SIGINT):
+            stopping = True
+        for pid in list(children):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM if signum == signal.SIGINT else signum)
+
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, forward)
+    for slot in range(workers):
+        spawn(slot)
+    code = 0
+    while children:
+        try:
+            pid, status = os.wait()
+        except ChildProcessError:
+            break
+        except InterruptedError:
+            continue
+        if pid not in children:
+            continue
+        slot = children.pop(pid)
+        if not stopping:
+            log.error("worker %d exited (status %d); starting a new one", pid, status)
+            print(
+                f"strangler serve: worker {pid} exited with status {status}; restarting", flush=True
+            )
+            spawn(slot)
+        elif os.waitstatus_to_exitcode(status) not in (0, -signal.SIGTERM):
+            code = 1
+    sock.close()
+    return code

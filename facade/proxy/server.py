@@ -1,0 +1,641 @@
+"""The facade's request path: parse, normalise, route, choose, forward, answer.
+
+Designed for a small CPU cost per request: one ``asyncio.Protocol`` per client
+connection with httptools' parser, a snapshot of the live table read once per request,
+a route decision from one regex search, a backend choice from one random number, and
+the request written as raw bytes to a pooled keep-alive upstream connection whose
+response streams back through callbacks — no task or future per request except when a
+new upstream connection must be opened or a Lambda handler runs.
+
+HTTP/1.1 semantics kept: keep-alive and pipelining (requests on one connection are
+answered in order), hop-by-hop headers removed both ways (including those named by
+``Connection``), ``X-Forwarded-For/Proto/Port/Host`` and ``X-Amzn-Trace-Id`` set as
+ALB does, ``Expect: 100-continue`` answered by the facade, bodies over the limit get
+413, and a backend that fails answers 502 (or 504 after the configured timeout) with a
+JSON body — never a hang.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import http
+import itertools
+import json
+import logging
+import os
+import time
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any, cast
+
+import httptools
+
+from facade.proxy.accesslog import AccessLog
+from facade.proxy.choice import Choice
+from facade.proxy.lambda_target import LambdaInvoker
+from facade.proxy.live import LiveTable, Snapshot
+from facade.proxy.metrics import Metrics
+from facade.proxy.normalize import BadPath, normalize_path
+from facade.proxy.upstream import Pool, UpstreamConnection
+from facade.routing.model import Backend, BackendKind, Route
+
+log = logging.getLogger("strangler.facade")
+
+HOP_BY_HOP = frozenset(
+    {
+        b"connection",
+        b"keep-alive",
+        b"proxy-authenticate",
+        b"proxy-authorization",
+        b"te",
+        b"trailer",
+        b"trailers",
+        b"transfer-encoding",
+        b"upgrade",
+        b"proxy-connection",
+    }
+)
+# Set by the facade itself on the way to the backend.
+REPLACED_UPSTREAM = frozenset(
+    {b"content-length", b"x-forwarded-proto", b"x-forwarded-port", b"x-forwarded-for", b"expect"}
+)
+IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
+INTERNAL_PREFIX = "/__facade/"
+REASONS = {s.value: s.phrase.encode() for s in http.HTTPStatus}
+BODILESS = frozenset({204, 304})
+
+
+_TRACE_PREFIX = os.urandom(8).hex()
+_trace_counter = itertools.count(1)
+
+
+def trace_id() -> str:
+    """An X-Amzn-Trace-Id root: epoch seconds, then 96 bits unique to this process."""
+    return f"Root=1-{int(time.time()):08x}-{_TRACE_PREFIX}{next(_trace_counter) & 0xFFFFFFFF:08x}"
+
+
+def error_body(status: int, code: str, message: str, **extra: Any) -> bytes:
+    body = {"error": {"status": status, "code": code, "message": message, **extra}}
+    return json.dumps(body).encode()
+
+
+@dataclass(slots=True)
+class Request:
+    method: str
+    raw_url: bytes
+    headers: list[tuple[bytes, bytes]]
+    body: bytes
+    keep_alive: bool
+    too_large: bool
+    started: float
+
+
+class Facade:
+    """Shared state of one proxy process: the live table, pools, metrics, log."""
+
+    def __init__(
+        self,
+        live: LiveTable,
+        loop: asyncio.AbstractEventLoop,
+        *,
+        metrics: Metrics | None = None,
+        access_log: AccessLog | None = None,
+        internal: Callable[
+            [Facade, str, str, dict[str, list[str]], bytes],
+            tuple[int, list[tuple[bytes, bytes]], bytes],
+        ]
+        | None = None,
+        listen_port: int = 0,
+    ) -> None:
+        self.live = live
+        self.loop = loop
+        self.metrics = metrics or Metrics()
+        self.access_log = access_log
+        self.internal = internal
+        self.listen_port = listen_port
+        self.lambdas = LambdaInvoker()
+        self._pools: dict[str, Pool] = {}
+        self.connections: set[ClientConnection] = set()
+        self.tasks: set[asyncio.Task[None]] = set()
+        self._decorations: dict[tuple[str, Choice], bytes] = {}
+        live.listeners.append(lambda snap, result: self._decorations.clear())
+        self.sweep_every = 0.05
+        self._sweeper = loop.call_later(self.sweep_every, self._sweep)
+        self.metrics.table_loaded(live.current.table, "ok")
+        live.listeners.append(lambda snap, result: self.metrics.table_loaded(snap.table, result))
+
+    def spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        """Run a coroutine as a task that is kept referenced until it finishes."""
+        task = self.loop.create_task(coroutine)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    def decoration(self, route: str, choice: Choice) -> bytes:
+        """The response headers naming route and backend (and a sticky cookie), cached."""
+        key = (route, choice)
+        cached = self._decorations.get(key)
+        if cached is None:
+            settings = self.live.current.table.settings
+            cached = (
+                f"{settings.backend_header}: {choice.backend}\r\n"
+                f"{settings.route_header}: {route}\r\n"
+                + (f"set-cookie: {choice.set_cookie}\r\n" if choice.set_cookie else "")
+            ).encode("latin-1")
+            if len(self._decorations) > 4096:
+                self._decorations.clear()
+            self._decorations[key] = cached
+        return cached
+
+    def pool(self, backend: Backend) -> Pool:
+        url = backend.url or ""
+        pool = self._pools.get(url)
+        if pool is None:
+            hostport = url.split("://", 1)[1].split("/", 1)[0]
+            host, _, port = hostport.rpartition(":")
+            pool = Pool(self.loop, host.strip("[]"), int(port))
+            self._pools[url] = pool
+        return pool
+
+    def _sweep(self) -> None:
+        now = self.loop.time()
+        for pool in self._pools.values():
+            if pool.busy:
+                pool.sweep(now)
+        self._sweeper = self.loop.call_later(self.sweep_every, self._sweep)
+
+    def close(self) -> None:
+        self._sweeper.cancel()
+        for pool in self._pools.values():
+            pool.close()
+        self.lambdas.close()
+        if self.access_log is not None:
+            self.access_log.flush()
+
+
+class ClientConnection(asyncio.Protocol):
+    """One client connection; requests on it are answered one at a time, in order."""
+
+    def __init__(self, facade: Facade) -> None:
+        self.facade = facade
+        self.loop = facade.loop
+        self.transport: asyncio.Transport | None = None
+        self.parser = httptools.HttpRequestParser(self)
+        self.client_ip = ""
+        self.queue: list[Request] = []
+        self.busy = False
+        # the request being parsed
+        self._url = b""
+        self._headers: list[tuple[bytes, bytes]] = []
+        self._body: list[bytes] = []
+        self._size = 0
+        self._too_large = False
+        self._keep_alive = True
+        # the request being answered
+        self._req: Request | None = None
+        self._snapshot: Snapshot | None = None
+        self._route: Route | None = None
+        self._choice: Choice | None = None
+        self._path = ""
+        self._trace = ""
+        self._head: list[bytes] | None = None
+        self._chunked_out = False
+        self._status = 0
+        self._sent = 0
+        self._upstream: UpstreamConnection | None = None
+        self._upstream_bytes = b""
+        self._retried = False
+        self._paused_upstream = False
+
+    # -- asyncio.Protocol ---------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
+        peer = transport.get_extra_info("peername")
+        self.client_ip = str(peer[0]) if peer else ""
+        self.facade.connections.add(self)
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            self._reject(501, "upgrade_not_supported", "protocol upgrades are not supported")
+        except httptools.HttpParserError as exc:
+            self._reject(400, "bad_request", f"malformed HTTP request: {exc}")
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.transport = None
+        self.facade.connections.discard(self)
+        upstream = self._upstream
+        if upstream is not None and upstream.transport is not None:
+            upstream.transport.abort()  # the answer has nowhere to go; never reuse
+        self._upstream = None
+        self.queue.clear()
+
+    def pause_writing(self) -> None:
+        upstream = self._upstream
+        if upstream is not None and upstream.transport is not None:
+            upstream.transport.pause_reading()
+            self._paused_upstream = True
+
+    def resume_writing(self) -> None:
+        upstream = self._upstream
+        if self._paused_upstream and upstream is not None and upstream.transport is not None:
+            upstream.transport.resume_reading()
+        self._paused_upstream = False
+
+    def _reject(self, status: int, code: str, message: str) -> None:
+        if self.transport is None:
+            return
+        body = error_body(status, code, message)
+        self.transport.write(
+            b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\n"
+            b"connection: close\r\n\r\n%s" % (status, REASONS.get(status, b""), len(body), body)
+        )
+        self.transport.close()
+        self.transport = None
+
+    # -- httptools callbacks ------------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        self._url = b""
+        self._headers = []
+        self._body = []
+        self._size = 0
+        self._too_large = False
+
+    def on_url(self, url: bytes) -> None:
+        self._url += url
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._headers.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        self._keep_alive = self.parser.should_keep_alive()
+        limit = self.facade.live.current.table.settings.max_body_bytes
+        for name, value in self._headers:
+            lname = name.lower()
+            if lname == b"content-length" and value.isdigit() and int(value) > limit:
+                self._too_large = True
+            elif (
+                lname == b"expect"
+                and value.lower() == b"100-continue"
+                and not self._too_large
+                and self.transport is not None
+            ):
+                self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+
+    def on_body(self, body: bytes) -> None:
+        if self._too_large:
+            return
+        self._size += len(body)
+        if self._size > self.facade.live.current.table.settings.max_body_bytes:
+            self._too_large = True
+            self._body = []
+        else:
+            self._body.append(body)
+
+    def on_message_complete(self) -> None:
+        request = Request(
+            method=self.parser.get_method().decode("ascii", "replace"),
+            raw_url=self._url,
+            headers=self._headers,
+            body=b"".join(self._body) if self._body else b"",
+            keep_alive=self._keep_alive,
+            too_large=self._too_large,
+            started=time.perf_counter(),
+        )
+        if self.busy:
+            self.queue.append(request)
+            if len(self.queue) > 32 and self.transport is not None:
+                self.transport.pause_reading()  # a client pipelining without reading answers
+        else:
+            self._start(request)
+
+    # -- answering ----------------------------------------------------------------------
+
+    def _start(self, req: Request) -> None:
+        self.busy = True
+        self._req = req
+        self._route = None
+        self._choice = None
+        self._head = None
+        self._status = 0
+        self._sent = 0
+        self._retried = False
+        self._trace = ""
+        raw_url = req.raw_url
+        try:
+            if raw_url.startswith(b"/"):  # origin-form, by far the common case
+                raw_path, _, query_part = raw_url.partition(b"#")[0].partition(b"?")
+                query: bytes | None = query_part or None
+            else:  # absolute-form (a client treating us as a forward proxy)
+                url = httptools.parse_url(raw_url)
+                raw_path, query = url.path or b"/", url.query
+            self._path = normalize_path(raw_path.decode("latin-1"))
+        except (httptools.HttpParserInvalidURLError, BadPath) as exc:
+            self._path = raw_url.decode("latin-1")
+            self._local_error(400, "bad_path", f"cannot route this path: {exc}")
+            return
+        if req.too_large:
+            limit = self.facade.live.current.table.settings.max_body_bytes
+            req.keep_alive = False  # the unread body makes the connection unusable
+            self._local_error(413, "body_too_large", f"request bodies are limited to {limit} bytes")
+            return
+
+        headers: dict[str, list[str]] = {}
+        for name, value in req.headers:
+            key = name.decode("latin-1").lower()
+            values = headers.get(key)
+            if values is None:
+                headers[key] = [value.decode("latin-1")]
+            else:
+                values.append(value.decode("latin-1"))
+
+        if self._path.startswith(INTERNAL_PREFIX) and self.facade.internal is not None:
+            status, extra, body = self.facade.internal(
+                self.facade, req.method, self._path, headers, req.body
+            )
+            self._send_local(status, extra, body)
+            return
+
+        snapshot = self.facade.live.current
+        self._snapshot = snapshot
+        route = snapshot.matcher.match(req.method, self._path, headers)
+        choice = snapshot.chooser.choose(route, headers)
+        self._route = route
+        self._choice = choice
+        backend = snapshot.table.backends[choice.backend]
+        trace = headers.get("x-amzn-trace-id")
+        self._trace = trace[0] if trace else trace_id()
+
+        if backend.kind is BackendKind.LAMBDA and backend.handler:
+            self.facade.spawn(self._invoke_lambda(backend, req, headers, query))
+            return
+        self._upstream_bytes = self._encode_upstream(req, headers, query)
+        self._forward(backend)
+
+    def _encode_upstream(
+        self, req: Request, headers: dict[str, list[str]], query: bytes | None
+    ) -> bytes:
+        target = self._path.encode("latin-1")
+        if query:
+            target += b"?" + query
+        parts = [req.method.encode("ascii"), b" ", target, b" HTTP/1.1\r\n"]
+        dropped = HOP_BY_HOP
+        connection = headers.get("connection")
+        if connection:
+            named = {t.strip().lower().encode() for v in connection for t in v.split(",")}
+            dropped = HOP_BY_HOP | named
+        for name, value in req.headers:
+            lname = name.lower()
+            if lname in dropped or lname in REPLACED_UPSTREAM:
+                continue
+            parts += (name, b": ", value, b"\r\n")
+        forwarded = headers.get("x-forwarded-for")
+        client = self.client_ip
+        xff = f"{', '.join(forwarded)}, {client}" if forwarded else client
+        parts += (b"x-forwarded-for: ", xff.encode("latin-1"), b"\r\n")
+        parts += (
+            b"x-forwarded-proto: http\r\nx-forwarded-port: ",
+            str(self.facade.listen_port).encode(),
+            b"\r\n",
+        )
+        if "x-forwarded-host" not in headers and "host" in headers:
+            parts += (b"x-forwarded-host: ", headers["host"][0].encode("latin-1"), b"\r\n")
+        if "x-amzn-trace-id" not in headers:
+            parts += (b"x-amzn-trace-id: ", self._trace.encode(), b"\r\n")
+        if req.body or req.method in ("POST", "PUT", "PATCH"):
+            parts += (b"content-length: ", str(len(req.body)).encode(), b"\r\n")
+        parts += (b"\r\n", req.body)
+        return b"".join(parts)
+
+    def _forward(self, backend: Backend) -> None:
+        pool = self.facade.pool(backend)
+        conn = pool.take_idle()
+        timeouts = self._snapshot.table.settings.timeouts if self._snapshot else None
+        assert timeouts is not None
+        assert self._req is not None
+        if conn is not None:
+            self._upstream = conn
+            conn.send(self, self._upstream_bytes, self._req.method == "HEAD", timeouts.read)
+        else:
+            self.facade.spawn(self._connect_and_send(pool, timeouts.connect, timeouts.read))
+
+    async def _connect_and_send(self, pool: Pool, connect: float, read: float) -> None:
+        try:
+            conn = await pool.connect(connect)
+        except TimeoutError:
+            self._backend_error(
+                504, "connect_timeout", f"no connection to the backend within {connect:g}s"
+            )
+            return
+        except OSError as exc:
+            self._backend_error(
+                502, "connect_failed", f"cannot connect to the backend: {exc.strerror or exc}"
+            )
+            return
+        if self.transport is None or self._req is None:  # the client left meanwhile
+            pool.release(conn)
+            return
+        self._upstream = conn
+        conn.send(self, self._upstream_bytes, self._req.method == "HEAD", read)
+
+    # -- Exchange callbacks from the upstream connection ---------------------------------
+
+    def upstream_headers(
+        self, status: int, headers: list[tuple[bytes, bytes]], chunked: bool
+    ) -> None:
+        self._status = status
+        dropped = HOP_BY_HOP
+        for name, value in headers:
+            if name.lower() == b"connection":
+                dropped = HOP_BY_HOP | {t.strip().lower() for t in value.split(b",")}
+        head = [b"HTTP/1.1 %d %s\r\n" % (status, REASONS.get(status, b"Unknown"))]
+        has_length = False
+        for name, value in headers:
+            lname = name.lower()
+            if lname in dropped:
+                continue
+            if lname == b"content-length":
+                has_length = True
+            head += (name, b": ", value, b"\r\n")
+        req = self._req
+        assert req is not None
+        bodiless = status in BODILESS or req.method == "HEAD" or status < 200
+        self._chunked_out = not bodiless and (chunked or not has_length)
+        if self._chunked_out:
+            head.append(b"transfer-encoding: chunked\r\n")
+        self._head = self._decorate(head)
+
+    def _decorate(self, head: list[bytes]) -> list[bytes]:
+        choice = self._choice
+        route = self._route
+        if choice is not None and route is not None:
+            head.append(self.facade.decoration(route.name, choice))
+        req = self._req
+        if req is not None and not req.keep_alive:
+            head.append(b"connection: close\r\n")
+        head.append(b"\r\n")
+        return head
+
+    def upstream_body(self, data: bytes) -> None:
+        transport = self.transport
+        if transport is None or not data:
+            return
+        self._sent += len(data)
+        piece = b"%x\r\n%s\r\n" % (len(data), data) if self._chunked_out else data
+        if self._head is not None:
+            transport.write(b"".join(self._head) + piece)
+            self._head = None
+        else:
+            transport.write(piece)
+
+    def upstream_done(self) -> None:
+        self._upstream = None
+        transport = self.transport
+        if transport is not None:
+            tail = b"0\r\n\r\n" if self._chunked_out else b""
+            if self._head is not None:
+                transport.write(b"".join(self._head) + tail)
+                self._head = None
+            elif tail:
+                transport.write(tail)
+        self._finish()
+
+    def upstream_failed(self, kind: str, detail: str, retryable: bool) -> None:
+        self._upstream = None
+        req = self._req
+        route, choice = self._route, self._choice
+        if (
+            retryable
+            and not self._retried
+            and req is not None
+            and req.method in IDEMPOTENT
+            and self._snapshot is not None
+            and choice is not None
+        ):
+            # A pooled connection the backend had just closed: the request never arrived.
+            self._retried = True
+            backend = self._snapshot.table.backends[choice.backend]
+            self.facade.spawn(
+                self._connect_and_send(
+                    self.facade.pool(backend),
+                    self._snapshot.table.settings.timeouts.connect,
+                    self._snapshot.table.settings.timeouts.read,
+                )
+            )
+            return
+        if self._status:  # the status line is out: all we can do is cut the response
+            if route is not None and choice is not None:
+                self.facade.metrics.upstream_error(route.name, choice.backend, kind)
+            if self.transport is not None:
+                self.transport.abort()
+            return
+        status = 504 if kind == "timeout" else 502
+        self._backend_error(status, kind, detail)
+
+    # -- local answers ------------------------------------------------------------------
+
+    def _backend_error(self, status: int, code: str, message: str) -> None:
+        route, choice = self._route, self._choice
+        if route is not None and choice is not None:
+            self.facade.metrics.upstream_error(route.name, choice.backend, code)
+            self._send_local(
+                status,
+                [(b"content-type", b"application/json")],
+                error_body(status, code, message, route=route.name, backend=choice.backend),
+            )
+        else:
+            self._local_error(status, code, message)
+
+    def _local_error(self, status: int, code: str, message: str) -> None:
+        self._send_local(
+            status, [(b"content-type", b"application/json")], error_body(status, code, message)
+        )
+
+    def _send_local(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
+        self._status = status
+        head = [b"HTTP/1.1 %d %s\r\n" % (status, REASONS.get(status, b"Unknown"))]
+        for name, value in headers:
+            head += (name, b": ", value, b"\r\n")
+        head += (b"content-length: ", str(len(body)).encode(), b"\r\n")
+        head = self._decorate(head)
+        self._sent = len(body)
+        if self.transport is not None:
+            self.transport.write(b"".join(head) + body)
+        self._finish()
+
+    def _finish(self) -> None:
+        req = self._req
+        assert req is not None
+        route, choice = self._route, self._choice
+        if route is not None and choice is not None:
+            elapsed = time.perf_counter() - req.started
+            self.facade.metrics.observe(
+                route.name, choice.backend, choice.decision, self._status, elapsed
+            )
+            access_log = self.facade.access_log
+            if access_log is not None:
+                access_log.request(
+                    self.client_ip,
+                    req.method,
+                    self._path,
+                    self._status,
+                    route.name,
+                    choice.backend,
+                    choice.decision,
+                    elapsed,
+                    self._sent,
+                    self._trace,
+                )
+        self._req = None
+        self._snapshot = None
+        self.busy = False
+        transport = self.transport
+        if transport is None:
+            return
+        if not req.keep_alive:
+            transport.close()
+            self.transport = None
+            return
+        if self.queue:
+            self._start(self.queue.pop(0))
+            if len(self.queue) <= 32:
+                transport.resume_reading()
+
+    # -- Lambda backends ----------------------------------------------------------------
+
+    async def _invoke_lambda(
+        self, backend: Backend, req: Request, headers: dict[str, list[str]], query: bytes | None
+    ) -> None:
+        assert self._snapshot is not None
+        assert self._route is not None
+        timeout = self._snapshot.table.settings.timeouts.lambda_
+        try:
+            status, out_headers, body = await self.facade.lambdas.invoke(
+                backend,
+                req.method,
+                self._path,
+                query,
+                req.headers,
+                req.body,
+                timeout,
+                self._route.name,
+                self.client_ip,
+                self._trace,
+                self.facade.listen_port,
+            )
+        except TimeoutError:
+            self._backend_error(
+                504, "lambda_timeout", f"the Lambda handler ran longer than {timeout:g}s"
+            )
+            return
+        except Exception as exc:
+            log.warning("Lambda handler %s failed: %r", backend.handler, exc)
+            self._backend_error(
+                502, "lambda_error", f"the Lambda handler failed: {type(exc).__name__}"
+            )
+            return
+        if self.transport is None:
+            return
+        self._send_local(status, out_headers, body)

@@ -1,0 +1,219 @@
+"""Pooled keep-alive HTTP/1.1 connections to HTTP backends.
+
+A request is written to an idle pooled connection as raw bytes; the response is parsed
+with httptools and handed back through the ``Exchange`` callbacks as it arrives
+(headers, body pieces, end), with no task, future or timer per request: read timeouts
+are enforced by a periodic ``sweep`` over the connections in flight. A connection goes
+back to its pool after a complete response when both sides allow keep-alive; one the
+backend closed while idle leaves the pool as soon as the close arrives, and one idle
+longer than ``idle_timeout`` (backends close theirs: gunicorn after 5 s) is not reused.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+from typing import Protocol, cast
+
+import httptools
+
+
+class Exchange(Protocol):
+    """What a connection reports back to the request it carries."""
+
+    def upstream_headers(
+        self, status: int, headers: list[tuple[bytes, bytes]], chunked: bool
+    ) -> None: ...
+    def upstream_body(self, data: bytes) -> None: ...
+    def upstream_done(self) -> None: ...
+    def upstream_failed(self, kind: str, detail: str, retryable: bool) -> None: ...
+
+
+class UpstreamConnection(asyncio.Protocol):
+    __slots__ = (
+        "_chunked",
+        "_exchange",
+        "_got_bytes",
+        "_head",
+        "_headers",
+        "_parser",
+        "idle_since",
+        "last_activity",
+        "pool",
+        "reused",
+        "timeout",
+        "transport",
+    )
+
+    def __init__(self, pool: Pool) -> None:
+        self.pool = pool
+        self.transport: asyncio.Transport | None = None
+        self._parser = httptools.HttpResponseParser(self)
+        self._exchange: Exchange | None = None
+        self._headers: list[tuple[bytes, bytes]] = []
+        self._head = False
+        self._got_bytes = False
+        self._chunked = False
+        self.timeout = 0.0
+        self.idle_since = 0.0
+        self.last_activity = 0.0
+        self.reused = False
+
+    # -- asyncio.Protocol ---------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
+
+    def data_received(self, data: bytes) -> None:
+        self._got_bytes = True
+        self.last_activity = self.pool.loop.time()
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserError as exc:
+            self._fail("bad_response", f"malformed response from backend: {exc}", False)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.transport = None
+        self.pool.forget(self)
+        if self._exchange is not None:
+            retryable = self.reused and not self._got_bytes
+            self._fail("reset", "the backend closed the connection before answering", retryable)
+
+    # -- httptools callbacks ------------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        self._headers = []
+        self._chunked = False
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._headers.append((name, value))
+        if len(name) == 17 and name.lower() == b"transfer-encoding":
+            self._chunked = True
+
+    def on_headers_complete(self) -> None:
+        exchange = self._exchange
+        if exchange is None:
+            return
+        status = self._parser.get_status_code()
+        if 100 <= status < 200 and status != 101:
+            self._headers = []
+            return  # interim response: the final one follows
+        exchange.upstream_headers(status, self._headers, self._chunked)
+        if self._head:
+            # A response to HEAD has no body whatever its Content-Length says; the parser
+            # cannot know, so this message ends here and the next starts fresh.
+            self._parser = httptools.HttpResponseParser(self)
+            self._complete(keep_alive=True)
+
+    def on_body(self, body: bytes) -> None:
+        if self._exchange is not None:
+            self._exchange.upstream_body(body)
+
+    def on_message_complete(self) -> None:
+        if self._exchange is not None:
+            self._complete(self._parser.should_keep_alive())
+
+    # -- used by the proxy --------------------------------------------------------------
+
+    def send(self, exchange: Exchange, data: bytes, head: bool, timeout: float) -> None:
+        assert self.transport is not None
+        self._exchange = exchange
+        self._head = head
+        self._got_bytes = False
+        self.timeout = timeout
+        self.last_activity = self.pool.loop.time()
+        self.pool.busy.add(self)
+        self.transport.write(data)
+
+    def expire(self) -> None:
+        """Called by the pool's sweep when the backend has been silent for too long."""
+        self._fail("timeout", f"the backend sent nothing for {self.timeout:g}s", False)
+
+    def _complete(self, keep_alive: bool) -> None:
+        exchange = self._exchange
+        self._exchange = None
+        self.pool.busy.discard(self)
+        if keep_alive and self.transport is not None and not self.transport.is_closing():
+            self.pool.release(self)
+        elif self.transport is not None:
+            self.transport.close()
+        if exchange is not None:
+            exchange.upstream_done()
+
+    def _fail(self, kind: str, detail: str, retryable: bool) -> None:
+        exchange = self._exchange
+        self._exchange = None
+        self.pool.busy.discard(self)
+        if self.transport is not None:
+            self.transport.abort()
+        if exchange is not None:
+            exchange.upstream_failed(kind, detail, retryable)
+
+
+class Pool:
+    """Idle connections to one backend (host, port), most recently used first."""
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        host: str,
+        port: int,
+        *,
+        max_idle: int = 512,
+        idle_timeout: float = 4.0,
+    ) -> None:
+        self.loop = loop
+        self.host = host
+        self.port = port
+        self.max_idle = max_idle
+        self.idle_timeout = idle_timeout
+        self._idle: collections.deque[UpstreamConnection] = collections.deque()
+        self.busy: set[UpstreamConnection] = set()
+
+    def sweep(self, now: float) -> None:
+        """Fail exchanges whose backend sent nothing for their timeout (ALB's idle timeout:
+        the clock restarts with every byte received)."""
+        for conn in [c for c in self.busy if now - c.last_activity >= c.timeout]:
+            conn.expire()
+
+    def take_idle(self) -> UpstreamConnection | None:
+        now = self.loop.time()
+        idle = self._idle
+        while idle:
+            conn = idle.pop()
+            transport = conn.transport
+            if transport is None or transport.is_closing():
+                continue
+            if now - conn.idle_since > self.idle_timeout:
+                transport.close()
+                continue
+            conn.reused = True
+            return conn
+        return None
+
+    async def connect(self, timeout: float) -> UpstreamConnection:
+        _, protocol = await asyncio.wait_for(
+            self.loop.create_connection(lambda: UpstreamConnection(self), self.host, self.port),
+            timeout,
+        )
+        return protocol
+
+    def release(self, conn: UpstreamConnection) -> None:
+        if len(self._idle) >= self.max_idle:
+            assert conn.transport is not None
+            conn.transport.close()
+            return
+        conn.idle_since = self.loop.time()
+        conn.reused = False
+        self._idle.append(conn)
+
+    def forget(self, conn: UpstreamConnection) -> None:
+        with contextlib.suppress(ValueError):
+            self._idle.remove(conn)
+
+    def close(self) -> None:
+        while self._idle:
+            conn = self._idle.pop()
+            if conn.transport is not None:
+                conn.transport.close()
