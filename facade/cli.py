@@ -10,37 +10,92 @@ from __future__ import annotations
 import json
 import os
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
 
 from facade import __version__
-from facade.exceptions import StranglerError
+from facade.exceptions import RoutingFileError, StranglerError
 from facade.stack import run_stack
 from facade.topology import LocalConfig, SeedSize, build_stack
 
 PORT = click.IntRange(1, 65535)
+ROUTING = click.Path(dir_okay=False, path_type=Path)
+
+
+def _routing_option(func: Any) -> Any:
+    return click.option(
+        "--routing",
+        "-f",
+        "routing",
+        type=ROUTING,
+        default="routing.yaml",
+        show_default=True,
+        envvar="STRANGLER_ROUTING",
+        help="The route table.",
+    )(func)
+
+
 COUNT = click.IntRange(min=0)
 
 
 def _local_options(func: Any) -> Any:
     options = [
-        click.option("--host", default="127.0.0.1", show_default=True, envvar="STRANGLER_HOST",
-                     help="Address of the front door."),
-        click.option("--port", type=PORT, default=8000, show_default=True, envvar="STRANGLER_PORT",
-                     help="Port of the front door."),
-        click.option("--database-url", envvar="DATABASE_URL", default=None,
-                     help="Monolith database (default: embedded SQLite under var/)."),
-        click.option("--workers", type=click.IntRange(1, 64), default=2, show_default=True,
-                     help="gunicorn worker processes of the monolith."),
-        click.option("--seed/--no-seed", "do_seed", default=True, show_default=True,
-                     help="Seed sample data when the database is empty."),
+        click.option(
+            "--routing",
+            "-f",
+            "routing",
+            type=ROUTING,
+            default="routing.yaml",
+            show_default=True,
+            envvar="STRANGLER_ROUTING",
+            help="The route table.",
+        ),
+        click.option(
+            "--host",
+            default=None,
+            envvar="STRANGLER_HOST",
+            help="Address of the front door (default: facade.listen of routing.yaml).",
+        ),
+        click.option(
+            "--port",
+            type=PORT,
+            default=None,
+            envvar="STRANGLER_PORT",
+            help="Port of the front door (default: facade.listen of routing.yaml).",
+        ),
+        click.option(
+            "--database-url",
+            envvar="DATABASE_URL",
+            default=None,
+            help="Monolith database (default: embedded SQLite under var/).",
+        ),
+        click.option(
+            "--workers",
+            type=click.IntRange(1, 64),
+            default=2,
+            show_default=True,
+            help="gunicorn worker processes of the monolith.",
+        ),
+        click.option(
+            "--seed/--no-seed",
+            "do_seed",
+            default=True,
+            show_default=True,
+            help="Seed sample data when the database is empty.",
+        ),
         click.option("--products", type=COUNT, default=500, show_default=True),
         click.option("--customers", type=COUNT, default=200, show_default=True),
         click.option("--orders", type=COUNT, default=2000, show_default=True),
-        click.option("--random-seed", type=int, default=42, show_default=True,
-                     help="Seed of the sample data: same seed, same data."),
-    ]  # fmt: skip
+        click.option(
+            "--random-seed",
+            type=int,
+            default=42,
+            show_default=True,
+            help="Seed of the sample data: same seed, same data.",
+        ),
+    ]
     for option in reversed(options):
         func = option(func)
     return func
@@ -53,6 +108,7 @@ def _config(**kw: Any) -> LocalConfig:
         else None
     )
     return LocalConfig(
+        routing=kw["routing"],
         host=kw["host"],
         port=kw["port"],
         database_url=kw["database_url"],
@@ -69,8 +125,13 @@ def cli() -> None:
 
 @cli.command()
 @_local_options
-@click.option("--ready-timeout", type=click.FloatRange(1, 3600), default=120, show_default=True,
-              help="Seconds every service has to answer its health check.")  # fmt: skip
+@click.option(
+    "--ready-timeout",
+    type=click.FloatRange(1, 3600),
+    default=120,
+    show_default=True,
+    help="Seconds every service has to answer its health check.",
+)
 def up(ready_timeout: float, **kw: Any) -> None:
     """Run the whole local stack in the foreground (Ctrl-C stops it)."""
     stack = build_stack(_config(**kw))
@@ -99,6 +160,191 @@ def stack(as_json: bool, **kw: Any) -> None:
         click.echo(f"         {'':<10} {svc['command']}")
 
 
+@cli.command()
+@click.argument("file", type=ROUTING, default="routing.yaml", envvar="STRANGLER_ROUTING")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def validate(file: Path, as_json: bool) -> None:
+    """Check a routing file against the model and AWS's limits (exit 2 if invalid)."""
+    from facade.routing.loader import load_table
+
+    try:
+        table = load_table(file)
+    except RoutingFileError as exc:
+        if as_json:
+            problems = [
+                {
+                    "file": p.file,
+                    "line": p.line,
+                    "column": p.column,
+                    "key": p.key,
+                    "message": p.message,
+                }
+                for p in exc.problems
+            ]
+            click.echo(json.dumps({"valid": False, "problems": problems}, indent=2))
+            sys.exit(exc.exit_code)
+        raise
+    summary = {
+        "valid": True,
+        "file": str(file),
+        "backends": len(table.backends),
+        "routes": len(table.routes),
+        "split": [r.name for r in table.all_routes if r.is_split],
+    }
+    split: list[str] = summary["split"]  # type: ignore[assignment]
+    if as_json:
+        click.echo(json.dumps(summary, indent=2))
+    else:
+        click.echo(
+            f"{file}: valid · {summary['backends']} backends · {summary['routes']} routes + default"
+            + (f" · split: {', '.join(split)}" if split else "")
+        )
+
+
+def _parse_headers(values: tuple[str, ...]) -> dict[str, list[str]]:
+    headers: dict[str, list[str]] = {}
+    for item in values:
+        name, sep, value = item.partition(":")
+        if not sep or not name.strip():
+            raise click.BadParameter(f"{item!r}: use 'Name: value'", param_hint="-H")
+        headers.setdefault(name.strip().lower(), []).append(value.strip())
+    return headers
+
+
+@cli.command()
+@click.argument("method")
+@click.argument("path")
+@click.option("-H", "--header", "headers", multiple=True, help="'Name: value', repeatable.")
+@_routing_option
+@click.option("--json", "as_json", is_flag=True, help="Print the decision as JSON.")
+def explain(method: str, path: str, headers: tuple[str, ...], routing: Path, as_json: bool) -> None:
+    """Show which route METHOD PATH takes, its targets, and why earlier routes did not match."""
+    from facade.proxy.normalize import BadPath, normalize_path
+    from facade.routing.loader import load_table
+    from facade.routing.matcher import Matcher
+
+    table = load_table(routing)
+    raw_path = path.split("?", 1)[0]
+    try:
+        normalized = normalize_path(raw_path)
+    except BadPath as exc:
+        raise click.BadParameter(f"{path!r}: the facade would answer 400: {exc}") from exc
+    explanation = Matcher(table).explain(method.upper(), normalized, _parse_headers(headers))
+    result = {"method": method.upper(), "path": normalized, **explanation.as_dict()}
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+        return
+    route = explanation.route
+    click.echo(
+        f"{method.upper()} {normalized} → route {route.name!r}"
+        + (f" (priority {route.priority})" if route.name != "default" else "")
+    )
+    for target in route.targets:
+        click.echo(f"  {target.backend:<24} {target.percent:5.1f} %")
+    if route.stickiness:
+        click.echo(f"  sticky for {route.stickiness.duration}s")
+    if route.stable_key:
+        click.echo(
+            f"  stable key: {route.stable_key.header or 'cookie ' + str(route.stable_key.cookie)}"
+        )
+    for rejection in explanation.rejected:
+        click.echo(f"  not {rejection.route}: {rejection.reason}")
+
+
+@cli.command()
+@_routing_option
+@click.option("--host", default=None, help="Listen address (default: facade.listen).")
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=None,
+    help="Listen port (default: facade.listen; 0 picks a free one).",
+)
+@click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True)
+@click.option(
+    "--access-log/--no-access-log",
+    default=True,
+    show_default=True,
+    help="One JSON line per request on stdout.",
+)
+def serve(
+    routing: Path, host: str | None, port: int | None, workers: int, access_log: bool
+) -> None:
+    """Run the facade proxy: route each request as the ALB would."""
+    from facade.proxy.live import preload
+    from facade.proxy.run import serve as run_serve
+
+    loaded = preload(routing)  # refuse to start on an invalid file
+    settings = loaded.table.settings
+    code = run_serve(
+        routing,
+        loaded,
+        host if host is not None else settings.listen_host,
+        port if port is not None else settings.listen_port,
+        workers=workers,
+        access_log=access_log,
+    )
+    sys.exit(code)
+
+
+def _edit(
+    action: str,
+    route: str,
+    routing: Path,
+    backend: str | None,
+    percent: float | None,
+    as_json: bool,
+) -> None:
+    from facade.routing.edit import apply_edit
+
+    change = apply_edit(routing, action, route, backend=backend, percent=percent)
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "changed": change.changed,
+                    "action": action,
+                    "route": route,
+                    "before": change.before,
+                    "after": change.after,
+                },
+                indent=2,
+            )
+        )
+    else:
+        click.echo(change.describe() + ("" if change.changed else " (already so: nothing written)"))
+
+
+@cli.command()
+@click.argument("route")
+@click.option("--to", "backend", required=True, help="The backend whose share is set.")
+@click.option("--percent", type=click.FloatRange(0, 100), required=True)
+@_routing_option
+@click.option("--json", "as_json", is_flag=True)
+def shift(route: str, backend: str, percent: float, routing: Path, as_json: bool) -> None:
+    """Give BACKEND PERCENT % of ROUTE; the other targets share the rest."""
+    _edit("shift", route, routing, backend, percent, as_json)
+
+
+@cli.command()
+@click.argument("route")
+@click.option("--to", "backend", default=None, help="Default: the route's non-monolith backend.")
+@_routing_option
+@click.option("--json", "as_json", is_flag=True)
+def promote(route: str, backend: str | None, routing: Path, as_json: bool) -> None:
+    """Send 100 % of ROUTE to its new backend."""
+    _edit("promote", route, routing, backend, None, as_json)
+
+
+@cli.command()
+@click.argument("route")
+@_routing_option
+@click.option("--json", "as_json", is_flag=True)
+def rollback(route: str, routing: Path, as_json: bool) -> None:
+    """Send 100 % of ROUTE back to the monolith."""
+    _edit("rollback", route, routing, None, None, as_json)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``strangler`` console script."""
     try:
@@ -118,3 +364,7 @@ def main(argv: list[str] | None = None) -> None:
 
 
 __all__ = ["cli", "main"]
+
+
+if __name__ == "__main__":
+    main()

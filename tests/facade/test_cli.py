@@ -26,15 +26,37 @@ def exit_code(*argv: str) -> int:
     return int(caught.value.code or 0)
 
 
-def test_stack_json_describes_what_up_runs() -> None:
-    result = CliRunner().invoke(cli, ["stack", "--json", "--port", "8123", "--no-seed"])
+def write_routing(directory: Path, monolith_port: int, facade_port: int) -> Path:
+    path = directory / "routing.yaml"
+    path.write_text(
+        f"version: 1\nfacade: {{listen: '127.0.0.1:{facade_port}'}}\n"
+        f"backends:\n  monolith: {{kind: monolith, url: 'http://127.0.0.1:{monolith_port}'}}\n"
+        "routes:\n  - {name: api, match: {paths: ['/api/*']}, targets: monolith}\n"
+        "default: monolith\n"
+    )
+    return path
+
+
+def test_stack_json_describes_what_up_runs(tmp_path: Path) -> None:
+    routing = write_routing(tmp_path, 9001, 9000)
+    result = CliRunner().invoke(cli, ["stack", "--json", "-f", str(routing), "--no-seed"])
     assert result.exit_code == 0, result.output
     described = json.loads(result.output)
-    assert described["front_door"] == "http://127.0.0.1:8123"
+    assert described["front_door"] == "http://127.0.0.1:9000"
     assert [s["name"] for s in described["setup"]] == ["migrate"]
-    [monolith] = described["services"]
-    assert monolith["health"] == "http://127.0.0.1:8123/healthz"
-    assert "--bind 127.0.0.1:8123" in monolith["command"]
+    monolith, facade = described["services"]
+    assert monolith["health"] == "http://127.0.0.1:9001/healthz"
+    assert "--bind 127.0.0.1:9001" in monolith["command"]
+    assert facade["health"] == "http://127.0.0.1:9000/__facade/health"
+    moved = CliRunner().invoke(cli, ["stack", "--json", "-f", str(routing), "--port", "9100"])
+    assert json.loads(moved.output)["front_door"] == "http://127.0.0.1:9100"
+
+
+def test_the_facade_and_the_monolith_cannot_share_a_port(tmp_path: Path) -> None:
+    routing = write_routing(tmp_path, 9001, 9000)
+    result = CliRunner().invoke(cli, ["stack", "-f", str(routing), "--port", "9001"])
+    assert result.exit_code != 0
+    assert "give the facade" in str(result.exception)
 
 
 def test_stack_seed_sizes_reach_the_seed_command() -> None:
@@ -63,8 +85,8 @@ def test_up_fails_with_exit_1_naming_the_step_when_the_database_is_unreachable(
     tmp_path: Path,
 ) -> None:
     result = subprocess.run(
-        [STRANGLER, "up", "--port", str(free_port()), "--database-url",
-         "postgres://postgres@127.0.0.1:5432/strangler_no_such_db"],
+        [STRANGLER, "up", "-f", str(write_routing(tmp_path, free_port(), free_port())),
+         "--database-url", "postgres://postgres@127.0.0.1:5432/strangler_no_such_db"],
         capture_output=True, text=True, timeout=120, check=False,
         env={**os.environ, "STRANGLER_VAR_DIR": str(tmp_path)},
     )  # fmt: skip
@@ -75,8 +97,9 @@ def test_up_fails_with_exit_1_naming_the_step_when_the_database_is_unreachable(
 
 def test_up_serves_the_seeded_shop_and_ctrl_c_stops_everything(tmp_path: Path) -> None:
     port = free_port()
+    routing = write_routing(tmp_path, free_port(), port)
     process = subprocess.Popen(
-        [STRANGLER, "up", "--port", str(port), "--products", "30", "--customers", "5",
+        [STRANGLER, "up", "-f", str(routing), "--products", "30", "--customers", "5",
          "--orders", "10"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         env={**os.environ, "STRANGLER_VAR_DIR": str(tmp_path), "DATABASE_URL": ""},
@@ -88,8 +111,10 @@ def test_up_serves_the_seeded_shop_and_ctrl_c_stops_everything(tmp_path: Path) -
         master_pid = int(re.search(r"\((\d+)\)", listening).group(1))  # type: ignore[union-attr]
         base = f"http://127.0.0.1:{port}"
         assert httpx.get(f"{base}/healthz").json()["status"] == "ok"
-        products = httpx.get(f"{base}/api/catalog/products/").json()
-        assert 0 < products["count"] <= 30
+        through_facade = httpx.get(f"{base}/api/catalog/products/")
+        assert through_facade.headers["x-strangler-backend"] == "monolith"
+        assert through_facade.headers["x-strangler-route"] == "api"
+        assert 0 < through_facade.json()["count"] <= 30
         assert (tmp_path / "monolith.sqlite3").exists()
     finally:
         process.send_signal(signal.SIGINT)
