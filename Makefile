@@ -11,7 +11,7 @@ STAMP   = $(VENV)/.installed
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint typecheck pytest lock clean bootstrap
+.PHONY: demo test lint typecheck pytest lock clean bootstrap bench
 
 bootstrap: $(STAMP)
 
@@ -36,6 +36,10 @@ pytest: $(STAMP)
 	DATABASE_URL=sqlite:// $(BIN)/python -m pytest tests/monolith -m "not postgresql" $(PYTEST_ARGS)
 
 test: lint typecheck pytest
+
+# Facade vs nginx vs direct (needs the Debian packages nginx-light and wrk).
+bench: $(STAMP)
+	$(BIN)/python loadtests/bench_facade.py
 
 # Re-pin every dependency (hashes included) after editing pyproject.toml.
 lock: $(STAMP)

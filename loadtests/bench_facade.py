@@ -12,9 +12,11 @@ measured three ways with the same wrk load (same connections, same duration):
 
 For each it prints requests/s, p50 and p99 latency, and CPU per request of the proxy
 process alone (utime+stime from /proc over the run, divided by requests): CPU per
-request is steadier than req/s on a shared machine. Ratios are against nginx and
-direct measured in the same run. Needs nginx and wrk (Debian packages); everything
-listens on 127.0.0.1 and stops by itself.
+request is steadier than req/s on a shared machine. The proxy under test runs on CPU 0,
+wrk and the upstreams on CPU 1 (when there are two), and the proxies are measured in
+alternating rounds; the medians are reported, with ratios against nginx and direct
+measured in the same run. Needs nginx and wrk (Debian packages); everything listens on
+127.0.0.1 and stops by itself.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import re
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -154,31 +157,48 @@ def parse_wrk(output: str) -> dict[str, float]:
     }
 
 
+PIN = shutil.which("taskset") is not None and (os.cpu_count() or 1) >= 2
+PROXY_CPU = ["taskset", "-c", "0"] if PIN else []
+LOAD_CPU = ["taskset", "-c", "1"] if PIN else []
+
+
 def run_wrk(port: int, connections: int, duration: float, threads: int) -> dict[str, float]:
     url = f"http://127.0.0.1:{port}/api/orders/1"
-    # warm-up: pools, caches
-    subprocess.run(["wrk", "-t1", f"-c{connections}", "-d1s", url], capture_output=True, check=True)
+    wrk = [*LOAD_CPU, "wrk", f"-t{threads}", f"-c{connections}"]
+    subprocess.run([*wrk, "-d1s", url], capture_output=True, check=True)  # warm-up
     result = subprocess.run(
-        ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration:g}s", "--latency", url],
-        capture_output=True,
-        text=True,
-        check=True,
+        [*wrk, f"-d{duration:g}s", "--latency", url], capture_output=True, text=True, check=True
     )
     return parse_wrk(result.stdout)
 
 
-def measure(name: str, port: int, pids: list[int], args: argparse.Namespace) -> dict[str, float]:
+def measure_once(port: int, pids: list[int], args: argparse.Namespace) -> dict[str, float]:
+    # the CPU delta is read around the measured run only, not wrk's warm-up
     before = cpu_seconds(pids) if pids else 0.0
     stats = run_wrk(port, args.connections, args.duration, args.threads)
     after = cpu_seconds(pids) if pids else 0.0
-    # wrk's warm-up requests are not in stats; the CPU delta covers only the measured run
     stats["cpu_us_per_request"] = (after - before) / stats["requests"] * 1e6 if pids else 0.0
-    print(
-        f"  {name:<10} {stats['rps']:>9.0f} req/s  p50 {stats['p50_ms']:.3f} ms  "
-        f"p99 {stats['p99_ms']:.3f} ms  cpu/req {stats['cpu_us_per_request']:.1f} us",
-        flush=True,
-    )
     return stats
+
+
+def measure(
+    servers: dict[str, tuple[int, list[int]]], args: argparse.Namespace
+) -> dict[str, dict[str, float]]:
+    """Alternate the servers round by round (so drift of the machine hits all alike)."""
+    rounds: dict[str, list[dict[str, float]]] = {name: [] for name in servers}
+    for _ in range(args.rounds):
+        for name, (port, pids) in servers.items():
+            rounds[name].append(measure_once(port, pids, args))
+    results = {}
+    for name, runs in rounds.items():
+        stats = {key: statistics.median(r[key] for r in runs) for key in runs[0]}
+        print(
+            f"  {name:<10} {stats['rps']:>9.0f} req/s  p50 {stats['p50_ms']:.3f} ms  "
+            f"p99 {stats['p99_ms']:.3f} ms  cpu/req {stats['cpu_us_per_request']:.1f} us",
+            flush=True,
+        )
+        results[name] = stats
+    return results
 
 
 def main() -> int:
@@ -186,7 +206,15 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--duration", type=float, default=10)
     parser.add_argument("--threads", type=int, default=1, help="wrk threads")
+    parser.add_argument("--rounds", type=int, default=3, help="runs per server; medians reported")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
+    parser.add_argument(
+        "--serve-arg",
+        dest="serve_args",
+        action="append",
+        default=[],
+        help="extra argument for strangler serve, e.g. --serve-arg=--no-access-log",
+    )
     args = parser.parse_args()
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
     if not Path(nginx).exists() or not shutil.which("wrk"):
@@ -205,10 +233,21 @@ def main() -> int:
         )
         wait_port(a)
         wait_port(b)
-        proxy = subprocess.Popen([nginx, "-c", str(work / "proxy.conf"), "-p", str(work)])
+        proxy = subprocess.Popen(
+            [*PROXY_CPU, nginx, "-c", str(work / "proxy.conf"), "-p", str(work)]
+        )
         processes.append(proxy)
         facade = subprocess.Popen(
-            [sys.executable, "-m", "facade.cli", "serve", "--routing", str(work / "routing.yaml")],
+            [
+                *PROXY_CPU,
+                sys.executable,
+                "-m",
+                "facade.cli",
+                "serve",
+                "--routing",
+                str(work / "routing.yaml"),
+                *args.serve_args,
+            ],
             stdout=subprocess.DEVNULL,
             cwd=ROOT,
         )
@@ -218,14 +257,18 @@ def main() -> int:
         time.sleep(0.5)  # let nginx fork its worker before reading its pid tree
 
         print(
-            f"wrk: {args.connections} connections, {args.duration:g}s, {args.threads} thread(s); "
-            f"2 nginx upstreams on loopback"
+            f"wrk: {args.connections} connections, {args.rounds} x {args.duration:g}s per server, "
+            f"{args.threads} thread(s); 2 nginx upstreams on loopback; "
+            + ("proxy on CPU 0, wrk and upstreams on CPU 1" if PIN else "no CPU pinning")
         )
-        results = {
-            "direct": measure("direct", a, [], args),
-            "nginx": measure("nginx", nginx_port, children_of(proxy.pid), args),
-            "strangler": measure("strangler", strangler_port, children_of(facade.pid), args),
-        }
+        results = measure(
+            {
+                "direct": (a, []),
+                "nginx": (nginx_port, children_of(proxy.pid)),
+                "strangler": (strangler_port, children_of(facade.pid)),
+            },
+            args,
+        )
     finally:
         for process in reversed(processes):
             process.send_signal(signal.SIGTERM)

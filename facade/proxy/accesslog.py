@@ -20,6 +20,13 @@ from typing import IO, Any
 _dumps = json.dumps
 
 
+def _quoted(text: str) -> str:
+    """A JSON string literal; the common case (plain printable ASCII) without json.dumps."""
+    if text.isascii() and text.isprintable() and '"' not in text and "\\" not in text:
+        return f'"{text}"'
+    return _dumps(text)
+
+
 class AccessLog:
     def __init__(
         self, stream: IO[str] | None, loop: asyncio.AbstractEventLoop, flush_every: float = 0.2
@@ -47,9 +54,9 @@ class AccessLog:
             return
         self._append(
             f'{{"time":{time.time():.3f},"client":"{client}","method":"{method}",'
-            f'"path":{_dumps(path)},"status":{status},"route":"{route}","backend":"{backend}",'
+            f'"path":{_quoted(path)},"status":{status},"route":"{route}","backend":"{backend}",'
             f'"decision":"{decision}","duration_ms":{seconds * 1000:.3f},"bytes":{size},'
-            f'"trace_id":{_dumps(trace)}}}'
+            f'"trace_id":{_quoted(trace)}}}'
         )
 
     def write(self, entry: dict[str, Any]) -> None:

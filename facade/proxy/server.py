@@ -59,6 +59,10 @@ HOP_BY_HOP = frozenset(
 REPLACED_UPSTREAM = frozenset(
     {b"content-length", b"x-forwarded-proto", b"x-forwarded-port", b"x-forwarded-for", b"expect"}
 )
+# Most header names cannot be hop-by-hop or replaced just by their length: those are
+# passed on without lower-casing them first.
+_SPECIAL_RESPONSE_LENGTHS = frozenset(len(n) for n in HOP_BY_HOP | {b"content-length"})
+_SPECIAL_REQUEST_LENGTHS = frozenset(len(n) for n in HOP_BY_HOP | REPLACED_UPSTREAM)
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
 INTERNAL_PREFIX = "/__facade/"
 REASONS = {s.value: s.phrase.encode() for s in http.HTTPStatus}
@@ -189,6 +193,7 @@ class ClientConnection(asyncio.Protocol):
         self._body: list[bytes] = []
         self._size = 0
         self._too_large = False
+        self._expect_continue = False
         self._keep_alive = True
         # the request being answered
         self._req: Request | None = None
@@ -268,20 +273,19 @@ class ClientConnection(asyncio.Protocol):
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self._headers.append((name, value))
+        size = len(name)
+        if size == 14 and name.lower() == b"content-length":
+            limit = self.facade.live.current.table.settings.max_body_bytes
+            if value.isdigit() and int(value) > limit:
+                self._too_large = True
+        elif size == 6 and name.lower() == b"expect" and value.lower() == b"100-continue":
+            self._expect_continue = True
 
     def on_headers_complete(self) -> None:
         self._keep_alive = self.parser.should_keep_alive()
-        limit = self.facade.live.current.table.settings.max_body_bytes
-        for name, value in self._headers:
-            lname = name.lower()
-            if lname == b"content-length" and value.isdigit() and int(value) > limit:
-                self._too_large = True
-            elif (
-                lname == b"expect"
-                and value.lower() == b"100-continue"
-                and not self._too_large
-                and self.transport is not None
-            ):
+        if self._expect_continue:
+            self._expect_continue = False
+            if not self._too_large and self.transport is not None:
                 self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
 
     def on_body(self, body: bytes) -> None:
@@ -381,15 +385,16 @@ class ClientConnection(asyncio.Protocol):
         if query:
             target += b"?" + query
         parts = [req.method.encode("ascii"), b" ", target, b" HTTP/1.1\r\n"]
-        dropped = HOP_BY_HOP
         connection = headers.get("connection")
+        named: set[bytes] = set()
         if connection:
             named = {t.strip().lower().encode() for v in connection for t in v.split(",")}
-            dropped = HOP_BY_HOP | named
+        special = _SPECIAL_REQUEST_LENGTHS
         for name, value in req.headers:
-            lname = name.lower()
-            if lname in dropped or lname in REPLACED_UPSTREAM:
-                continue
+            if len(name) in special or named:
+                lname = name.lower()
+                if lname in HOP_BY_HOP or lname in REPLACED_UPSTREAM or lname in named:
+                    continue
             parts += (name, b": ", value, b"\r\n")
         forwarded = headers.get("x-forwarded-for")
         client = self.client_ip
@@ -446,19 +451,30 @@ class ClientConnection(asyncio.Protocol):
         self, status: int, headers: list[tuple[bytes, bytes]], chunked: bool
     ) -> None:
         self._status = status
-        dropped = HOP_BY_HOP
-        for name, value in headers:
-            if name.lower() == b"connection":
-                dropped = HOP_BY_HOP | {t.strip().lower() for t in value.split(b",")}
         head = [b"HTTP/1.1 %d %s\r\n" % (status, REASONS.get(status, b"Unknown"))]
         has_length = False
+        connection: bytes | None = None
+        special = _SPECIAL_RESPONSE_LENGTHS
         for name, value in headers:
-            lname = name.lower()
-            if lname in dropped:
-                continue
-            if lname == b"content-length":
-                has_length = True
+            if len(name) in special:
+                lname = name.lower()
+                if lname in HOP_BY_HOP:
+                    if lname == b"connection":
+                        connection = value
+                    continue
+                if lname == b"content-length":
+                    has_length = True
             head += (name, b": ", value, b"\r\n")
+        if connection is not None:
+            # headers the backend named in Connection are hop-by-hop too (rare: filter again)
+            named = {t.strip().lower() for t in connection.split(b",")} - {b"keep-alive", b"close"}
+            if named:
+                head = head[:1] + [
+                    piece
+                    for name, value in headers
+                    if name.lower() not in named and name.lower() not in HOP_BY_HOP
+                    for piece in (name, b": ", value, b"\r\n")
+                ]
         req = self._req
         assert req is not None
         bodiless = status in BODILESS or req.method == "HEAD" or status < 200
