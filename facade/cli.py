@@ -24,17 +24,16 @@ PORT = click.IntRange(1, 65535)
 ROUTING = click.Path(dir_okay=False, path_type=Path)
 
 
-def _routing_option(func: Any) -> Any:
-    return click.option(
-        "--routing",
-        "-f",
-        "routing",
-        type=ROUTING,
-        default="routing.yaml",
-        show_default=True,
-        envvar="STRANGLER_ROUTING",
-        help="The route table.",
-    )(func)
+_routing_option = click.option(
+    "--routing",
+    "-f",
+    "routing",
+    type=ROUTING,
+    default="routing.yaml",
+    show_default=True,
+    envvar="STRANGLER_ROUTING",
+    help="The route table.",
+)
 
 
 COUNT = click.IntRange(min=0)
@@ -42,16 +41,7 @@ COUNT = click.IntRange(min=0)
 
 def _local_options(func: Any) -> Any:
     options = [
-        click.option(
-            "--routing",
-            "-f",
-            "routing",
-            type=ROUTING,
-            default="routing.yaml",
-            show_default=True,
-            envvar="STRANGLER_ROUTING",
-            help="The route table.",
-        ),
+        _routing_option,
         click.option(
             "--host",
             default=None,

@@ -169,7 +169,6 @@ class LambdaInvoker:
         headers: list[tuple[bytes, bytes]],
         body: bytes,
         timeout: float,
-        route: str,
         client_ip: str,
         trace: str,
         listen_port: int,

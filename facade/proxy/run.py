@@ -20,6 +20,7 @@ import socket
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from facade.exceptions import ConfigError
@@ -42,14 +43,21 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-async def _worker_main(
-    sock: socket.socket,
-    routing: Path,
-    loaded: Loaded,
-    secret: bytes,
-    access_log: bool,
-    grace: float,
-) -> None:
+@dataclass(frozen=True)
+class WorkerSpec:
+    """Everything a worker process needs, prepared by the parent before it forks."""
+
+    sock: socket.socket
+    routing: Path
+    loaded: Loaded
+    secret: bytes
+    access_log: bool
+    grace: float
+
+
+async def _worker_main(spec: WorkerSpec) -> None:
+    sock, routing, loaded = spec.sock, spec.routing, spec.loaded
+    secret, access_log, grace = spec.secret, spec.access_log, spec.grace
     from facade.proxy.accesslog import AccessLog
     from facade.proxy.admin import internal
     from facade.proxy.live import LiveTable
@@ -104,17 +112,10 @@ async def _worker_main(
     facade.close()
 
 
-def _run_worker(
-    sock: socket.socket,
-    routing: Path,
-    loaded: Loaded,
-    secret: bytes,
-    access_log: bool,
-    grace: float,
-) -> None:
+def _run_worker(spec: WorkerSpec) -> None:
     import uvloop
 
-    uvloop.run(_worker_main(sock, routing, loaded, secret, access_log, grace))
+    uvloop.run(_worker_main(spec))
 
 
 def serve(
@@ -133,6 +134,7 @@ def serve(
         # Workers share their figures here, so that any worker's scrape shows them all.
         os.environ["STRANGLER_METRICS_DIR"] = tempfile.mkdtemp(prefix="strangler-metrics-")
     sock = bind(host, port)
+    spec = WorkerSpec(sock, routing, loaded, secret, access_log, grace)
     bound_host, bound_port = sock.getsockname()[:2]
     if announce:
         print(
@@ -141,7 +143,7 @@ def serve(
             flush=True,
         )
     if workers == 1:
-        _run_worker(sock, routing, loaded, secret, access_log, grace)
+        _run_worker(spec)
         return 0
 
     children: dict[int, int] = {}
@@ -153,7 +155,7 @@ def serve(
                 signal.signal(sig, signal.SIG_DFL)
             code = 0
             try:
-                _run_worker(sock, routing, loaded, secret, access_log, grace)
+                _run_worker(spec)
             except BaseException:
                 logging.getLogger("strangler.facade").exception("worker failed")
                 code = 1

@@ -636,7 +636,6 @@ class ClientConnection(asyncio.Protocol):
                 req.headers,
                 req.body,
                 timeout,
-                self._route.name,
                 self.client_ip,
                 self._trace,
                 self.facade.listen_port,
