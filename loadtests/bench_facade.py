@@ -141,8 +141,8 @@ def parse_wrk(output: str) -> dict[str, float]:
 
     requests = int(re.search(r"(\d+) requests in", output).group(1))  # type: ignore[union-attr]
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
-    p50 = to_ms(re.search(r"50%\s+(\S+)", output).group(1))  # type: ignore[union-attr]
-    p99 = to_ms(re.search(r"99%\s+(\S+)", output).group(1))  # type: ignore[union-attr]
+    p50 = to_ms(re.search(r"^\s+50%\s+(\S+)", output, re.MULTILINE).group(1))  # type: ignore[union-attr]
+    p99 = to_ms(re.search(r"^\s+99%\s+(\S+)", output, re.MULTILINE).group(1))  # type: ignore[union-attr]
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
     socket_errors = re.search(
         r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output
@@ -169,7 +169,10 @@ def run_wrk(port: int, connections: int, duration: float, threads: int) -> dict[
     result = subprocess.run(
         [*wrk, f"-d{duration:g}s", "--latency", url], capture_output=True, text=True, check=True
     )
-    return parse_wrk(result.stdout)
+    try:
+        return parse_wrk(result.stdout)
+    except (AttributeError, KeyError) as exc:
+        raise RuntimeError(f"cannot read wrk's output for {url}:\n{result.stdout}") from exc
 
 
 def measure_once(port: int, pids: list[int], args: argparse.Namespace) -> dict[str, float]:
