@@ -429,3 +429,49 @@ def test_several_workers_serve_and_all_take_a_reload(
             }
             metrics = httpx.get(f"{facade.url}/__facade/metrics").text
         assert "strangler_facade_requests_total" in metrics
+
+
+def _raw_exchange(facade: Proxy, payload: bytes, until: bytes, count: int) -> bytes:
+    """Send raw bytes, read until ``until`` has been seen ``count`` times."""
+    port = int(facade.url.rsplit(":", 1)[1])
+    received = b""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(payload)
+        while received.count(until) < count:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            received += chunk
+    return received
+
+
+def test_pipelined_requests_are_answered_in_order(make_proxy: Callable[..., Proxy]) -> None:
+    facade = make_proxy(split="new")
+    requests = (
+        b"".join(b"GET /api/p%d HTTP/1.1\r\nHost: x\r\n\r\n" % i for i in range(5))
+        + b"GET /api/last HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    received = _raw_exchange(facade, requests, b'"backend": "new"', 6)
+    paths = [part.split(b'"', 1)[0] for part in received.split(b'"path": "')[1:]]
+    assert paths == [b"/api/p0", b"/api/p1", b"/api/p2", b"/api/p3", b"/api/p4", b"/api/last"]
+    assert received.count(b"HTTP/1.1 200 OK") == 6
+
+
+def test_expect_100_continue_is_answered_by_the_facade(make_proxy: Callable[..., Proxy]) -> None:
+    facade = make_proxy(split="new")
+    port = int(facade.url.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(
+            b"POST /api/upload HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+            b"Expect: 100-continue\r\nConnection: close\r\n\r\n"
+        )
+        interim = sock.recv(65536)
+        assert interim.startswith(b"HTTP/1.1 100 Continue\r\n\r\n")
+        sock.sendall(b"hello")
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    assert b"HTTP/1.1 200 OK" in answer
+    echo = json.loads(answer.split(b"\r\n\r\n", 1)[1])
+    assert echo["body"] == "hello"
+    assert "expect" not in {name for name, _ in echo["headers"]}
