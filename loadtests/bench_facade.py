@@ -9,6 +9,9 @@ measured three ways with the same wrk load (same connections, same duration):
 * ``nginx``     wrk → nginx reverse proxy (1 worker, keep-alive upstream pool, 90/10
                 split with ``split_clients``) → upstreams
 * ``strangler`` wrk → ``strangler serve`` (1 worker, access log on, a 90/10 route) → upstreams
+* ``relay``     wrk → ``loadtests/relay.py`` (a uvloop TCP relay with no HTTP logic) → one
+                upstream: the floor of any uvloop-based proxy, so the gap between it and
+                ``strangler`` is what the facade's HTTP work costs
 
 For each it prints requests/s, p50 and p99 latency, and CPU per request of the proxy
 process alone (utime+stime from /proc over the run, divided by requests): CPU per
@@ -226,6 +229,7 @@ def main() -> int:
 
     work = Path(tempfile.mkdtemp(prefix="strangler-bench-"))
     a, b, nginx_port, strangler_port = free_port(), free_port(), free_port(), free_port()
+    relay_port = free_port()
     (work / "upstream.conf").write_text(NGINX_UPSTREAMS.format(dir=work, a=a, b=b))
     (work / "proxy.conf").write_text(NGINX_PROXY.format(dir=work, a=a, b=b, port=nginx_port))
     (work / "routing.yaml").write_text(ROUTING.format(a=a, b=b, port=strangler_port))
@@ -255,8 +259,13 @@ def main() -> int:
             cwd=ROOT,
         )
         processes.append(facade)
+        relay = subprocess.Popen(
+            [*PROXY_CPU, sys.executable, str(HERE / "relay.py"), str(relay_port), str(a)]
+        )
+        processes.append(relay)
         wait_port(nginx_port)
         wait_port(strangler_port)
+        wait_port(relay_port)
         time.sleep(0.5)  # let nginx fork its worker before reading its pid tree
 
         print(
@@ -269,6 +278,7 @@ def main() -> int:
                 "direct": (a, []),
                 "nginx": (nginx_port, children_of(proxy.pid)),
                 "strangler": (strangler_port, children_of(facade.pid)),
+                "relay": (relay_port, children_of(relay.pid)),
             },
             args,
         )
@@ -282,12 +292,13 @@ def main() -> int:
                 process.kill()
         shutil.rmtree(work, ignore_errors=True)
 
-    s, n, d = results["strangler"], results["nginx"], results["direct"]
+    s, n, d, r = results["strangler"], results["nginx"], results["direct"], results["relay"]
     ratios = {
         "throughput_vs_nginx": s["rps"] / n["rps"],
         "cpu_per_request_vs_nginx": s["cpu_us_per_request"] / n["cpu_us_per_request"],
         "p99_added_vs_direct_ms": s["p99_ms"] - d["p99_ms"],
         "nginx_p99_added_vs_direct_ms": n["p99_ms"] - d["p99_ms"],
+        "http_work_us_per_request": s["cpu_us_per_request"] - r["cpu_us_per_request"],
     }
     print("ratios (same run):")
     print(
@@ -299,6 +310,10 @@ def main() -> int:
         " (goal <= 2 ms)"
     )
     print(f"  nginx p99 added over direct       {ratios['nginx_p99_added_vs_direct_ms']:.3f} ms")
+    print(
+        f"  strangler CPU above the bare relay {ratios['http_work_us_per_request']:.1f} us"
+        " per request (the facade's HTTP work)"
+    )
     failures = sum(int(r["non_2xx"]) + int(r["socket_errors"]) for r in results.values())
     if failures:
         print(f"  failed requests (non-2xx or socket errors): {failures}")
