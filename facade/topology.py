@@ -11,7 +11,6 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from facade.exceptions import ConfigError
 from facade.routing.loader import load_table
@@ -61,8 +60,7 @@ def build_stack(config: LocalConfig) -> Stack:
     )
     if monolith is None or monolith.url is None:
         raise ConfigError(f"{config.routing}: no monolith backend with a url to run locally")
-    parts = urlsplit(monolith.url)
-    mono_host, mono_port = parts.hostname or "127.0.0.1", parts.port or 80
+    mono_host, mono_port = monolith.address
     host = config.host or table.settings.listen_host
     port = config.port or table.settings.listen_port
     if (host, port) == (mono_host, mono_port):

@@ -151,13 +151,10 @@ class Facade:
         return cached
 
     def pool(self, backend: Backend) -> Pool:
-        url = backend.url or ""
-        pool = self._pools.get(url)
+        pool = self._pools.get(backend.url or "")
         if pool is None:
-            hostport = url.split("://", 1)[1].split("/", 1)[0]
-            host, _, port = hostport.rpartition(":")
-            pool = Pool(self.loop, host.strip("[]"), int(port))
-            self._pools[url] = pool
+            pool = Pool(self.loop, *backend.address)
+            self._pools[backend.url or ""] = pool
         return pool
 
     def _sweep(self) -> None:

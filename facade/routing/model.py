@@ -15,6 +15,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from urllib.parse import urlsplit
 
 SHARE_TOTAL = 1000  # tenths of a percent
 ALB_MAX_WEIGHT = 999
@@ -37,6 +38,14 @@ class Backend:
     handler: str | None = None  # "module:function" for a Lambda run in-process
     multi_value_headers: bool = False  # the Lambda target group's multi-value setting
     aws: Mapping[str, object] = field(default_factory=dict)
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """(host, port) of ``url``; the loader guarantees both are present."""
+        parts = urlsplit(self.url or "")
+        if parts.hostname is None or parts.port is None:
+            raise ValueError(f"backend {self.name!r} has no http://HOST:PORT url")
+        return parts.hostname, parts.port
 
 
 @dataclass(frozen=True)
