@@ -71,7 +71,10 @@ class LiveTable:
         self.last_error: str | None = None
         self.listeners: list[Callable[[Snapshot, str], None]] = []
 
-    def swap(self, table: RoutingTable) -> Snapshot:
+    def swap(self, table: RoutingTable, signature: tuple[int, int, int] | None = None) -> Snapshot:
+        """Serve ``table`` from now on. ``signature`` is the file's state when the table
+        was read (taken before reading: an edit made since then still counts as a change);
+        by default, the file's state now (for a table this process just wrote itself)."""
         snapshot = Snapshot(
             table,
             Matcher(table),
@@ -81,14 +84,15 @@ class LiveTable:
         )
         self.current = snapshot
         self.last_error = None
-        self._signature = _signature(self.path)
+        self._signature = signature if signature is not None else _signature(self.path)
         for listener in self.listeners:
             listener(snapshot, "ok")
         return snapshot
 
     def reload(self) -> bool:
         """Load the file again; True if the new table is now live."""
-        self._signature = _signature(self.path)
+        signature = _signature(self.path)
+        self._signature = signature  # a refused file is not retried until it changes again
         try:
             table = load_table(self.path)
         except RoutingFileError as exc:
@@ -97,7 +101,7 @@ class LiveTable:
             for listener in self.listeners:
                 listener(self.current, "invalid")
             return False
-        snapshot = self.swap(table)
+        snapshot = self.swap(table, signature)
         log.info("routing table generation %d is live (pid %d)", snapshot.generation, os.getpid())
         return True
 
