@@ -174,19 +174,19 @@ def validate(file: Path, as_json: bool) -> None:
             click.echo(json.dumps({"valid": False, "problems": problems}, indent=2))
             sys.exit(exc.exit_code)
         raise
-    summary = {
-        "valid": True,
-        "file": str(file),
-        "backends": len(table.backends),
-        "routes": len(table.routes),
-        "split": [r.name for r in table.all_routes if r.is_split],
-    }
-    split: list[str] = summary["split"]  # type: ignore[assignment]
+    split = [r.name for r in table.all_routes if r.is_split]
     if as_json:
+        summary = {
+            "valid": True,
+            "file": str(file),
+            "backends": len(table.backends),
+            "routes": len(table.routes),
+            "split": split,
+        }
         click.echo(json.dumps(summary, indent=2))
     else:
         click.echo(
-            f"{file}: valid · {summary['backends']} backends · {summary['routes']} routes + default"
+            f"{file}: valid · {len(table.backends)} backends · {len(table.routes)} routes + default"
             + (f" · split: {', '.join(split)}" if split else "")
         )
 

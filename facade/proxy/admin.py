@@ -119,19 +119,10 @@ def internal(
         )
     given = (headers.get("authorization") or [""])[0]
     if not given.startswith("Bearer ") or not hmac.compare_digest(given[7:].strip(), token):
-        return (
-            401,
-            [*JSON, (b"www-authenticate", b'Bearer realm="strangler"')],
-            json.dumps(
-                {
-                    "error": {
-                        "status": 401,
-                        "code": "unauthorized",
-                        "message": "a valid bearer token is required",
-                    }
-                }
-            ).encode(),
+        status, answer_headers, answer = _error(
+            401, "unauthorized", "a valid bearer token is required"
         )
+        return status, [*answer_headers, (b"www-authenticate", b'Bearer realm="strangler"')], answer
 
     parts = path.strip("/").split("/")  # __facade, admin, routes[, name, action]
     if parts == ["__facade", "admin", "routes"] and method == "GET":

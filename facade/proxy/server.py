@@ -411,9 +411,10 @@ class ClientConnection(asyncio.Protocol):
         parts += (b"\r\n", req.body)
         return b"".join(parts)
 
-    def _forward(self, backend: Backend) -> None:
+    def _forward(self, backend: Backend, *, fresh: bool = False) -> None:
+        """Send the encoded request on an idle pooled connection, or a new one."""
         pool = self.facade.pool(backend)
-        conn = pool.take_idle()
+        conn = None if fresh else pool.take_idle()
         timeouts = self._snapshot.table.settings.timeouts if self._snapshot else None
         assert timeouts is not None
         assert self._req is not None
@@ -529,14 +530,7 @@ class ClientConnection(asyncio.Protocol):
         ):
             # A pooled connection the backend had just closed: the request never arrived.
             self._retried = True
-            backend = self._snapshot.table.backends[choice.backend]
-            self.facade.spawn(
-                self._connect_and_send(
-                    self.facade.pool(backend),
-                    self._snapshot.table.settings.timeouts.connect,
-                    self._snapshot.table.settings.timeouts.read,
-                )
-            )
+            self._forward(self._snapshot.table.backends[choice.backend], fresh=True)
             return
         if self._status:  # the status line is out: all we can do is cut the response
             if route is not None and choice is not None:

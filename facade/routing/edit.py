@@ -184,6 +184,8 @@ def _plan(
     percent: float | None,
 ) -> dict[str, int]:
     names = list(shares)
+    if backend is not None and backend not in table.backends:
+        raise ConfigError(f"no backend named {backend!r}; backends: {', '.join(table.backends)}")
     if action == "rollback":
         monolith = _monolith_of(table, names)
         return {**dict.fromkeys(names, 0), monolith: SHARE_TOTAL}
@@ -195,16 +197,10 @@ def _plan(
                     "nothing to promote: the route has no non-monolith backend; name one with --to"
                 )
             backend = max(candidates, key=lambda n: shares[n])
-        if backend not in table.backends:
-            raise ConfigError(
-                f"no backend named {backend!r}; backends: {', '.join(table.backends)}"
-            )
         return {**dict.fromkeys(names, 0), backend: SHARE_TOTAL}
     # shift
     assert backend is not None
     assert percent is not None
-    if backend not in table.backends:
-        raise ConfigError(f"no backend named {backend!r}; backends: {', '.join(table.backends)}")
     wanted = parse_share(percent)
     if wanted is None:
         raise ConfigError(f"--percent {percent}: a percentage from 0 to 100 in steps of 0.1")
