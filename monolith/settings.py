@@ -9,6 +9,7 @@ Everything that differs between a laptop, CI and production comes from the envir
 ``STRANGLER_VAR_DIR``      where the embedded SQLite database lives (default ``<repo>/var``)
 ``DJANGO_STATIC_ROOT``     where ``collectstatic`` writes (production); unset locally
 ``DJANGO_PASSWORD_HASHERS`` comma-separated hasher classes, first one hashes (default Django's)
+``STRANGLER_SERVICE_TOKEN``  token extracted services send to ``/internal/`` (unset: off)
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ INSTALLED_APPS = [
     "monolith.customers",
     "monolith.orders",
     "monolith.storefront",
+    "monolith.internal",
 ]
 
 MIDDLEWARE = [
@@ -102,6 +104,9 @@ DATABASES = {"default": _database()}
 
 # The legacy tables use 32-bit integer keys; the data-sync design depends on it.
 DEFAULT_AUTO_FIELD = "django.db.models.AutoField"
+
+# Extracted services call /internal/ with this token (monolith.internal.auth).
+STRANGLER_SERVICE_TOKEN = os.environ.get("STRANGLER_SERVICE_TOKEN", "")
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},

@@ -20,6 +20,7 @@ urlpatterns = [
     path("api/customers/", include("monolith.customers.urls")),
     path("api/orders/", include("monolith.orders.urls")),
     path("shop/", include("monolith.storefront.urls")),
+    path("internal/", include("monolith.internal.urls")),
 ]
 
 handler404 = "monolith.core.views.not_found"

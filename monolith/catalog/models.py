@@ -72,3 +72,33 @@ class StockLevel(models.Model):
 
     def __str__(self) -> str:
         return f"{self.product_id}: {self.on_hand}"
+
+
+class ReservationStatus(models.TextChoices):
+    RESERVED = "reserved"
+    RELEASED = "released"
+
+
+class StockReservation(models.Model):
+    """Stock taken for an order that another service keeps (e.g. the orders Lambda).
+
+    ``key`` is the caller's idempotency key: reserving twice with one key takes stock
+    once, and releasing an unknown key leaves a ``released`` tombstone so that a
+    reservation arriving late under that key is refused instead of leaking stock.
+    """
+
+    key = models.CharField(max_length=128, unique=True)
+    status = models.CharField(
+        max_length=16, choices=ReservationStatus.choices, default=ReservationStatus.RESERVED
+    )
+    lines = models.JSONField(default=list)  # [{product, sku, quantity, unit_price}]
+    currency = models.CharField(max_length=3, blank=True)
+    total = models.DecimalField(max_digits=12, decimal_places=2, default=Decimal("0.00"))
+    created_at = models.DateTimeField(default=timezone.now)
+    released_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"reservation {self.key} ({self.status})"

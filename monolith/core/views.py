@@ -31,7 +31,7 @@ def healthz(request: HttpRequest) -> JsonResponse:
 
 
 def _wants_json(request: HttpRequest) -> bool:
-    return request.path.startswith("/api/")
+    return request.path.startswith(("/api/", "/internal/"))
 
 
 def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:

@@ -1,11 +1,7 @@
 """The order rules, independent of HTTP: placing, paying, shipping, cancelling, carts.
 
-Placing an order reserves stock in the same transaction as the order rows. Each
-reservation is one conditional UPDATE (``on_hand = on_hand - q WHERE on_hand >= q``):
-PostgreSQL re-evaluates the condition after waiting for a concurrent writer's row lock,
-so two orders can never both take the last unit, and a failed line rolls back every
-reservation the order made before it. Lines are reserved in product-id order so that
-two orders touching the same products cannot deadlock.
+Placing an order takes its stock (``catalog.stock.take``: one conditional UPDATE per
+product) in the same transaction as the order rows, so a failure writes nothing.
 """
 
 from __future__ import annotations
@@ -15,11 +11,11 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from django.db import transaction
-from django.db.models import F
 from django.utils import timezone
 
-from monolith.catalog.models import Product, StockLevel
-from monolith.core.errors import InvalidTransition, NotFound, OutOfStock, ShopError
+from monolith.catalog import stock
+from monolith.catalog.models import Product
+from monolith.core.errors import InvalidTransition, NotFound, ShopError
 from monolith.customers.models import Customer
 from monolith.orders.models import Cart, CartItem, Order, OrderLine, OrderStatus
 
@@ -30,7 +26,7 @@ TRANSITIONS: Mapping[str, frozenset[str]] = {
     OrderStatus.CANCELLED: frozenset(),
 }
 
-MAX_LINES = 50
+MAX_LINES = stock.MAX_LINES
 
 
 @dataclass(frozen=True)
@@ -39,61 +35,15 @@ class LineRequest:
     quantity: int
 
 
-def _merge(lines: Iterable[LineRequest]) -> dict[int, int]:
-    merged: dict[int, int] = {}
-    for line in lines:
-        if line.quantity <= 0:
-            raise ShopError(
-                f"Quantity for product {line.product_id} must be at least 1.",
-                product=line.product_id,
-            )
-        merged[line.product_id] = merged.get(line.product_id, 0) + line.quantity
-    if not merged:
-        raise ShopError("An order needs at least one line.")
-    if len(merged) > MAX_LINES:
-        raise ShopError(f"An order has at most {MAX_LINES} distinct products.")
-    return merged
-
-
 def place_order(customer: Customer, lines: Iterable[LineRequest]) -> Order:
-    """Create an order and reserve its stock atomically; nothing is written on failure."""
-    wanted = _merge(lines)
+    """Create an order and take its stock atomically; nothing is written on failure."""
+    wanted = stock.merge((line.product_id, line.quantity) for line in lines)
     with transaction.atomic():
-        products = Product.objects.in_bulk(sorted(wanted))
-        missing = [
-            pid for pid in sorted(wanted) if pid not in products or not products[pid].is_active
-        ]
-        if missing:
-            raise NotFound(
-                f"Product {missing[0]} does not exist or is not for sale.", products=missing
-            )
-        for product_id in sorted(wanted):
-            quantity = wanted[product_id]
-            reserved = StockLevel.objects.filter(
-                product_id=product_id, on_hand__gte=quantity
-            ).update(on_hand=F("on_hand") - quantity, updated_at=timezone.now())
-            if not reserved:
-                product = products[product_id]
-                available = (
-                    StockLevel.objects.filter(product_id=product_id)
-                    .values_list("on_hand", flat=True)
-                    .first()
-                ) or 0
-                raise OutOfStock(
-                    f"Not enough stock for product {product_id} ({product.sku}): "
-                    f"requested {quantity}, available {available}.",
-                    product=product_id,
-                    sku=product.sku,
-                    requested=quantity,
-                    available=available,
-                )
-        currency = {products[pid].currency for pid in wanted}
-        if len(currency) != 1:
-            raise ShopError("All products of an order must share one currency.")
+        products = stock.take(wanted)
         now = timezone.now()
         order = Order.objects.create(
             customer=customer,
-            currency=currency.pop(),
+            currency=products[next(iter(wanted))].currency,
             total=sum((products[pid].price * q for pid, q in wanted.items()), Decimal("0.00")),
             placed_at=now,
             updated_at=now,
@@ -109,13 +59,6 @@ def place_order(customer: Customer, lines: Iterable[LineRequest]) -> Order:
             for pid, q in sorted(wanted.items())
         )
     return order
-
-
-def _release_stock(order: Order) -> None:
-    for line in order.lines.order_by("product_id"):
-        StockLevel.objects.filter(product_id=line.product_id).update(
-            on_hand=F("on_hand") + line.quantity, updated_at=timezone.now()
-        )
 
 
 def transition(order_id: int, target: str) -> Order:
@@ -143,7 +86,7 @@ def transition(order_id: int, target: str) -> Order:
         }[OrderStatus(target)]
         setattr(order, stamp, now)
         if target == OrderStatus.CANCELLED:
-            _release_stock(order)
+            stock.give_back(order.lines.values_list("product_id", "quantity"))
         order.save(update_fields=["status", "updated_at", stamp])
     return order
 
