@@ -1,0 +1,87 @@
+"""The Lambda entry point: ``extracted.orders.handler.lambda_handler``.
+
+One function behind both front doors: an ALB target group (events with
+``requestContext.elb``) and an API Gateway HTTP API (payload format 2.0). Both resolvers
+share the routes of ``extracted.orders.api``.
+
+Configuration (Lambda environment variables):
+
+``ORDERS_TABLE``             DynamoDB table (default ``strangler-orders``)
+``ORDER_ID_BASE``            first order id minus one (default 1,000,000,000: the
+                             monolith's integer keys stay below it, so ids never collide)
+``ORDERS_OWNER_URL``         base URL of the monolith, which owns stock and customers
+``STRANGLER_SERVICE_TOKEN``  token for the monolith's internal API
+``AWS_ENDPOINT_URL_DYNAMODB`` set only to use a local DynamoDB stand-in
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.event_handler import ALBResolver, APIGatewayHttpResolver, Response
+
+from extracted.orders import api, errors
+from extracted.orders.owner import Owner
+from extracted.orders.store import OrderStore
+
+logger = Logger(service="orders")
+
+DEFAULT_TABLE = "strangler-orders"
+DEFAULT_ID_BASE = 1_000_000_000
+
+
+def services_from_environment() -> api.Services:
+    owner_url = os.environ.get("ORDERS_OWNER_URL")
+    if not owner_url:
+        raise RuntimeError("ORDERS_OWNER_URL is not set: the orders function needs the monolith")
+    return api.Services(
+        store=OrderStore(
+            os.environ.get("ORDERS_TABLE", DEFAULT_TABLE),
+            id_base=int(os.environ.get("ORDER_ID_BASE", DEFAULT_ID_BASE)),
+        ),
+        owner=Owner(owner_url, os.environ.get("STRANGLER_SERVICE_TOKEN", "")),
+    )
+
+
+def _error_response(error: errors.ApiError) -> Response[str]:
+    return Response(
+        status_code=error.status,
+        content_type="application/json",
+        body=json.dumps(error.body(), separators=(",", ":")),
+        headers=error.headers,
+    )
+
+
+def _resolver(resolver: ALBResolver | APIGatewayHttpResolver) -> Any:
+    resolver.include_router(api.router)
+
+    @resolver.exception_handler(errors.ApiError)  # type: ignore[untyped-decorator]
+    def api_error(error: errors.ApiError) -> Response[str]:
+        return _error_response(error)
+
+    @resolver.not_found
+    def no_route(_: Exception) -> Response[str]:
+        return _error_response(errors.no_resource(resolver.current_event.path))
+
+    @resolver.exception_handler(Exception)  # type: ignore[untyped-decorator]
+    def server_error(error: Exception) -> Response[str]:
+        logger.exception("unhandled error")
+        return _error_response(
+            errors.ApiError(500, "server_error", "The server failed to answer; it has been logged.")
+        )
+
+    return resolver
+
+
+alb = _resolver(ALBResolver(decode_query_parameters=False))
+http_api = _resolver(APIGatewayHttpResolver())
+api.configure(services_from_environment)
+
+
+def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    resolver = alb if "elb" in event.get("requestContext", {}) else http_api
+    result: dict[str, Any] = resolver.resolve(event, context)
+    return result

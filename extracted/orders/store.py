@@ -1,0 +1,349 @@
+"""Orders in DynamoDB: one table, keys laid out for the API's access patterns.
+
+=======================  ===========================  ===================================
+access pattern           key                          item
+=======================  ===========================  ===================================
+order by id              PK ``ORDER#<id>``            the order, its lines inside
+                         SK ``ORDER``
+a customer's orders,     GSI1 ``CUSTOMER#<id>``       (same item, projected ALL)
+newest first             GSI1SK ``<placed_at>#<id>``
+orders by status and     GSI2 ``STATUS#<status>``     (same item, projected ALL)
+date                     GSI2SK ``<placed_at>#<id>``
+placing, idempotently    PK ``PLACE#<key>``           → the order id placed under the key
+next order id            PK ``COUNTER#order``         atomic counter (``ADD``)
+=======================  ===========================  ===================================
+
+Sort keys are ``<timestamp, fixed width>#<id, 12 digits>`` so that "newest first" is a
+descending query, ties broken by id as the monolith does (``-placed_at, -id``).
+Order ids come from the counter plus ``ORDER_ID_BASE``, a range the monolith's integer
+keys never reach, so ids from both sides never collide.
+
+A status change is one conditional ``UpdateItem`` (``status IN (allowed from)``), so
+two concurrent changes of one order cannot both win. Placing writes the order and its
+``PLACE#`` marker in one transaction: a retry under the same key finds the marker.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator, Mapping, Sequence
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+import boto3
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.client import DynamoDBClient
+
+STATUSES = ("placed", "paid", "shipped", "cancelled")
+STAMP_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+GSI_CUSTOMER = "GSI1"
+GSI_STATUS = "GSI2"
+
+_serializer = TypeSerializer()
+_deserializer = TypeDeserializer()
+
+
+def table_definition(name: str) -> dict[str, Any]:
+    """``CreateTable`` arguments of the orders table (the SAM template says the same)."""
+    projection = {"ProjectionType": "ALL"}
+    return {
+        "TableName": name,
+        "BillingMode": "PAY_PER_REQUEST",
+        "AttributeDefinitions": [
+            {"AttributeName": attr, "AttributeType": "S"}
+            for attr in ("PK", "SK", "GSI1PK", "GSI1SK", "GSI2PK", "GSI2SK")
+        ],
+        "KeySchema": [
+            {"AttributeName": "PK", "KeyType": "HASH"},
+            {"AttributeName": "SK", "KeyType": "RANGE"},
+        ],
+        "GlobalSecondaryIndexes": [
+            {
+                "IndexName": index,
+                "KeySchema": [
+                    {"AttributeName": f"{index}PK", "KeyType": "HASH"},
+                    {"AttributeName": f"{index}SK", "KeyType": "RANGE"},
+                ],
+                "Projection": projection,
+            }
+            for index in (GSI_CUSTOMER, GSI_STATUS)
+        ],
+    }
+
+
+def dynamodb_client(max_attempts: int = 3) -> DynamoDBClient:
+    """A DynamoDB client from the environment: ``AWS_ENDPOINT_URL_DYNAMODB`` (or
+    ``AWS_ENDPOINT_URL``) points it at a local stand-in; unset, it talks to AWS."""
+    config = Config(retries={"max_attempts": max_attempts, "mode": "standard"})
+    return boto3.client("dynamodb", config=config)
+
+
+def create_table(client: DynamoDBClient, name: str) -> bool:
+    """Create the table unless it exists; True when it was created."""
+    try:
+        client.create_table(**table_definition(name))
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] == "ResourceInUseException":
+            return False
+        raise
+    client.get_waiter("table_exists").wait(TableName=name)
+    return True
+
+
+def stamp(moment: dt.datetime) -> str:
+    return moment.astimezone(dt.UTC).strftime(STAMP_FORMAT)
+
+
+def _sort_key(placed_at: str, order_id: int) -> str:
+    return f"{placed_at}#{order_id:012d}"
+
+
+def _encode(item: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: _serializer.serialize(v) for k, v in item.items() if v is not None}
+
+
+def _decode(item: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: _deserializer.deserialize(v) for k, v in item.items()}
+
+
+def _order_key(order_id: int) -> dict[str, Any]:
+    return {"PK": {"S": f"ORDER#{order_id}"}, "SK": {"S": "ORDER"}}
+
+
+class Conflict(Exception):
+    """A conditional write lost: the item changed (or exists) since it was read."""
+
+
+class OrderStore:
+    def __init__(self, table: str, *, id_base: int, client: DynamoDBClient | None = None) -> None:
+        self.table = table
+        self.id_base = id_base
+        self.client = client or dynamodb_client()
+
+    # -- writes ----------------------------------------------------------------------
+
+    def next_id(self) -> int:
+        answer = self.client.update_item(
+            TableName=self.table,
+            Key={"PK": {"S": "COUNTER#order"}, "SK": {"S": "COUNTER"}},
+            UpdateExpression="ADD #v :one",
+            ExpressionAttributeNames={"#v": "value"},
+            ExpressionAttributeValues={":one": {"N": "1"}},
+            ReturnValues="UPDATED_NEW",
+        )
+        return self.id_base + int(answer["Attributes"]["value"]["N"])
+
+    def placed_under(self, key: str) -> int | None:
+        """The id of the order placed under an idempotency key, if any."""
+        answer = self.client.get_item(
+            TableName=self.table,
+            Key={"PK": {"S": f"PLACE#{key}"}, "SK": {"S": "PLACE"}},
+            ConsistentRead=True,
+        )
+        item = answer.get("Item")
+        return int(item["order"]["N"]) if item else None
+
+    def create(self, order: Mapping[str, Any], key: str) -> None:
+        """Write a new order and its idempotency marker together, or raise ``Conflict``."""
+        order_id = int(order["id"])
+        sort_key = _sort_key(str(order["placed_at"]), order_id)
+        item = {
+            **order,
+            "PK": f"ORDER#{order_id}",
+            "SK": "ORDER",
+            "GSI1PK": f"CUSTOMER#{order['customer']}",
+            "GSI1SK": sort_key,
+            "GSI2PK": f"STATUS#{order['status']}",
+            "GSI2SK": sort_key,
+        }
+        try:
+            self.client.transact_write_items(
+                TransactItems=[
+                    {
+                        "Put": {
+                            "TableName": self.table,
+                            "Item": _encode(item),
+                            "ConditionExpression": "attribute_not_exists(PK)",
+                        }
+                    },
+                    {
+                        "Put": {
+                            "TableName": self.table,
+                            "Item": _encode(
+                                {"PK": f"PLACE#{key}", "SK": "PLACE", "order": order_id}
+                            ),
+                            "ConditionExpression": "attribute_not_exists(PK)",
+                        }
+                    },
+                ]
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "TransactionCanceledException":
+                raise Conflict(f"order {order_id} or key {key} exists") from exc
+            raise
+
+    def update_status(
+        self,
+        order_id: int,
+        *,
+        allowed_from: Sequence[str],
+        status: str,
+        changes: Mapping[str, Any],
+        remove: Sequence[str] = (),
+        require: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Set ``status`` (and ``changes``) if the order's status is in ``allowed_from``
+        (and ``require`` holds); return the new order or raise ``Conflict``."""
+        names = {"#status": "status", "#g2": "GSI2PK"}
+        values: dict[str, Any] = {":status": status, ":g2": f"STATUS#{status}"}
+        sets = ["#status = :status", "#g2 = :g2"]
+        for i, (name, value) in enumerate(changes.items()):
+            names[f"#c{i}"] = name
+            values[f":c{i}"] = value
+            sets.append(f"#c{i} = :c{i}")
+        allowed = []
+        for i, previous in enumerate(allowed_from):
+            values[f":from{i}"] = previous
+            allowed.append(f":from{i}")
+        condition = f"attribute_exists(PK) AND #status IN ({', '.join(allowed)})"
+        for i, (name, value) in enumerate((require or {}).items()):
+            names[f"#r{i}"] = name
+            values[f":r{i}"] = value
+            condition += f" AND #r{i} = :r{i}"
+        expression = "SET " + ", ".join(sets)
+        for i, name in enumerate(remove):
+            names[f"#x{i}"] = name
+        if remove:
+            expression += " REMOVE " + ", ".join(f"#x{i}" for i in range(len(remove)))
+        try:
+            answer = self.client.update_item(
+                TableName=self.table,
+                Key=_order_key(order_id),
+                UpdateExpression=expression,
+                ConditionExpression=condition,
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues={k: _serializer.serialize(v) for k, v in values.items()},
+                ReturnValues="ALL_NEW",
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                raise Conflict(f"order {order_id} changed") from exc
+            raise
+        return _decode(answer["Attributes"])
+
+    def clear(self, order_id: int, attribute: str) -> None:
+        self.client.update_item(
+            TableName=self.table,
+            Key=_order_key(order_id),
+            UpdateExpression="REMOVE #a",
+            ExpressionAttributeNames={"#a": attribute},
+        )
+
+    # -- reads -----------------------------------------------------------------------
+
+    def get(self, order_id: int) -> dict[str, Any] | None:
+        answer = self.client.get_item(
+            TableName=self.table, Key=_order_key(order_id), ConsistentRead=True
+        )
+        item = answer.get("Item")
+        return _decode(item) if item else None
+
+    def _query(
+        self, index: str, partition: str, *, newest_first: bool, status: str | None
+    ) -> Iterator[dict[str, Any]]:
+        args: dict[str, Any] = {
+            "TableName": self.table,
+            "IndexName": index,
+            "KeyConditionExpression": "#pk = :pk",
+            "ExpressionAttributeNames": {"#pk": f"{index}PK"},
+            "ExpressionAttributeValues": {":pk": {"S": partition}},
+            "ScanIndexForward": not newest_first,
+        }
+        if status is not None:
+            args["FilterExpression"] = "#status = :status"
+            args["ExpressionAttributeNames"]["#status"] = "status"
+            args["ExpressionAttributeValues"][":status"] = {"S": status}
+        while True:
+            answer = self.client.query(**args)
+            for item in answer.get("Items", []):
+                yield _decode(item)
+            if "LastEvaluatedKey" not in answer:
+                return
+            args["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
+
+    def _count(self, index: str, partition: str, status: str | None) -> int:
+        args: dict[str, Any] = {
+            "TableName": self.table,
+            "IndexName": index,
+            "KeyConditionExpression": "#pk = :pk",
+            "ExpressionAttributeNames": {"#pk": f"{index}PK"},
+            "ExpressionAttributeValues": {":pk": {"S": partition}},
+            "Select": "COUNT",
+        }
+        if status is not None:
+            args["FilterExpression"] = "#status = :status"
+            args["ExpressionAttributeNames"]["#status"] = "status"
+            args["ExpressionAttributeValues"][":status"] = {"S": status}
+        total = 0
+        while True:
+            answer = self.client.query(**args)
+            total += int(answer["Count"])
+            if "LastEvaluatedKey" not in answer:
+                return total
+            args["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
+
+    def _partitions(
+        self, customer: int | None, status: str | None
+    ) -> list[tuple[str, str, str | None]]:
+        if customer is not None:
+            return [(GSI_CUSTOMER, f"CUSTOMER#{customer}", status)]
+        statuses = [status] if status is not None else list(STATUSES)
+        return [(GSI_STATUS, f"STATUS#{s}", None) for s in statuses]
+
+    def count(self, *, customer: int | None, status: str | None) -> int:
+        return sum(self._count(i, p, s) for i, p, s in self._partitions(customer, status))
+
+    def newest_first(
+        self, *, customer: int | None, status: str | None, newest: bool = True
+    ) -> Iterator[dict[str, Any]]:
+        """Orders by (placed_at, id), newest first unless ``newest`` is False; several
+        status partitions are merged as they stream, so a page reads only what it shows."""
+        streams = [
+            self._query(i, p, newest_first=newest, status=s)
+            for i, p, s in self._partitions(customer, status)
+        ]
+        if len(streams) == 1:
+            yield from streams[0]
+            return
+        heads: list[tuple[dict[str, Any], Iterator[dict[str, Any]]]] = []
+        for stream in streams:
+            first = next(stream, None)
+            if first is not None:
+                heads.append((first, stream))
+        while heads:
+            pick = (max if newest else min)(
+                range(len(heads)), key=lambda i: str(heads[i][0]["GSI2SK"])
+            )
+            item, stream = heads[pick]
+            yield item
+            following = next(stream, None)
+            if following is None:
+                heads.pop(pick)
+            else:
+                heads[pick] = (following, stream)
+
+
+def money(value: Decimal | int | str) -> str:
+    return f"{Decimal(value):.2f}"
+
+
+def create_local_table(endpoint: str) -> None:
+    """Set-up hook of the local AWS stand-in (``facade.aws_local --setup``)."""
+    import os
+
+    name = os.environ.get("ORDERS_TABLE", "strangler-orders")
+    create_table(boto3.client("dynamodb", endpoint_url=endpoint), name)
