@@ -68,19 +68,74 @@ def manage(*args: str, env: Mapping[str, str]) -> str:
     return result.stdout
 
 
+SERVICE_TOKEN = "test-service-token-0123456789"
+ORDERS_ID_BASE = 1_000_000_000
+
+
 @dataclass
-class MonolithServer:
+class Served:
+    """A server process started by the tests, on a port the kernel picked."""
+
     base_url: str
-    database_url: str
-    staff_token: str
     process: subprocess.Popen[str]
     log: list[str]
+
+
+@dataclass
+class MonolithServer(Served):
+    database_url: str
+    staff_token: str
 
 
 def _pump(stream: object, sink: list[str], lines: queue.Queue[str]) -> None:
     for line in iter(stream.readline, ""):  # type: ignore[attr-defined]
         sink.append(line)
         lines.put(line)
+
+
+@contextmanager
+def served(
+    argv: list[str], env: Mapping[str, str], announce: re.Pattern[str], start_timeout: float = 60
+) -> Iterator[Served]:
+    """Run ``argv`` until the block ends; its URL's port comes from the line that
+    matches ``announce`` (group 1). SIGTERM at the end, as a process manager does."""
+    process = subprocess.Popen(
+        argv,
+        env={**os.environ, **env, "PYTHONUNBUFFERED": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    log: list[str] = []
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=_pump, args=(process.stdout, log, lines), daemon=True).start()
+    try:
+        port = None
+        while port is None:
+            try:
+                line = lines.get(timeout=start_timeout)
+            except queue.Empty:
+                raise RuntimeError(f"{argv[2:4]} did not start:\n" + "".join(log)) from None
+            match = announce.search(line)
+            if match:
+                port = int(match.group(1))
+            elif process.poll() is not None and lines.empty():
+                raise RuntimeError(f"{argv[2:4]} exited:\n" + "".join(log))
+        yield Served(f"http://127.0.0.1:{port}", process, log)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _gunicorn(config: str, app: str, workers: int, threads: int) -> list[str]:
+    return [
+        sys.executable, "-m", "gunicorn", "--config", f"python:{config}",
+        "--bind", "127.0.0.1:0", "--workers", str(workers), "--threads", str(threads), app,
+    ]  # fmt: skip
 
 
 @contextmanager
@@ -92,44 +147,63 @@ def monolith_server(
         "DATABASE_URL": database_url,
         "DJANGO_SETTINGS_MODULE": "monolith.settings",
         "DJANGO_PASSWORD_HASHERS": FAST_HASHERS,
+        "STRANGLER_SERVICE_TOKEN": SERVICE_TOKEN,
     }
     manage("migrate", "--noinput", "-v", "0", env=env)
     manage(
         "seed", "--products", "120", "--customers", "30", "--orders", "200", "--seed", "7", env=env
     )
     token = manage("issue_token", "admin@example.com", env=env).strip()
+    argv = _gunicorn("monolith.gunicorn_conf", "monolith.wsgi", workers, threads)
+    with served(argv, env, LISTENING, start_timeout) as server:
+        yield MonolithServer(server.base_url, server.process, server.log, database_url, token)
 
-    process = subprocess.Popen(
-        [
-            sys.executable, "-m", "gunicorn", "--config", "python:monolith.gunicorn_conf",
-            "--bind", "127.0.0.1:0", "--workers", str(workers), "--threads", str(threads),
-            "monolith.wsgi",
-        ],
-        env={**os.environ, **env, "PYTHONUNBUFFERED": "1"},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )  # fmt: skip
-    log: list[str] = []
-    lines: queue.Queue[str] = queue.Queue()
-    threading.Thread(target=_pump, args=(process.stdout, log, lines), daemon=True).start()
-    try:
-        port = None
-        while port is None:
-            try:
-                line = lines.get(timeout=start_timeout)
-            except queue.Empty:
-                raise RuntimeError("gunicorn did not start:\n" + "".join(log)) from None
-            match = LISTENING.search(line)
-            if match:
-                port = int(match.group(1))
-            elif process.poll() is not None:
-                raise RuntimeError("gunicorn exited:\n" + "".join(log))
-        yield MonolithServer(f"http://127.0.0.1:{port}", database_url, token, process, log)
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+
+@contextmanager
+def catalog_server(
+    database_url: str, source_url: str, *, workers: int = 1, threads: int = 8
+) -> Iterator[Served]:
+    """The catalog service on ``database_url``, filled from the monolith's database."""
+    env = {"CATALOG_DATABASE_URL": database_url}
+    for args in (
+        ["migrate", "--noinput", "-v", "0"],
+        ["import_catalog", "--source", source_url, "--if-empty"],
+    ):
+        result = subprocess.run(
+            [sys.executable, "-m", "extracted.catalog.manage", *args],
+            env={**os.environ, **env},
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=300,
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"catalog {args[0]} failed:\n{result.stdout}\n{result.stderr}")
+    argv = _gunicorn("extracted.catalog.gunicorn_conf", "extracted.catalog.wsgi", workers, threads)
+    with served(argv, env, LISTENING) as server:
+        yield server
+
+
+def orders_environment(monolith_url: str, aws_endpoint: str, table: str) -> dict[str, str]:
+    """The orders function's configuration, pointed at a local AWS stand-in."""
+    from facade.aws_local import local_environment
+
+    return {
+        **local_environment(aws_endpoint),
+        "ORDERS_TABLE": table,
+        "ORDER_ID_BASE": str(ORDERS_ID_BASE),
+        "ORDERS_OWNER_URL": monolith_url,
+        "STRANGLER_SERVICE_TOKEN": SERVICE_TOKEN,
+        "POWERTOOLS_LOG_LEVEL": "WARNING",
+    }
+
+
+ORDERS_ANNOUNCE = re.compile(r"orders function on http://127\.0\.0\.1:(\d+)")
+
+
+@contextmanager
+def orders_function(env: Mapping[str, str]) -> Iterator[Served]:
+    """The orders Lambda behind a local HTTP front (API Gateway HTTP API events)."""
+    argv = [sys.executable, "-m", "extracted.orders.local", "--port", "0"]
+    with served(argv, env, ORDERS_ANNOUNCE) as server:
+        yield server

@@ -1,8 +1,11 @@
 """The HTTP contract of the shop's JSON API, runnable against any base URL.
 
-By default the suite starts the monolith under gunicorn on PostgreSQL and runs twice:
-against the monolith directly, and through the facade (``strangler serve``) in front of
-it — the facade must be invisible to the API's clients.
+By default the suite starts the monolith under gunicorn on PostgreSQL and runs each test
+against every deployment that serves its area (``DEPLOYMENTS``): the monolith; the
+facade in front of it with every route on the monolith; each extracted service directly
+(the catalog service under gunicorn, the orders Lambda through API Gateway HTTP API
+events); and the facade with that service's route at 100 % (ALB events for the Lambda).
+Behaviour must be the same everywhere — the cut must be invisible to the API's clients.
 ``pytest tests/contract --base-url URL [--staff-token T]`` points the same suite at
 another deployment: an extracted service, the facade, a staging box. The suite only
 needs a seeded shop there; it discovers products through the API and registers its
@@ -15,18 +18,38 @@ import os
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.facade.proxy import proxy
-from tests.servers import MonolithServer
+from tests.servers import (
+    MonolithServer,
+    catalog_server,
+    orders_environment,
+    orders_function,
+    scratch_database,
+)
 
 
 @dataclass(frozen=True)
 class Target:
-    base_url: str
+    base_url: str  # the deployment under test
     staff_token: str | None
+    shop_url: str  # where the routes it does not serve answer (registration, stock)
+
+
+# Each deployment the suite runs against, and the API areas it serves. A test module
+# names its area (``AREA``) and runs against every deployment that serves it.
+DEPLOYMENTS: dict[str, frozenset[str]] = {
+    "monolith": frozenset({"catalog", "customers", "orders"}),
+    "facade": frozenset({"catalog", "customers", "orders"}),  # every route on the monolith
+    "catalog-service": frozenset({"catalog"}),  # the ECS service, directly
+    "facade-catalog": frozenset({"catalog"}),  # facade, catalog route 100 % on the service
+    "orders-lambda": frozenset({"orders"}),  # the function, through API Gateway events
+    "facade-orders": frozenset({"orders"}),  # facade, orders route 100 % on the Lambda
+}
 
 
 def _given_url(config: pytest.Config) -> str | None:
@@ -36,27 +59,96 @@ def _given_url(config: pytest.Config) -> str | None:
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "via" in metafunc.fixturenames:
-        via = ["given"] if _given_url(metafunc.config) else ["monolith", "facade"]
+        area = getattr(metafunc.module, "AREA", None)
+        if _given_url(metafunc.config):
+            via = ["given"]
+        else:
+            via = [name for name, areas in DEPLOYMENTS.items() if area is None or area in areas]
         metafunc.parametrize("via", via, scope="session")
+
+
+def _routing(path: Path, backends: str, catalog: str, orders: str) -> Path:
+    path.write_text(
+        "version: 1\n"
+        f"backends:\n{backends}"
+        "routes:\n"
+        f"  - {{name: catalog, match: {{paths: ['/api/catalog/*']}}, targets: {catalog}}}\n"
+        "  - name: orders\n"
+        "    match: {paths: ['/api/orders', '/api/orders/*']}\n"
+        f"    targets: {orders}\n"
+        "    stickiness: {duration: 60}\n"
+        "default: monolith\n"
+    )
+    return path
+
+
+def _monolith_backend(server: MonolithServer) -> str:
+    return f"  monolith: {{kind: monolith, url: '{server.base_url}'}}\n"
 
 
 @pytest.fixture(scope="session")
 def facade_in_front(
     pg_monolith: MonolithServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
-    routing = tmp_path_factory.mktemp("contract") / "routing.yaml"
-    routing.write_text(
-        "version: 1\n"
-        f"backends:\n  monolith: {{kind: monolith, url: '{pg_monolith.base_url}'}}\n"
-        "routes:\n"
-        "  - {name: catalog, match: {paths: ['/api/catalog/*']}, targets: monolith}\n"
-        "  - name: orders\n"
-        "    match: {paths: ['/api/orders', '/api/orders/*']}\n"
-        "    targets: monolith\n"
-        "    stickiness: {duration: 60}\n"
-        "default: monolith\n"
+    routing = _routing(
+        tmp_path_factory.mktemp("contract") / "routing.yaml",
+        _monolith_backend(pg_monolith),
+        "monolith",
+        "monolith",
     )
     with proxy(routing) as running:
+        yield running.url
+
+
+@pytest.fixture(scope="session")
+def catalog_service(pg_monolith: MonolithServer) -> Iterator[str]:
+    with (
+        scratch_database("strangler_cat") as url,
+        catalog_server(url, pg_monolith.database_url) as s,
+    ):
+        yield s.base_url
+
+
+@pytest.fixture(scope="session")
+def facade_catalog(
+    pg_monolith: MonolithServer, catalog_service: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    routing = _routing(
+        tmp_path_factory.mktemp("contract") / "routing.yaml",
+        _monolith_backend(pg_monolith) + f"  catalog: {{kind: ecs, url: '{catalog_service}'}}\n",
+        "{catalog: 100}",
+        "monolith",
+    )
+    with proxy(routing) as running:
+        yield running.url
+
+
+@pytest.fixture(scope="session")
+def orders_env(pg_monolith: MonolithServer, orders_table: tuple[str, str]) -> dict[str, str]:
+    endpoint, table = orders_table
+    return orders_environment(pg_monolith.base_url, endpoint, table)
+
+
+@pytest.fixture(scope="session")
+def orders_lambda(orders_env: dict[str, str]) -> Iterator[str]:
+    with orders_function(orders_env) as server:
+        yield server.base_url
+
+
+@pytest.fixture(scope="session")
+def facade_orders(
+    pg_monolith: MonolithServer,
+    orders_env: dict[str, str],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[str]:
+    handler = "extracted.orders.handler:lambda_handler"
+    routing = _routing(
+        tmp_path_factory.mktemp("contract") / "routing.yaml",
+        _monolith_backend(pg_monolith) + f"  orders: {{kind: lambda, handler: '{handler}'}}\n",
+        "monolith",
+        "{orders: 100}",
+    )
+    with proxy(routing, env=orders_env) as running:
         yield running.url
 
 
@@ -67,17 +159,27 @@ def target(request: pytest.FixtureRequest, via: str) -> Target:
     )
     given = _given_url(request.config)
     if given:
-        return Target(given, token)
+        return Target(given, token, given)
     server: MonolithServer = request.getfixturevalue("pg_monolith")
-    if via == "facade":
-        return Target(request.getfixturevalue("facade_in_front"), server.staff_token)
-    return Target(server.base_url, server.staff_token)
+    if via == "monolith":
+        return Target(server.base_url, server.staff_token, server.base_url)
+    url = request.getfixturevalue(via.replace("-", "_") if via != "facade" else "facade_in_front")
+    # A facade is the whole shop; a service alone needs the monolith for the rest.
+    shop = url if via.startswith("facade") else server.base_url
+    return Target(url, server.staff_token, shop)
 
 
 @pytest.fixture(scope="session")
 def api(target: Target) -> Iterator[httpx.Client]:
     """An anonymous client of the API under test."""
     with httpx.Client(base_url=target.base_url, timeout=30) as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
+def shop(target: Target) -> Iterator[httpx.Client]:
+    """An anonymous client of the whole shop: registration, and stock through the catalog."""
+    with httpx.Client(base_url=target.shop_url, timeout=30) as client:
         yield client
 
 
@@ -99,10 +201,10 @@ class Account:
     client: httpx.Client
 
 
-def register(target: Target, api: httpx.Client) -> Account:
+def register(target: Target, shop: httpx.Client) -> Account:
     email = f"contract-{uuid.uuid4().hex[:12]}@example.com"
     password = "Contract-" + uuid.uuid4().hex[:12]
-    response = api.post(
+    response = shop.post(
         "/api/customers/",
         json={
             "email": email,
@@ -120,15 +222,15 @@ def register(target: Target, api: httpx.Client) -> Account:
 
 
 @pytest.fixture
-def customer(target: Target, api: httpx.Client) -> Iterator[Account]:
-    """A freshly registered customer, with a client that sends its token."""
-    account = register(target, api)
+def customer(target: Target, shop: httpx.Client) -> Iterator[Account]:
+    """A freshly registered customer, with a client of the target that sends its token."""
+    account = register(target, shop)
     yield account
     account.client.close()
 
 
 @pytest.fixture
-def other_customer(target: Target, api: httpx.Client) -> Iterator[Account]:
-    account = register(target, api)
+def other_customer(target: Target, shop: httpx.Client) -> Iterator[Account]:
+    account = register(target, shop)
     yield account
     account.client.close()

@@ -9,6 +9,8 @@ import pytest
 
 from tests.contract.helpers import assert_error, assert_page, assert_product
 
+AREA = "catalog"  # runs against every deployment that serves /api/catalog/
+
 PRODUCTS = "/api/catalog/products/"
 CATEGORIES = "/api/catalog/categories/"
 

@@ -7,6 +7,8 @@ import httpx
 from tests.contract.conftest import Account, Target
 from tests.contract.helpers import CUSTOMER_KEYS, assert_error
 
+AREA = "customers"  # runs against every deployment that serves /api/customers/
+
 CUSTOMERS = "/api/customers/"
 
 
