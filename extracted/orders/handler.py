@@ -22,6 +22,7 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import ALBResolver, APIGatewayHttpResolver, Response
+from botocore.exceptions import BotoCoreError, ClientError
 
 from extracted.orders import api, errors
 from extracted.orders.owner import Owner
@@ -65,6 +66,11 @@ def _resolver(resolver: ALBResolver | APIGatewayHttpResolver) -> Any:
     @resolver.not_found
     def no_route(_: Exception) -> Response[str]:
         return _error_response(errors.no_resource(resolver.current_event.path))
+
+    @resolver.exception_handler([BotoCoreError, ClientError])  # type: ignore[untyped-decorator]
+    def store_error(error: Exception) -> Response[str]:
+        logger.exception("the order store failed")
+        return _error_response(errors.unavailable("The order store is unavailable; try again."))
 
     @resolver.exception_handler(Exception)  # type: ignore[untyped-decorator]
     def server_error(error: Exception) -> Response[str]:

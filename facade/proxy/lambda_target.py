@@ -9,7 +9,13 @@ names are lower-cased. The handler's answer (``statusCode``, ``headers`` or
 ``multiValueHeaders``, ``body``, ``isBase64Encoded``) becomes the HTTP response; a
 handler that raises, or answers something else, is a 502 as on ALB.
 
-Handlers run on a thread pool, so a slow handler never stalls the event loop.
+Each handler runs as Lambda runs it: in execution environments that take one event at
+a time. An environment is a worker process (started on demand, up to
+``STRANGLER_LAMBDA_CONCURRENCY``, default 8, per handler and facade worker) that imports
+the handler once and keeps its module state between events — the warm-start behaviour
+handlers are written for, and the reason they may keep per-invocation state in
+globals, as aws-lambda-powertools' event handler does. A slow handler never stalls the
+event loop, and concurrent requests never share an environment.
 """
 
 from __future__ import annotations
@@ -18,6 +24,8 @@ import asyncio
 import base64
 import concurrent.futures
 import importlib
+import multiprocessing
+import os
 import time
 import uuid
 from collections.abc import Callable
@@ -145,20 +153,43 @@ def http_response(result: Any, multi_value: bool) -> tuple[int, list[tuple[bytes
     return status, headers, raw
 
 
-class LambdaInvoker:
-    def __init__(self, max_workers: int = 32) -> None:
-        self._pool = concurrent.futures.ThreadPoolExecutor(
-            max_workers=max_workers, thread_name_prefix="lambda"
-        )
-        self._handlers: dict[str, Handler] = {}
+_handlers: dict[str, Handler] = {}  # per execution environment (worker process)
 
-    def handler(self, spec: str) -> Handler:
-        handler = self._handlers.get(spec)
-        if handler is None:
-            module_name, _, function = spec.partition(":")
-            handler = getattr(importlib.import_module(module_name), function)
-            self._handlers[spec] = handler
-        return handler
+
+def load_handler(spec: str) -> Handler:
+    handler = _handlers.get(spec)
+    if handler is None:
+        module_name, _, function = spec.partition(":")
+        handler = getattr(importlib.import_module(module_name), function)
+        _handlers[spec] = handler
+    return handler
+
+
+def _invoke_in_environment(
+    spec: str, event: dict[str, Any], function_name: str, timeout: float
+) -> Any:
+    return load_handler(spec)(event, LambdaContext(function_name, timeout))
+
+
+def default_concurrency() -> int:
+    return max(1, int(os.environ.get("STRANGLER_LAMBDA_CONCURRENCY", "8")))
+
+
+class LambdaInvoker:
+    def __init__(self, concurrency: int | None = None) -> None:
+        self.concurrency = concurrency or default_concurrency()
+        self._pools: dict[str, concurrent.futures.ProcessPoolExecutor] = {}
+        # spawn, not fork: the facade's event loop and threads must not be copied
+        self._context = multiprocessing.get_context("spawn")
+
+    def _environments(self, spec: str) -> concurrent.futures.ProcessPoolExecutor:
+        pool = self._pools.get(spec)
+        if pool is None:
+            pool = concurrent.futures.ProcessPoolExecutor(
+                max_workers=self.concurrency, mp_context=self._context
+            )
+            self._pools[spec] = pool
+        return pool
 
     async def invoke(
         self,
@@ -174,7 +205,6 @@ class LambdaInvoker:
         listen_port: int,
     ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
         assert backend.handler is not None
-        handler = self.handler(backend.handler)
         forwarded = [
             (n, v)
             for n, v in headers
@@ -191,12 +221,21 @@ class LambdaInvoker:
             forwarded.append((b"x-amzn-trace-id", trace.encode()))
         event = alb_event(backend, method, path, query, forwarded, body)
         function_name = str(backend.aws.get("function") or backend.name)
-        context = LambdaContext(function_name, timeout)
         loop = asyncio.get_running_loop()
         result = await asyncio.wait_for(
-            loop.run_in_executor(self._pool, handler, event, context), timeout
+            loop.run_in_executor(
+                self._environments(backend.handler),
+                _invoke_in_environment,
+                backend.handler,
+                event,
+                function_name,
+                timeout,
+            ),
+            timeout,
         )
         return http_response(result, backend.multi_value_headers)
 
     def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        for pool in self._pools.values():
+            pool.shutdown(wait=False, cancel_futures=True)
+        self._pools.clear()

@@ -18,19 +18,11 @@ import os
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.facade.proxy import proxy
-from tests.servers import (
-    MonolithServer,
-    catalog_server,
-    orders_environment,
-    orders_function,
-    scratch_database,
-)
+from tests.servers import MonolithServer
 
 
 @dataclass(frozen=True)
@@ -65,91 +57,6 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         else:
             via = [name for name, areas in DEPLOYMENTS.items() if area is None or area in areas]
         metafunc.parametrize("via", via, scope="session")
-
-
-def _routing(path: Path, backends: str, catalog: str, orders: str) -> Path:
-    path.write_text(
-        "version: 1\n"
-        f"backends:\n{backends}"
-        "routes:\n"
-        f"  - {{name: catalog, match: {{paths: ['/api/catalog/*']}}, targets: {catalog}}}\n"
-        "  - name: orders\n"
-        "    match: {paths: ['/api/orders', '/api/orders/*']}\n"
-        f"    targets: {orders}\n"
-        "    stickiness: {duration: 60}\n"
-        "default: monolith\n"
-    )
-    return path
-
-
-def _monolith_backend(server: MonolithServer) -> str:
-    return f"  monolith: {{kind: monolith, url: '{server.base_url}'}}\n"
-
-
-@pytest.fixture(scope="session")
-def facade_in_front(
-    pg_monolith: MonolithServer, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[str]:
-    routing = _routing(
-        tmp_path_factory.mktemp("contract") / "routing.yaml",
-        _monolith_backend(pg_monolith),
-        "monolith",
-        "monolith",
-    )
-    with proxy(routing) as running:
-        yield running.url
-
-
-@pytest.fixture(scope="session")
-def catalog_service(pg_monolith: MonolithServer) -> Iterator[str]:
-    with (
-        scratch_database("strangler_cat") as url,
-        catalog_server(url, pg_monolith.database_url) as s,
-    ):
-        yield s.base_url
-
-
-@pytest.fixture(scope="session")
-def facade_catalog(
-    pg_monolith: MonolithServer, catalog_service: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[str]:
-    routing = _routing(
-        tmp_path_factory.mktemp("contract") / "routing.yaml",
-        _monolith_backend(pg_monolith) + f"  catalog: {{kind: ecs, url: '{catalog_service}'}}\n",
-        "{catalog: 100}",
-        "monolith",
-    )
-    with proxy(routing) as running:
-        yield running.url
-
-
-@pytest.fixture(scope="session")
-def orders_env(pg_monolith: MonolithServer, orders_table: tuple[str, str]) -> dict[str, str]:
-    endpoint, table = orders_table
-    return orders_environment(pg_monolith.base_url, endpoint, table)
-
-
-@pytest.fixture(scope="session")
-def orders_lambda(orders_env: dict[str, str]) -> Iterator[str]:
-    with orders_function(orders_env) as server:
-        yield server.base_url
-
-
-@pytest.fixture(scope="session")
-def facade_orders(
-    pg_monolith: MonolithServer,
-    orders_env: dict[str, str],
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[str]:
-    handler = "extracted.orders.handler:lambda_handler"
-    routing = _routing(
-        tmp_path_factory.mktemp("contract") / "routing.yaml",
-        _monolith_backend(pg_monolith) + f"  orders: {{kind: lambda, handler: '{handler}'}}\n",
-        "monolith",
-        "{orders: 100}",
-    )
-    with proxy(routing, env=orders_env) as running:
-        yield running.url
 
 
 @pytest.fixture(scope="session")
