@@ -98,7 +98,7 @@ def in_process(pg_monolith: MonolithServer, orders_table: tuple[str, str]) -> It
 
 
 def _event(method: str, path: str, token: str, body: Any = None, **headers: str) -> dict[str, Any]:
-    event = copy.deepcopy(json.loads(EVENT.read_text()))
+    event: dict[str, Any] = json.loads(EVENT.read_text())
     event["httpMethod"] = method
     event["path"] = path
     event["queryStringParameters"] = {}
