@@ -18,7 +18,7 @@ import click
 from facade import __version__
 from facade.exceptions import RoutingFileError, StranglerError
 from facade.stack import run_stack
-from facade.topology import LocalConfig, SeedSize, build_stack
+from facade.topology import LocalConfig, build_stack
 
 PORT = click.IntRange(1, 65535)
 ROUTING = click.Path(dir_okay=False, path_type=Path)
@@ -34,9 +34,6 @@ _routing_option = click.option(
     envvar="STRANGLER_ROUTING",
     help="The route table.",
 )
-
-
-COUNT = click.IntRange(min=0)
 
 
 def _local_options(func: Any) -> Any:
@@ -56,34 +53,19 @@ def _local_options(func: Any) -> Any:
             help="Port of the front door (default: facade.listen of routing.yaml).",
         ),
         click.option(
-            "--database-url",
-            envvar="DATABASE_URL",
-            default=None,
-            help="Monolith database (default: embedded SQLite under var/).",
+            "--env",
+            "-e",
+            "env",
+            multiple=True,
+            metavar="NAME=VALUE",
+            help="Set a variable for the ${NAME} references of routing.yaml's local blocks "
+            "(repeatable), e.g. -e DATABASE_URL=postgres://127.0.0.1/shop.",
         ),
         click.option(
-            "--workers",
-            type=click.IntRange(1, 64),
-            default=2,
-            show_default=True,
-            help="gunicorn worker processes of the monolith.",
-        ),
-        click.option(
-            "--seed/--no-seed",
-            "do_seed",
+            "--setup/--no-setup",
             default=True,
             show_default=True,
-            help="Seed sample data when the database is empty.",
-        ),
-        click.option("--products", type=COUNT, default=500, show_default=True),
-        click.option("--customers", type=COUNT, default=200, show_default=True),
-        click.option("--orders", type=COUNT, default=2000, show_default=True),
-        click.option(
-            "--random-seed",
-            type=int,
-            default=42,
-            show_default=True,
-            help="Seed of the sample data: same seed, same data.",
+            help="Run the set-up commands (migrate, seed, import) before starting.",
         ),
     ]
     for option in reversed(options):
@@ -92,18 +74,14 @@ def _local_options(func: Any) -> Any:
 
 
 def _config(**kw: Any) -> LocalConfig:
-    seed = (
-        SeedSize(kw["products"], kw["customers"], kw["orders"], kw["random_seed"])
-        if kw["do_seed"]
-        else None
-    )
+    env: dict[str, str] = {}
+    for item in kw["env"]:
+        name, sep, value = str(item).partition("=")
+        if not sep or not name:
+            raise click.BadParameter(f"{item!r}: use NAME=VALUE", param_hint="--env")
+        env[name] = value
     return LocalConfig(
-        routing=kw["routing"],
-        host=kw["host"],
-        port=kw["port"],
-        database_url=kw["database_url"],
-        workers=kw["workers"],
-        seed=seed,
+        routing=kw["routing"], host=kw["host"], port=kw["port"], env=env, setup=kw["setup"]
     )
 
 

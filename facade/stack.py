@@ -56,11 +56,13 @@ class Stack:
     services: Sequence[Service]
     front_door: str
     links: Mapping[str, str] = field(default_factory=dict)
+    cwd: str | None = None  # every command runs here (the routing file's folder)
 
     def describe(self) -> dict[str, Any]:
         """The stack as plain data (``strangler stack --json``)."""
         return {
             "front_door": self.front_door,
+            "cwd": self.cwd,
             "links": dict(self.links),
             "setup": [{"name": s.name, "command": shlex.join(s.argv)} for s in self.setup],
             "services": [
@@ -85,7 +87,10 @@ def is_healthy(url: str, timeout: float = 1.0) -> bool:
 
 
 def run_setup(
-    steps: Sequence[SetupStep], base_env: Mapping[str, str], say: Callable[[str], None]
+    steps: Sequence[SetupStep],
+    base_env: Mapping[str, str],
+    say: Callable[[str], None],
+    cwd: str | None = None,
 ) -> None:
     for step in steps:
         say(f"{step.name}: {shlex.join(step.argv)}")
@@ -96,6 +101,7 @@ def run_setup(
             capture_output=True,
             text=True,
             check=False,
+            cwd=cwd,
         )
         for line in (result.stdout + result.stderr).splitlines():
             say(f"  {line}")
@@ -172,13 +178,13 @@ def run_stack(
     ready_timeout: float = 120.0,
 ) -> int:
     """Run the set-up, then the services in the foreground; return the exit code."""
-    run_setup(stack.setup, base_env, say)
+    run_setup(stack.setup, base_env, say, stack.cwd)
     manager = Manager()
     for service in stack.services:
         # honcho runs commands through a shell; exec makes the pid it waits on the
         # service itself, so the stack is only "stopped" once the service has exited.
         command = "exec " + shlex.join(service.argv)
-        manager.add_process(service.name, command, env={**base_env, **service.env})
+        manager.add_process(service.name, command, env={**base_env, **service.env}, cwd=stack.cwd)
     watcher = _Watcher(stack, manager, ready_timeout)
     watcher.start()
     manager.loop()

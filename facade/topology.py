@@ -1,29 +1,34 @@
-"""The local topology that ``strangler up`` runs: routing.yaml plus a ``LocalConfig``.
+"""The local topology that ``strangler up`` runs, read from routing.yaml's ``local:`` blocks.
 
-The monolith backend of routing.yaml is served by gunicorn on the address its ``url``
-names, after ``migrate`` and ``seed --if-empty``; the facade (``strangler serve``) takes
-the front door and routes to it. The monolith is started as a process by its module
-path (``monolith.wsgi``), never imported: the toolkit does not depend on the sample.
+Every backend with a ``local`` block contributes its set-up commands (run once, in file
+order, before anything starts) and its long-running process, health-checked at its
+``url`` + ``health``. ``local.aws`` adds the AWS-API stand-in, whose endpoint and dummy
+credentials reach every process through boto3's standard variables
+(``AWS_ENDPOINT_URL``, ...). Lambda backends with a handler run inside the facade, so
+their ``env`` joins the facade's. The facade (``strangler serve``) takes the front door.
+
+The toolkit never imports the services it runs: they are commands in the file.
 """
 
 from __future__ import annotations
 
+import os
+import re
+import shlex
 import sys
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
+from facade.aws_local import READY_PATH, local_environment
 from facade.exceptions import ConfigError
 from facade.routing.loader import load_table
-from facade.routing.model import BackendKind
+from facade.routing.model import Backend, BackendKind, RoutingTable
 from facade.stack import Service, SetupStep, Stack
 
-
-@dataclass(frozen=True)
-class SeedSize:
-    products: int = 500
-    customers: int = 200
-    orders: int = 2000
-    seed: int = 42
+VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^${}]*))?\}")
+PLACEHOLDER = re.compile(r"\{(python|host|port|bind|url)\}")
 
 
 @dataclass(frozen=True)
@@ -31,113 +36,173 @@ class LocalConfig:
     routing: Path = Path("routing.yaml")
     host: str | None = None  # None: facade.listen of routing.yaml
     port: int | None = None
-    database_url: str | None = None  # None: the monolith's embedded SQLite default
-    workers: int = 2
-    threads: int = 4
-    seed: SeedSize | None = SeedSize()
+    env: Mapping[str, str] = field(default_factory=dict)  # overrides of the environment
+    setup: bool = True  # False: skip every set-up command (already migrated and seeded)
     python: str = sys.executable
-    settings_module: str = "monolith.settings"
-    wsgi_app: str = "monolith.wsgi"
-    gunicorn_config: str = "monolith.gunicorn_conf"
 
     def __post_init__(self) -> None:
         if self.port is not None and not 0 < self.port < 65536:
             raise ConfigError(f"port {self.port}: must be between 1 and 65535")
-        if self.workers < 1 or self.threads < 1:
-            raise ConfigError(
-                f"workers={self.workers}, threads={self.threads}: both must be at least 1"
-            )
+
+
+def expand(text: str, env: Mapping[str, str], where: str) -> str:
+    """``${VAR}`` and ``${VAR:-default}`` from ``env``; inner ones first, so defaults nest."""
+
+    def one(match: re.Match[str]) -> str:
+        name, default = match.group(1), match.group(2)
+        value = env.get(name)
+        if value:
+            return value
+        if default is not None:
+            return default
+        if value is not None:
+            return value
+        raise ConfigError(f"{where}: ${{{name}}} is not set; set it or write ${{{name}:-default}}")
+
+    previous = None
+    while previous != text:
+        previous, text = text, VARIABLE.sub(one, text)
+    return text
 
 
 def _url(host: str, port: int) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
+def _fill(
+    command: str, backend: Backend | None, python: str, env: Mapping[str, str], where: str
+) -> list[str]:
+    values = {"python": python}
+    if backend is not None and backend.url:
+        host, port = backend.address
+        values.update(
+            host=host,
+            port=str(port),
+            bind=f"[{host}]:{port}" if ":" in host else f"{host}:{port}",
+            url=backend.url,
+        )
+
+    def placeholder(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in values:
+            raise ConfigError(f"{where}: {{{name}}} needs a backend with a url")
+        return values[name]
+
+    argv = shlex.split(PLACEHOLDER.sub(placeholder, expand(command, env, where)))
+    if not argv:
+        raise ConfigError(f"{where}: the command is empty")
+    return argv
+
+
+def _role(backend: Backend) -> str:
+    what = {
+        BackendKind.MONOLITH: "the legacy monolith",
+        BackendKind.ECS: "extracted service (ECS in production)",
+        BackendKind.LAMBDA: "extracted function (Lambda in production)",
+        BackendKind.URL: "service at a URL",
+    }[backend.kind]
+    return f"backend {backend.name!r}: {what}"
+
+
+def _check_ports(table: RoutingTable, front: tuple[str, int], aws: tuple[str, int] | None) -> None:
+    taken: dict[tuple[str, int], str] = {front: "the facade (--port / facade.listen)"}
+    if aws is not None:
+        taken[aws] = "the AWS stand-in (local.aws.endpoint)"
+    for backend in table.backends.values():
+        if backend.local is None or backend.local.run is None or not backend.url:
+            continue
+        address = backend.address
+        if address in taken:
+            raise ConfigError(
+                f"{table.source}: {address[0]}:{address[1]} is both {taken[address]} and "
+                f"backend {backend.name!r}'s url; give each its own port"
+            )
+        taken[address] = f"backend {backend.name!r}"
+
+
 def build_stack(config: LocalConfig) -> Stack:
     table = load_table(config.routing)
-    monolith = next(
-        (b for b in table.backends.values() if b.kind is BackendKind.MONOLITH and b.url), None
-    )
-    if monolith is None or monolith.url is None:
-        raise ConfigError(f"{config.routing}: no monolith backend with a url to run locally")
-    mono_host, mono_port = monolith.address
+    source = table.source
     host = config.host or table.settings.listen_host
     port = config.port or table.settings.listen_port
-    if (host, port) == (mono_host, mono_port):
-        raise ConfigError(
-            f"the front door {host}:{port} is also the monolith's address in {config.routing}; "
-            "give the facade (--port / facade.listen) and the monolith different ports"
-        )
-    manage = [config.python, "-m", "monolith.manage"]
-    env = {"DJANGO_SETTINGS_MODULE": config.settings_module, "PYTHONUNBUFFERED": "1"}
-    if config.database_url:
-        env["DATABASE_URL"] = config.database_url
+    front = _url(host, port)
+    aws = table.local.aws
+    aws_address = None
+    if aws is not None:
+        parts = urlsplit(aws.endpoint)
+        aws_address = (parts.hostname or "127.0.0.1", parts.port or 4566)
+    _check_ports(table, (host, port), aws_address)
 
-    setup = [SetupStep("migrate", [*manage, "migrate", "--noinput", "-v", "0"], env)]
-    if config.seed is not None:
-        size = config.seed
-        setup.append(
-            SetupStep(
-                "seed",
-                [
-                    *manage,
-                    "seed",
-                    "--if-empty",
-                    "--products",
-                    str(size.products),
-                    "--customers",
-                    str(size.customers),
-                    "--orders",
-                    str(size.orders),
-                    "--seed",
-                    str(size.seed),
-                ],
-                env,
+    environ = {**os.environ, **config.env}
+    base: dict[str, str] = {"PYTHONUNBUFFERED": "1"}
+    if aws is not None:
+        base.update(local_environment(aws.endpoint))
+    for name, value in table.local.env.items():
+        base[name] = expand(value, {**environ, **base}, f"{source}: local.env.{name}")
+
+    setup: list[SetupStep] = []
+    services: list[Service] = []
+    facade_env = dict(base)
+    if aws is not None and aws_address is not None:
+        argv = [config.python, "-m", "facade.aws_local", "--host", aws_address[0]]
+        argv += ["--port", str(aws_address[1])]
+        for hook in aws.setup:
+            argv += ["--setup", hook]
+        services.append(
+            Service(
+                name="aws",
+                argv=argv,
+                url=aws.endpoint,
+                health_url=aws.endpoint + READY_PATH,
+                role="AWS-API stand-in (moto server): " + (", ".join(aws.setup) or "empty"),
+                env=base,
             )
         )
-
-    bind = f"[{mono_host}]:{mono_port}" if ":" in mono_host else f"{mono_host}:{mono_port}"
-    monolith_url = _url(mono_host, mono_port)
-    front = _url(host, port)
-    monolith_service = Service(
-        name=monolith.name,
-        argv=[
-            config.python,
-            "-m",
-            "gunicorn",
-            "--config",
-            f"python:{config.gunicorn_config}",
-            "--bind",
-            bind,
-            "--workers",
-            str(config.workers),
-            "--threads",
-            str(config.threads),
-            config.wsgi_app,
-        ],
-        url=monolith_url,
-        health_url=f"{monolith_url}/healthz",
-        role=f"backend {monolith.name!r}: the legacy Django monolith (gunicorn)",
-        env=env,
-    )
-    facade = Service(
-        name="facade",
-        argv=[
-            config.python,
-            "-m",
-            "facade.cli",
-            "serve",
-            "--routing",
-            str(config.routing),
-            "--host",
-            host,
-            "--port",
-            str(port),
-        ],
-        url=front,
-        health_url=f"{front}/__facade/health",
-        role=f"the routing facade ({len(table.routes)} routes + default, from {config.routing})",
-        env={"PYTHONUNBUFFERED": "1"},
+    for backend in table.backends.values():
+        local = backend.local
+        if local is None:
+            continue
+        where = f"{source}: backends.{backend.name}.local"
+        env = dict(base)
+        for name, value in local.env.items():
+            env[name] = expand(value, {**environ, **env}, f"{where}.env.{name}")
+        scope = {**environ, **env}
+        if config.setup:
+            for i, command in enumerate(local.setup, 1):
+                argv = _fill(command, backend, config.python, scope, f"{where}.setup[{i}]")
+                setup.append(SetupStep(f"{backend.name} {_step_name(argv)}", argv, env))
+        if backend.handler:  # runs inside the facade, with its environment
+            facade_env.update(local.env and {k: env[k] for k in local.env})
+            continue
+        if local.run is None:
+            continue
+        if not backend.url:
+            raise ConfigError(f"{where}: a backend that runs locally needs a url")
+        services.append(
+            Service(
+                name=backend.name,
+                argv=_fill(local.run, backend, config.python, scope, f"{where}.run"),
+                url=backend.url,
+                health_url=backend.url + local.health,
+                role=_role(backend),
+                env=env,
+            )
+        )
+    lambdas = [b.name for b in table.backends.values() if b.handler]
+    role = f"the routing facade ({len(table.routes)} routes + default, from {config.routing})"
+    if lambdas:
+        role += "; runs Lambda " + ", ".join(lambdas)
+    routing = str(Path(config.routing).resolve())
+    serve = [config.python, "-m", "facade.cli", "serve", "--routing", routing]
+    services.append(
+        Service(
+            name="facade",
+            argv=[*serve, "--host", host, "--port", str(port)],
+            url=front,
+            health_url=f"{front}/__facade/health",
+            role=role,
+            env=facade_env,
+        )
     )
     links = {
         "shop": f"{front}/shop/",
@@ -145,4 +210,13 @@ def build_stack(config: LocalConfig) -> Stack:
         "admin": f"{front}/admin/",
         "metrics": f"{front}/__facade/metrics",
     }
-    return Stack(setup=setup, services=[monolith_service, facade], front_door=front, links=links)
+    cwd = str(Path(config.routing).resolve().parent)
+    return Stack(setup=setup, services=services, front_door=front, links=links, cwd=cwd)
+
+
+def _step_name(argv: list[str]) -> str:
+    """A short name for a set-up command: its first word after the module, e.g. 'migrate'."""
+    words = [w for w in argv[1:] if not w.startswith("-")]
+    if len(argv) > 2 and argv[1] == "-m":
+        words = [w for w in argv[3:] if not w.startswith("-")]
+    return words[0] if words else Path(argv[0]).name

@@ -13,7 +13,6 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,10 @@ from ruamel.yaml.error import MarkedYAMLError
 
 from facade.exceptions import Problem, RoutingFileError
 from facade.routing import patterns
+from facade.routing.checker import Checker as _Checker
+from facade.routing.checker import position as _position
+from facade.routing.checker import show as _show
+from facade.routing.local_block import local_run, local_stack
 from facade.routing.model import (
     SHARE_TOTAL,
     Backend,
@@ -51,8 +54,8 @@ NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$")
 HANDLER = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 DEFAULT_ROUTE = "default"
 
-TOP_KEYS = ("version", "facade", "backends", "routes", "default")
-BACKEND_KEYS = ("kind", "url", "handler", "multi_value_headers", "aws")
+TOP_KEYS = ("version", "facade", "backends", "routes", "default", "local")
+BACKEND_KEYS = ("kind", "url", "handler", "multi_value_headers", "aws", "local")
 ROUTE_KEYS = ("name", "priority", "match", "targets", "stickiness", "stable_key")
 MATCH_KEYS = ("paths", "methods", "headers")
 FACADE_KEYS = (
@@ -81,61 +84,6 @@ AWS_KEYS: dict[BackendKind, tuple[str, ...]] = {
     ),
     BackendKind.URL: ("target_group_arn",),
 }
-
-
-@dataclass
-class _Checker:
-    """Collects problems with their positions while the file is read."""
-
-    file: str
-    problems: list[Problem] = field(default_factory=list)
-
-    def at(self, node: Any, key: Any, path: str, message: str, *, value: bool = True) -> None:
-        line, column = _position(node, key, value=value)
-        self.problems.append(Problem(self.file, line, column, path, message))
-
-    def mapping(
-        self, node: Any, parent: Any, key: Any, path: str, allowed: tuple[str, ...]
-    ) -> CommentedMap | None:
-        if not isinstance(node, CommentedMap):
-            self.at(parent, key, path, f"must be a mapping, got {_show(node)}")
-            return None
-        for name in node:
-            if name not in allowed:
-                hint = difflib.get_close_matches(str(name), allowed, n=1)
-                suggestion = f"; did you mean {hint[0]!r}?" if hint else ""
-                self.at(
-                    node,
-                    name,
-                    f"{path}.{name}",
-                    f"unknown key; allowed: {', '.join(allowed)}{suggestion}",
-                    value=False,
-                )
-        return node
-
-
-def _position(node: Any, key: Any, *, value: bool) -> tuple[int, int]:
-    lc = getattr(node, "lc", None)
-    if lc is None:
-        return (1, 1)
-    try:
-        if isinstance(node, CommentedSeq):
-            line, column = lc.item(key)
-        elif value:
-            line, column = lc.value(key)
-        else:
-            line, column = lc.key(key)
-    except (KeyError, IndexError, TypeError):
-        line, column = lc.line, lc.col
-    return (int(line) + 1, int(column) + 1)
-
-
-def _show(value: Any) -> str:
-    if isinstance(value, CommentedMap):
-        return "a mapping"
-    if isinstance(value, CommentedSeq):
-        return "a list"
-    return repr(value)
 
 
 def _as_list(value: Any) -> list[Any]:
@@ -196,11 +144,12 @@ def parse_table(text: str, file: str = "routing.yaml") -> RoutingTable:
     backends = _backends(check, document)
     routes = _routes(check, document, backends, settings)
     default = _default(check, document, backends, routes)
+    local = local_stack(check, document)
 
     if check.problems:
         raise RoutingFileError(sorted(check.problems, key=lambda p: (p.line, p.column)))
     assert default is not None
-    return RoutingTable(file, settings, backends, tuple(routes), default)
+    return RoutingTable(file, settings, backends, tuple(routes), default, local)
 
 
 # -- facade settings -------------------------------------------------------------------
@@ -389,6 +338,7 @@ def _backends(check: _Checker, document: CommentedMap) -> dict[str, Backend]:
             if aws_node is not None:
                 aws = {str(k): _plain(v) for k, v in aws_node.items()}
                 _check_aws(check, aws_node, path, kind)
+        local = local_run(check, body, path, in_facade=handler is not None)
         backends[str(name)] = Backend(
             name=str(name),
             kind=kind,
@@ -396,6 +346,7 @@ def _backends(check: _Checker, document: CommentedMap) -> dict[str, Backend]:
             handler=str(handler) if handler is not None else None,
             multi_value_headers=multi is True,
             aws=aws,
+            local=local,
         )
     if not any(b.kind is BackendKind.MONOLITH for b in backends.values()):
         check.at(

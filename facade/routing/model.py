@@ -29,6 +29,35 @@ class BackendKind(StrEnum):
 
 
 @dataclass(frozen=True)
+class LocalRun:
+    """How ``strangler up`` runs a backend on one machine (routing.yaml ``local:``).
+
+    Commands are shell-like strings (split with ``shlex``, never run by a shell) with
+    ``{python}``, ``{host}``, ``{port}``, ``{bind}`` and ``{url}`` filled from the
+    backend, and ``${VAR}`` / ``${VAR:-default}`` from the environment.
+    """
+
+    setup: tuple[str, ...] = ()  # run once, in order, before any service starts
+    run: str | None = None  # the long-running process (None: runs inside the facade)
+    health: str = "/healthz"  # path on the backend's url that answers 2xx when ready
+    env: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class LocalAws:
+    """The AWS-API stand-in of the local stack and what to create in it."""
+
+    endpoint: str  # http://HOST:PORT
+    setup: tuple[str, ...] = ()  # "module:function" hooks, called with the endpoint
+
+
+@dataclass(frozen=True)
+class LocalStack:
+    aws: LocalAws | None = None
+    env: Mapping[str, str] = field(default_factory=dict)  # for every local process
+
+
+@dataclass(frozen=True)
 class Backend:
     """Where requests for a route can go, locally and on AWS."""
 
@@ -38,6 +67,7 @@ class Backend:
     handler: str | None = None  # "module:function" for a Lambda run in-process
     multi_value_headers: bool = False  # the Lambda target group's multi-value setting
     aws: Mapping[str, object] = field(default_factory=dict)
+    local: LocalRun | None = None
 
     @property
     def address(self) -> tuple[str, int]:
@@ -145,6 +175,7 @@ class RoutingTable:
     backends: Mapping[str, Backend]
     routes: tuple[Route, ...]  # in priority order (lowest number first)
     default: Route  # the ALB listener's default action: never has conditions
+    local: LocalStack = LocalStack()
 
     def route(self, name: str) -> Route:
         for route in (*self.routes, self.default):

@@ -8,6 +8,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -26,49 +27,108 @@ def exit_code(*argv: str) -> int:
     return int(caught.value.code or 0)
 
 
+REPO = Path(__file__).resolve().parents[2]
+MONOLITH_LOCAL = """
+    local:
+      setup: ["{python} -m monolith.manage migrate --noinput -v 0",
+              "{python} -m monolith.manage seed --if-empty --products ${SEED_PRODUCTS:-40}"]
+      run: "{python} -m gunicorn -c python:monolith.gunicorn_conf --bind {bind} monolith.wsgi"
+      env: {DATABASE_URL: "${DATABASE_URL:-}"}
+"""
+
+
 def write_routing(directory: Path, monolith_port: int, facade_port: int) -> Path:
     path = directory / "routing.yaml"
     path.write_text(
         f"version: 1\nfacade: {{listen: '127.0.0.1:{facade_port}'}}\n"
-        f"backends:\n  monolith: {{kind: monolith, url: 'http://127.0.0.1:{monolith_port}'}}\n"
+        "backends:\n  monolith:\n    kind: monolith\n"
+        f"    url: 'http://127.0.0.1:{monolith_port}'\n{MONOLITH_LOCAL}"
         "routes:\n  - {name: api, match: {paths: ['/api/*']}, targets: monolith}\n"
         "default: monolith\n"
     )
     return path
 
 
+def sample_routing(directory: Path, ports: dict[int, int]) -> Path:
+    """The repository's routing.yaml, with its local ports moved to free ones."""
+    text = (REPO / "routing.yaml").read_text()
+    for old, new in ports.items():
+        text = text.replace(f"127.0.0.1:{old}", f"127.0.0.1:{new}")
+    path = directory / "routing.yaml"
+    path.write_text(text)
+    return path
+
+
 def test_stack_json_describes_what_up_runs(tmp_path: Path) -> None:
     routing = write_routing(tmp_path, 9001, 9000)
-    result = CliRunner().invoke(cli, ["stack", "--json", "-f", str(routing), "--no-seed"])
+    result = CliRunner().invoke(cli, ["stack", "--json", "-f", str(routing)])
     assert result.exit_code == 0, result.output
     described = json.loads(result.output)
     assert described["front_door"] == "http://127.0.0.1:9000"
-    assert [s["name"] for s in described["setup"]] == ["migrate"]
+    assert described["cwd"] == str(tmp_path.resolve())
+    assert [s["name"] for s in described["setup"]] == ["monolith migrate", "monolith seed"]
     monolith, facade = described["services"]
     assert monolith["health"] == "http://127.0.0.1:9001/healthz"
     assert "--bind 127.0.0.1:9001" in monolith["command"]
+    assert monolith["command"].startswith(sys.executable)
     assert facade["health"] == "http://127.0.0.1:9000/__facade/health"
     moved = CliRunner().invoke(cli, ["stack", "--json", "-f", str(routing), "--port", "9100"])
     assert json.loads(moved.output)["front_door"] == "http://127.0.0.1:9100"
+    skipped = CliRunner().invoke(cli, ["stack", "--json", "-f", str(routing), "--no-setup"])
+    assert json.loads(skipped.output)["setup"] == []
+
+
+def test_the_sample_topology_runs_every_backend_with_the_aws_stand_in() -> None:
+    result = CliRunner().invoke(cli, ["stack", "--json", "-f", str(REPO / "routing.yaml")])
+    assert result.exit_code == 0, result.output
+    described = json.loads(result.output)
+    names = [s["name"] for s in described["services"]]
+    assert names == ["aws", "monolith", "catalog", "facade"]
+    aws = described["services"][0]
+    assert aws["health"] == "http://127.0.0.1:4566/__strangler/ready"
+    assert "extracted.orders.store:create_local_table" in aws["command"]
+    assert "runs Lambda orders" in described["services"][-1]["role"]
+    steps = [s["name"] for s in described["setup"]]
+    assert steps == [
+        "monolith migrate",
+        "monolith seed",
+        "catalog migrate",
+        "catalog import_catalog",
+    ]
 
 
 def test_the_facade_and_the_monolith_cannot_share_a_port(tmp_path: Path) -> None:
     routing = write_routing(tmp_path, 9001, 9000)
     result = CliRunner().invoke(cli, ["stack", "-f", str(routing), "--port", "9001"])
     assert result.exit_code != 0
-    assert "give the facade" in str(result.exception)
+    assert "give each its own port" in str(result.exception)
 
 
-def test_stack_seed_sizes_reach_the_seed_command() -> None:
-    result = CliRunner().invoke(cli, ["stack", "--json", "--products", "7", "--random-seed", "9"])
+def test_environment_references_are_filled_from_env_options(tmp_path: Path) -> None:
+    routing = write_routing(tmp_path, 9001, 9000)
+    result = CliRunner().invoke(
+        cli, ["stack", "--json", "-f", str(routing), "-e", "SEED_PRODUCTS=7"]
+    )
     seed = json.loads(result.output)["setup"][1]
-    assert "--products 7" in seed["command"]
-    assert "--seed 9" in seed["command"]
+    assert seed["command"].endswith("--products 7")
+    default = CliRunner().invoke(cli, ["stack", "--json", "-f", str(routing)])
+    assert json.loads(default.output)["setup"][1]["command"].endswith("--products 40")
+
+
+def test_a_reference_without_a_value_or_default_is_a_configuration_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    routing = write_routing(tmp_path, 9001, 9000)
+    routing.write_text(routing.read_text().replace("${SEED_PRODUCTS:-40}", "${NOT_SET_ANYWHERE}"))
+    assert exit_code("stack", "-f", str(routing)) == 2
+    err = capsys.readouterr().err
+    assert "backends.monolith.local.setup[2]" in err
+    assert "${NOT_SET_ANYWHERE} is not set" in err
 
 
 @pytest.mark.parametrize(
     "argv",
-    [["bogus"], ["stack", "--port", "70000"], ["up", "--workers", "0"], ["stack", "--nope"]],
+    [["bogus"], ["stack", "--port", "70000"], ["up", "-e", "NO_EQUALS"], ["stack", "--nope"]],
 )
 def test_bad_usage_exits_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     assert exit_code(*argv) == 2
@@ -86,40 +146,69 @@ def test_up_fails_with_exit_1_naming_the_step_when_the_database_is_unreachable(
 ) -> None:
     result = subprocess.run(
         [STRANGLER, "up", "-f", str(write_routing(tmp_path, free_port(), free_port())),
-         "--database-url", "postgres://postgres@127.0.0.1:5432/strangler_no_such_db"],
+         "-e", "DATABASE_URL=postgres://postgres@127.0.0.1:5432/strangler_no_such_db"],
         capture_output=True, text=True, timeout=120, check=False,
         env={**os.environ, "STRANGLER_VAR_DIR": str(tmp_path)},
     )  # fmt: skip
     assert result.returncode == 1, result.stdout + result.stderr
-    assert "set-up step 'migrate' failed" in result.stderr
+    assert "set-up step 'monolith migrate' failed" in result.stderr
     assert "strangler_no_such_db" in result.stdout
 
 
-def test_up_serves_the_seeded_shop_and_ctrl_c_stops_everything(tmp_path: Path) -> None:
+def test_up_runs_the_whole_topology_and_ctrl_c_stops_everything(tmp_path: Path) -> None:
     port = free_port()
-    routing = write_routing(tmp_path, free_port(), port)
+    routing = sample_routing(
+        tmp_path, {8000: port, 8001: free_port(), 8002: free_port(), 4566: free_port()}
+    )
     process = subprocess.Popen(
-        [STRANGLER, "up", "-f", str(routing), "--products", "30", "--customers", "5",
-         "--orders", "10"],
+        [STRANGLER, "up", "-f", str(routing), "-e", "SEED_PRODUCTS=30", "-e", "SEED_CUSTOMERS=5",
+         "-e", "SEED_ORDERS=10", "-e", "MONOLITH_WORKERS=1"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        env={**os.environ, "STRANGLER_VAR_DIR": str(tmp_path), "DATABASE_URL": ""},
+        env={**os.environ, "STRANGLER_VAR_DIR": str(tmp_path), "DATABASE_URL": "",
+             "CATALOG_DATABASE_URL": "", "STRANGLER_LAMBDA_CONCURRENCY": "2"},
     )  # fmt: skip
     output = LineReader(process)
     try:
-        listening = output.wait_for("Listening at:", timeout=120)
-        output.wait_for("the stack is up", timeout=60)
-        master_pid = int(re.search(r"\((\d+)\)", listening).group(1))  # type: ignore[union-attr]
+        output.wait_for("the stack is up", timeout=120)
+        pids = [int(p) for p in re.findall(r"started \(pid=(\d+)\)", output.text)]
+        assert len(pids) == 4
         base = f"http://127.0.0.1:{port}"
-        assert httpx.get(f"{base}/healthz").json()["status"] == "ok"
-        through_facade = httpx.get(f"{base}/api/catalog/products/")
-        assert through_facade.headers["x-strangler-backend"] == "monolith"
-        assert through_facade.headers["x-strangler-route"] == "api"
-        assert 0 < through_facade.json()["count"] <= 30
+        catalog = httpx.get(f"{base}/api/catalog/products/")
+        assert catalog.headers["x-strangler-backend"] == "catalog"
+        assert 0 < catalog.json()["count"] <= 30
+        assert httpx.get(f"{base}/shop/").headers["x-strangler-backend"] == "monolith"
+        token = json.loads(
+            httpx.post(
+                f"{base}/api/customers/token/",
+                json={"email": "customer1@example.com", "password": "demo-password"},
+            ).text
+        )["token"]
+        shifted = subprocess.run(
+            [STRANGLER, "promote", "orders", "-f", str(routing)],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        assert shifted.returncode == 0, shifted.stderr
+        deadline = time.monotonic() + 30
+        while httpx.get(f"{base}/__facade/health").json()["generation"] < 2:
+            assert time.monotonic() < deadline, "the promoted table never went live"
+            time.sleep(0.1)
+        product = catalog.json()["results"][0]["id"]
+        placed = httpx.post(
+            f"{base}/api/orders/",
+            json={"lines": [{"product": product, "quantity": 1}]},
+            headers={"Authorization": f"Token {token}"},
+            timeout=30,
+        )
+        assert placed.status_code == 201, placed.text
+        assert placed.headers["x-strangler-backend"] == "orders"
+        assert placed.json()["id"] > 1_000_000_000
         assert (tmp_path / "monolith.sqlite3").exists()
+        assert (tmp_path / "catalog.sqlite3").exists()
     finally:
         process.send_signal(signal.SIGINT)
         code = process.wait(timeout=60)
         output.finish()
     assert code == 0, output.text
-    with pytest.raises(ProcessLookupError):
-        os.kill(master_pid, 0)
+    for pid in pids:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)

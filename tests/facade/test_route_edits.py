@@ -139,3 +139,18 @@ def test_cli_validate_and_explain(routing: Path, tmp_path: Path) -> None:
     [problem] = json.loads(result.output)["problems"]
     assert (problem["line"], problem["key"]) == (13, "routes[0] (orders).targets")
     assert "add up to 110" in problem["message"]
+
+
+def test_the_sample_routing_file_round_trips_through_edits(tmp_path: Path) -> None:
+    sample = Path(__file__).resolve().parents[2] / "routing.yaml"
+    copy = tmp_path / "routing.yaml"
+    copy.write_text(sample.read_text())
+    before = load_table(copy).route("orders")
+    original = before.share_of("orders") / 10
+    for percent in ("50", f"{original:g}"):
+        result = CliRunner().invoke(
+            cli, ["shift", "orders", "--to", "orders", "--percent", percent, "-f", str(copy)]
+        )
+        assert result.exit_code == 0, result.output
+        assert load_table(copy).route("orders").share_of("orders") == round(float(percent) * 10)
+    assert copy.read_text() == sample.read_text()
