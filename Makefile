@@ -11,7 +11,7 @@ STAMP   = $(VENV)/.installed
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint typecheck pytest lock clean bootstrap bench
+.PHONY: demo test lint typecheck pytest lock clean bootstrap bench package-orders
 
 bootstrap: $(STAMP)
 
@@ -44,6 +44,13 @@ bench: $(STAMP)
 # Re-pin every dependency (hashes included) after editing pyproject.toml.
 lock: $(STAMP)
 	$(BIN)/uv pip compile pyproject.toml --extra dev --generate-hashes --python-version 3.11 -o requirements.lock
+	for f in extracted/catalog/requirements extracted/orders/requirements extracted/orders/requirements-sdk; do \
+	  $(BIN)/uv pip compile $$f.in -c requirements.lock --generate-hashes --python-version 3.11 \
+	    --python-platform x86_64-manylinux_2_28 --no-header -o $$f.lock || exit 1; done
+
+# The orders Lambda as a deployable zip (dist/orders-lambda.zip), size reported.
+package-orders: $(STAMP)
+	$(BIN)/python -m extracted.orders.package --out dist/orders-lambda.zip $(PACKAGE_ARGS)
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache var
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache var dist build
