@@ -13,7 +13,9 @@ PYTEST_ARGS ?=
 
 .PHONY: demo test lint typecheck pytest lock clean bootstrap bench package-orders
 
-bootstrap: $(STAMP)
+NODE_STAMP = node_modules/.installed
+
+bootstrap: $(STAMP) $(NODE_STAMP)
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,25 +23,34 @@ $(STAMP): requirements.lock pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
 	@touch $@
 
-demo: $(STAMP)
+# The npm-side stand-ins (dynalite for DynamoDB). Without npm the stack still runs:
+# moto then serves DynamoDB too, several times slower (loadtests/bench_dynamodb.py).
+$(NODE_STAMP): package.json package-lock.json
+	@if command -v npm >/dev/null 2>&1; then \
+	  npm ci --no-audit --no-fund --silent && touch $@; \
+	else echo "npm not found: DynamoDB will be served by moto (slower); install Node.js 18+"; fi
+
+demo: bootstrap
 	$(BIN)/strangler up
 
-lint: $(STAMP)
+lint: bootstrap
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
 typecheck: $(STAMP)
 	$(BIN)/mypy facade monolith extracted tests loadtests
 
-pytest: $(STAMP)
+pytest: bootstrap
 	DATABASE_URL=$(TEST_DATABASE_URL) $(BIN)/python -m pytest $(PYTEST_ARGS)
 	DATABASE_URL=sqlite:// $(BIN)/python -m pytest tests/monolith -m "not postgresql" $(PYTEST_ARGS)
 
 test: lint typecheck pytest
 
-# Facade vs nginx vs direct (needs the Debian packages nginx-light and wrk).
-bench: $(STAMP)
+# Facade vs nginx vs direct (needs the Debian packages nginx-light and wrk), and the
+# DynamoDB stand-ins (moto vs dynalite) under the orders function's calls.
+bench: bootstrap
 	$(BIN)/python loadtests/bench_facade.py
+	$(BIN)/python loadtests/bench_dynamodb.py --dynalite .
 
 # Re-pin every dependency (hashes included) after editing pyproject.toml.
 lock: $(STAMP)
@@ -53,4 +64,4 @@ package-orders: $(STAMP)
 	$(BIN)/python -m extracted.orders.package --out dist/orders-lambda.zip $(PACKAGE_ARGS)
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache var dist build
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache var dist build node_modules

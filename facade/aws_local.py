@@ -1,27 +1,39 @@
-"""The AWS-API stand-in of the local stack: moto's server on loopback.
+"""The AWS-API stand-ins of the local stack, on loopback.
 
-``python -m facade.aws_local --port 4566 --setup package.module:function`` serves the
-AWS APIs (DynamoDB, SQS, ELBv2, ...) on one port, then calls each set-up function with
-the endpoint URL (to create the tables and queues the services expect), and only then
-answers ``GET /__strangler/ready`` with 200 — the health check ``strangler up`` waits on.
+``python -m facade.aws_local --port 4566 --dynamodb-port 4567 --setup module:function``
+serves the AWS APIs with moto's server on one port — except DynamoDB, which dynalite
+(npm) serves on its own port, because under the orders load it answers 4-14 times more
+requests per second than moto, whose cost grows with the table
+(``loadtests/bench_dynamodb.py``). Without Node.js or ``npm ci``, moto serves DynamoDB
+too, and a warning says so. Then each set-up function is called (with the stand-ins'
+environment set, so plain boto3 clients reach them) to create the tables and queues the
+services expect, and only then ``GET /__strangler/ready`` answers 200 — the health
+check ``strangler up`` waits on.
 
-Code under test reaches it the way it reaches AWS, through boto3, with only
-configuration changed: ``AWS_ENDPOINT_URL`` and dummy credentials (``local_environment``).
-The stand-in validates far less than AWS; the toolkit's own validation enforces AWS's
-limits and must never rely on the stand-in to reject anything.
+Code reaches the stand-ins the way it reaches AWS, through boto3, with only
+configuration changed: ``AWS_ENDPOINT_URL``, ``AWS_ENDPOINT_URL_DYNAMODB`` and dummy
+credentials (``Endpoints.environment``). The stand-ins validate far less than AWS; the
+toolkit's own validation enforces AWS's limits and never relies on them to reject
+anything.
 """
 
 from __future__ import annotations
 
 import argparse
+import ctypes
 import importlib
 import logging
 import os
+import shutil
 import signal
+import socket
+import subprocess
 import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypedDict
 
 READY_PATH = "/__strangler/ready"
@@ -30,6 +42,78 @@ REGION = "us-east-1"
 log = logging.getLogger("strangler.aws")
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    aws: str  # moto: every API without a stand-in of its own
+    dynamodb: str  # dynalite, or moto when dynalite is not installed
+
+    def environment(self) -> dict[str, str]:
+        return {**local_environment(self.aws), "AWS_ENDPOINT_URL_DYNAMODB": self.dynamodb}
+
+
+def dynalite_command() -> list[str] | None:
+    """``node …/dynalite/cli.js``, if Node.js and ``npm ci``'s dynalite are here."""
+    node = shutil.which("node")
+    if node is None:
+        return None
+    candidates = [Path(os.environ.get("STRANGLER_DYNALITE", "/nonexistent"))]
+    for base in (Path.cwd(), Path(__file__).resolve().parents[1]):
+        candidates.append(base / "node_modules" / "dynalite" / "cli.js")
+    for cli in candidates:
+        if cli.is_file():
+            return [node, str(cli)]
+    return None
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
+    """Linux: the stand-in gets SIGTERM when this process dies, even by SIGKILL."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+@contextmanager
+def dynalite(host: str, port: int, data: Path | None) -> Iterator[str]:
+    """Run dynalite until the block ends; yield its endpoint."""
+    command = dynalite_command()
+    if command is None:
+        raise FileNotFoundError("dynalite is not installed (needs Node.js and `npm ci`)")
+    fast = ["--createTableMs", "0", "--deleteTableMs", "0", "--updateTableMs", "0"]
+    argv = [*command, "--host", host, "--port", str(port), *fast]
+    if data is not None:
+        data.mkdir(parents=True, exist_ok=True)
+        argv += ["--path", str(data)]
+    process = subprocess.Popen(  # noqa: S603 - our own command
+        argv,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        preexec_fn=_die_with_parent,
+    )
+    try:
+        assert process.stdout is not None
+        first = process.stdout.readline()
+        if "listening" not in first.lower():
+            rest = first + (process.stdout.read() if process.poll() is not None else "")
+            raise RuntimeError(f"dynalite did not start on {host}:{port}: {rest.strip()}")
+        yield f"http://{host}:{port}"
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
 
 
 def local_environment(endpoint: str) -> dict[str, str]:
@@ -58,11 +142,11 @@ CREDENTIALS = Credentials(
 )
 
 
-def _setup_function(spec: str) -> Callable[[str], object]:
+def _setup_function(spec: str) -> Callable[[], object]:
     module_name, _, function = spec.partition(":")
     if not module_name or not function:
         raise ValueError(f"{spec!r}: use 'package.module:function'")
-    func: Callable[[str], object] = getattr(importlib.import_module(module_name), function)
+    func: Callable[[], object] = getattr(importlib.import_module(module_name), function)
     return func
 
 
@@ -83,8 +167,19 @@ class _Readiness:
 
 
 @contextmanager
-def running(host: str = "127.0.0.1", port: int = 0, setup: Iterable[str] = ()) -> Iterator[str]:
-    """Serve the stand-in in this process for the block; yield its endpoint URL."""
+def running(
+    host: str = "127.0.0.1",
+    port: int = 0,
+    setup: Iterable[str] = (),
+    *,
+    dynamodb_port: int | None = 0,
+    data: Path | None = None,
+) -> Iterator[Endpoints]:
+    """Serve the stand-ins in this process for the block; yield their endpoints.
+
+    ``dynamodb_port`` 0 picks a free port; None serves DynamoDB from moto. ``data`` is
+    where dynalite keeps its tables (in memory without it).
+    """
     from moto.moto_server.werkzeug_app import (
         DomainDispatcherApplication,
         MotoRequestHandler,
@@ -95,16 +190,26 @@ def running(host: str = "127.0.0.1", port: int = 0, setup: Iterable[str] = ()) -
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per AWS call otherwise
     app = _Readiness(DomainDispatcherApplication(create_backend_app))
     server = make_server(host, port, app, threaded=True, request_handler=MotoRequestHandler)
-    bound_port = server.server_address[1]
-    endpoint = f"http://{host}:{bound_port}"
+    endpoint = f"http://{host}:{server.server_address[1]}"
     thread = threading.Thread(target=server.serve_forever, name="aws-stand-in", daemon=True)
     thread.start()
-    try:
-        saved = {k: os.environ.get(k) for k in local_environment(endpoint)}
-        os.environ.update(local_environment(endpoint))
+    with ExitStack() as stack:
+        stack.callback(thread.join, 10)
+        stack.callback(server.shutdown)
+        dynamodb = endpoint
+        if dynamodb_port is not None and dynalite_command() is not None:
+            dynamodb = _start_dynalite(stack, host, dynamodb_port, data)
+        elif dynamodb_port is not None:
+            log.warning(
+                "dynalite is not installed (Node.js + `npm ci`): moto serves DynamoDB, "
+                "several times slower under load"
+            )
+        endpoints = Endpoints(endpoint, dynamodb)
+        saved = {k: os.environ.get(k) for k in endpoints.environment()}
+        os.environ.update(endpoints.environment())
         try:
             for spec in setup:
-                _setup_function(spec)(endpoint)
+                _setup_function(spec)()
                 log.info("set up: %s", spec)
         finally:
             for key, value in saved.items():
@@ -113,10 +218,18 @@ def running(host: str = "127.0.0.1", port: int = 0, setup: Iterable[str] = ()) -
                 else:
                     os.environ[key] = value
         app.ready.set()
-        yield endpoint
-    finally:
-        server.shutdown()
-        thread.join(timeout=10)
+        yield endpoints
+
+
+def _start_dynalite(stack: ExitStack, host: str, port: int, data: Path | None) -> str:
+    if port:
+        return stack.enter_context(dynalite(host, port, data))
+    for _ in range(5):  # a free port can be taken between the check and dynalite's bind
+        try:
+            return stack.enter_context(dynalite(host, free_port(host), data))
+        except RuntimeError as exc:
+            last = exc
+    raise last
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -124,15 +237,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=4566)
     parser.add_argument(
-        "--setup", action="append", default=[], help="module:function called with the endpoint"
+        "--dynamodb-port", type=int, default=4567, help="dynalite's port (0: moto serves it)"
+    )
+    parser.add_argument("--data", type=Path, default=None, help="dynalite keeps its tables here")
+    parser.add_argument(
+        "--setup", action="append", default=[], help="module:function, called once it listens"
     )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    with running(args.host, args.port, args.setup) as endpoint:
-        log.info("AWS APIs on %s (ready: %s%s)", endpoint, endpoint, READY_PATH)
+    dynamodb_port = args.dynamodb_port or None
+    with running(
+        args.host, args.port, args.setup, dynamodb_port=dynamodb_port, data=args.data
+    ) as endpoints:
+        log.info("AWS APIs on %s, DynamoDB on %s", endpoints.aws, endpoints.dynamodb)
         stop.wait()
     return 0
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from facade.aws_local import READY_PATH, local_environment
+from facade.aws_local import READY_PATH, Endpoints, dynalite_command
 from facade.exceptions import ConfigError
 from facade.routing.loader import load_table
 from facade.routing.model import Backend, BackendKind, RoutingTable
@@ -104,10 +104,12 @@ def _role(backend: Backend) -> str:
     return f"backend {backend.name!r}: {what}"
 
 
-def _check_ports(table: RoutingTable, front: tuple[str, int], aws: tuple[str, int] | None) -> None:
+def _check_ports(table: RoutingTable, front: tuple[str, int], aws: list[tuple[str, int]]) -> None:
     taken: dict[tuple[str, int], str] = {front: "the facade (--port / facade.listen)"}
-    if aws is not None:
-        taken[aws] = "the AWS stand-in (local.aws.endpoint)"
+    for address in aws:
+        if address in taken:
+            raise ConfigError(f"{table.source}: local.aws uses {address[0]}:{address[1]} twice")
+        taken[address] = "an AWS stand-in (local.aws)"
     for backend in table.backends.values():
         if backend.local is None or backend.local.run is None or not backend.url:
             continue
@@ -127,34 +129,44 @@ def build_stack(config: LocalConfig) -> Stack:
     port = config.port or table.settings.listen_port
     front = _url(host, port)
     aws = table.local.aws
-    aws_address = None
+    aws_addresses: list[tuple[str, int]] = []
+    endpoints = None
     if aws is not None:
-        parts = urlsplit(aws.endpoint)
-        aws_address = (parts.hostname or "127.0.0.1", parts.port or 4566)
-    _check_ports(table, (host, port), aws_address)
+        dynamodb = aws.dynamodb if aws.dynamodb and dynalite_command() else None
+        endpoints = Endpoints(aws.endpoint, dynamodb or aws.endpoint)
+        for url in (aws.endpoint, dynamodb):
+            if url:
+                parts = urlsplit(url)
+                aws_addresses.append((parts.hostname or "127.0.0.1", parts.port or 80))
+    _check_ports(table, (host, port), aws_addresses)
 
     environ = {**os.environ, **config.env}
     base: dict[str, str] = {"PYTHONUNBUFFERED": "1"}
-    if aws is not None:
-        base.update(local_environment(aws.endpoint))
+    if endpoints is not None:
+        base.update(endpoints.environment())
     for name, value in table.local.env.items():
         base[name] = expand(value, {**environ, **base}, f"{source}: local.env.{name}")
 
     setup: list[SetupStep] = []
     services: list[Service] = []
     facade_env = dict(base)
-    if aws is not None and aws_address is not None:
-        argv = [config.python, "-m", "facade.aws_local", "--host", aws_address[0]]
-        argv += ["--port", str(aws_address[1])]
+    if aws is not None and endpoints is not None:
+        host_, port_ = aws_addresses[0]
+        argv = [config.python, "-m", "facade.aws_local", "--host", host_, "--port", str(port_)]
+        uses_dynalite = endpoints.dynamodb != endpoints.aws
+        argv += ["--dynamodb-port", str(aws_addresses[1][1]) if uses_dynalite else "0"]
+        if aws.data and uses_dynalite:
+            argv += ["--data", str(Path(aws.data) / "dynamodb")]
         for hook in aws.setup:
             argv += ["--setup", hook]
+        what = "moto + dynalite (DynamoDB)" if uses_dynalite else "moto"
         services.append(
             Service(
                 name="aws",
                 argv=argv,
                 url=aws.endpoint,
                 health_url=aws.endpoint + READY_PATH,
-                role="AWS-API stand-in (moto server): " + (", ".join(aws.setup) or "empty"),
+                role=f"AWS-API stand-ins, {what}: " + (", ".join(aws.setup) or "no set-up"),
                 env=base,
             )
         )

@@ -49,19 +49,19 @@ def pg_monolith() -> Iterator[MonolithServer]:
 
 
 @pytest.fixture(scope="session")
-def aws_endpoint() -> Iterator[str]:
-    """The AWS-API stand-in (moto's server) on a free loopback port, for the session."""
-    with aws_local.running() as endpoint:
-        yield endpoint
+def aws_endpoints() -> Iterator[aws_local.Endpoints]:
+    """The AWS-API stand-ins (moto, dynalite) on free loopback ports, for the session."""
+    with aws_local.running() as endpoints:
+        yield endpoints
 
 
 @pytest.fixture(scope="session")
-def orders_table(aws_endpoint: str) -> tuple[str, str]:
-    """(endpoint, name) of a fresh orders table in the stand-in."""
+def orders_table(aws_endpoints: aws_local.Endpoints) -> tuple[aws_local.Endpoints, str]:
+    """(stand-ins, name) of a fresh orders table in the DynamoDB stand-in."""
     name = f"orders-{uuid.uuid4().hex[:8]}"
-    client = boto3.client("dynamodb", endpoint_url=aws_endpoint, **aws_local.CREDENTIALS)
+    client = boto3.client("dynamodb", endpoint_url=aws_endpoints.dynamodb, **aws_local.CREDENTIALS)
     create_table(client, name)
-    return aws_endpoint, name
+    return aws_endpoints, name
 
 
 def routing_file(path: Path, backends: str, catalog: str, orders: str) -> Path:
@@ -124,9 +124,11 @@ def facade_catalog(
 
 
 @pytest.fixture(scope="session")
-def orders_env(pg_monolith: MonolithServer, orders_table: tuple[str, str]) -> dict[str, str]:
-    endpoint, table = orders_table
-    return orders_environment(pg_monolith.base_url, endpoint, table)
+def orders_env(
+    pg_monolith: MonolithServer, orders_table: tuple[aws_local.Endpoints, str]
+) -> dict[str, str]:
+    endpoints, table = orders_table
+    return orders_environment(pg_monolith.base_url, endpoints, table)
 
 
 @pytest.fixture(scope="session")

@@ -21,6 +21,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 
+from facade.aws_local import Endpoints
+
 PG_URL = os.environ.get("STRANGLER_TEST_PG", "postgres://postgres@127.0.0.1:5432/test")
 # Registration-heavy tests would spend most of their time in PBKDF2 otherwise.
 FAST_HASHERS = (
@@ -184,12 +186,10 @@ def catalog_server(
         yield server
 
 
-def orders_environment(monolith_url: str, aws_endpoint: str, table: str) -> dict[str, str]:
-    """The orders function's configuration, pointed at a local AWS stand-in."""
-    from facade.aws_local import local_environment
-
+def orders_environment(monolith_url: str, aws: Endpoints, table: str) -> dict[str, str]:
+    """The orders function's configuration, pointed at the local AWS stand-ins."""
     return {
-        **local_environment(aws_endpoint),
+        **aws.environment(),
         "ORDERS_TABLE": table,
         "ORDER_ID_BASE": str(ORDERS_ID_BASE),
         "ORDERS_OWNER_URL": monolith_url,

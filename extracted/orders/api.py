@@ -314,13 +314,14 @@ def _place(who: Identity) -> Response[str]:
     key = _idempotency_key(who)
     store, owner = services().store, services().owner
     placed = store.placed_under(key)
-    if placed is not None:
-        return _json(201, render(_visible(store.get(placed), who)))
-    reservation = owner.reserve(key, lines)
+    existing = store.get(placed) if placed is not None else None
+    if existing is not None:  # a retry of a request that was answered
+        return _json(201, render(_visible(existing, who)))
+    reservation = owner.reserve(key, lines)  # idempotent: a retry takes no more stock
     try:
         now = stamp(dt.datetime.now(dt.UTC))
         order = {
-            "id": store.next_id(),
+            "id": store.claim_id(key),
             "customer": who.customer,
             "status": "placed",
             "currency": reservation["currency"],
@@ -338,32 +339,36 @@ def _place(who: Identity) -> Response[str]:
             "updated_at": now,
             "reservation": key,
         }
-        store.create(order, key)
-    except Conflict:
-        placed = store.placed_under(key)  # a concurrent retry under this key won
-        if placed is None:
-            raise
-        return _json(201, render(_visible(store.get(placed), who)))
+        if not store.put_new(order):  # a concurrent retry of this request wrote it first
+            return _json(201, render(_visible(store.get(int(order["id"])), who)))
     except Exception as exc:
         log.exception("placing order under %s failed after the stock was reserved", key)
-        _release_quietly(owner, key)
+        _release_unless_placed(store, owner, key)
         raise errors.unavailable(
             "The order could not be saved; nothing was charged or reserved."
         ) from exc
     return _json(201, render(order))
 
 
-def _decimal(value: Any) -> Decimal:
-    return Decimal(str(value))
-
-
-def _release_quietly(owner: Owner, key: str) -> bool:
+def _release_unless_placed(store: OrderStore, owner: Owner, key: str) -> None:
+    """Give the stock back, unless an order holds it (a concurrent retry may have saved
+    one) or that cannot be known — stock left reserved is found by verification, stock
+    released under a live order would be sold twice."""
+    try:
+        placed = store.placed_under(key)
+        if placed is not None and store.get(placed) is not None:
+            return
+    except Exception:
+        log.exception("cannot tell whether %s was placed; its stock stays reserved", key)
+        return
     try:
         owner.release(key)
     except errors.ApiError:
         log.exception("releasing reservation %s failed; it stays reserved", key)
-        return False
-    return True
+
+
+def _decimal(value: Any) -> Decimal:
+    return Decimal(str(value))
 
 
 # -- status changes --------------------------------------------------------------------

@@ -9,7 +9,7 @@ a customer's orders,     GSI1 ``CUSTOMER#<id>``       (same item, projected ALL)
 newest first             GSI1SK ``<placed_at>#<id>``
 orders by status and     GSI2 ``STATUS#<status>``     (same item, projected ALL)
 date                     GSI2SK ``<placed_at>#<id>``
-placing, idempotently    PK ``PLACE#<key>``           → the order id placed under the key
+placing, idempotently    PK ``PLACE#<key>``           → the order id claimed for the key
 next order id            PK ``COUNTER#order``         atomic counter (``ADD``)
 =======================  ===========================  ===================================
 
@@ -19,8 +19,11 @@ Order ids come from the counter plus ``ORDER_ID_BASE``, a range the monolith's i
 keys never reach, so ids from both sides never collide.
 
 A status change is one conditional ``UpdateItem`` (``status IN (allowed from)``), so
-two concurrent changes of one order cannot both win. Placing writes the order and its
-``PLACE#`` marker in one transaction: a retry under the same key finds the marker.
+two concurrent changes of one order cannot both win. Placing first claims an id for the
+request's idempotency key (``PLACE#<key>``, kept by ``if_not_exists``), then puts the
+order only if that id is free: every retry, concurrent or later, lands on the same order.
+Only single-item conditional writes are used — no transactions — which is what every
+DynamoDB stand-in implements, and half the write cost of a transaction on AWS.
 """
 
 from __future__ import annotations
@@ -138,7 +141,7 @@ class OrderStore:
         return self.id_base + int(answer["Attributes"]["value"]["N"])
 
     def placed_under(self, key: str) -> int | None:
-        """The id of the order placed under an idempotency key, if any."""
+        """The order id claimed under an idempotency key, if any."""
         answer = self.client.get_item(
             TableName=self.table,
             Key={"PK": {"S": f"PLACE#{key}"}, "SK": {"S": "PLACE"}},
@@ -147,8 +150,22 @@ class OrderStore:
         item = answer.get("Item")
         return int(item["order"]["N"]) if item else None
 
-    def create(self, order: Mapping[str, Any], key: str) -> None:
-        """Write a new order and its idempotency marker together, or raise ``Conflict``."""
+    def claim_id(self, key: str) -> int:
+        """The order id for an idempotency key: a new one the first time, the same one on
+        every retry (``if_not_exists`` keeps the first writer's id; a losing retry only
+        leaves a gap in the counter)."""
+        answer = self.client.update_item(
+            TableName=self.table,
+            Key={"PK": {"S": f"PLACE#{key}"}, "SK": {"S": "PLACE"}},
+            UpdateExpression="SET #o = if_not_exists(#o, :new)",
+            ExpressionAttributeNames={"#o": "order"},
+            ExpressionAttributeValues={":new": {"N": str(self.next_id())}},
+            ReturnValues="ALL_NEW",
+        )
+        return int(answer["Attributes"]["order"]["N"])
+
+    def put_new(self, order: Mapping[str, Any]) -> bool:
+        """Write an order unless one with its id exists; False if it did (a retry won)."""
         order_id = int(order["id"])
         sort_key = _sort_key(str(order["placed_at"]), order_id)
         item = {
@@ -161,30 +178,16 @@ class OrderStore:
             "GSI2SK": sort_key,
         }
         try:
-            self.client.transact_write_items(
-                TransactItems=[
-                    {
-                        "Put": {
-                            "TableName": self.table,
-                            "Item": _encode(item),
-                            "ConditionExpression": "attribute_not_exists(PK)",
-                        }
-                    },
-                    {
-                        "Put": {
-                            "TableName": self.table,
-                            "Item": _encode(
-                                {"PK": f"PLACE#{key}", "SK": "PLACE", "order": order_id}
-                            ),
-                            "ConditionExpression": "attribute_not_exists(PK)",
-                        }
-                    },
-                ]
+            self.client.put_item(
+                TableName=self.table,
+                Item=_encode(item),
+                ConditionExpression="attribute_not_exists(PK)",
             )
         except ClientError as exc:
-            if exc.response["Error"]["Code"] == "TransactionCanceledException":
-                raise Conflict(f"order {order_id} or key {key} exists") from exc
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
             raise
+        return True
 
     def update_status(
         self,
@@ -341,9 +344,9 @@ def money(value: Decimal | int | str) -> str:
     return f"{Decimal(value):.2f}"
 
 
-def create_local_table(endpoint: str) -> None:
-    """Set-up hook of the local AWS stand-in (``facade.aws_local --setup``)."""
+def create_local_table() -> None:
+    """Set-up hook of the local AWS stand-ins (``facade.aws_local --setup``): the
+    environment points boto3 at them."""
     import os
 
-    name = os.environ.get("ORDERS_TABLE", "strangler-orders")
-    create_table(boto3.client("dynamodb", endpoint_url=endpoint), name)
+    create_table(dynamodb_client(), os.environ.get("ORDERS_TABLE", "strangler-orders"))

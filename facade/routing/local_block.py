@@ -3,8 +3,10 @@
 Top level::
 
     local:
-      aws:                                # the AWS-API stand-in (moto's server)
-        endpoint: http://127.0.0.1:4566
+      aws:                                # the AWS-API stand-ins
+        endpoint: http://127.0.0.1:4566   # moto's server: every API but DynamoDB
+        dynamodb: http://127.0.0.1:4567   # dynalite (npm)
+        data: var/aws                     # dynalite keeps its tables here
         setup: [extracted.orders.store:create_local_table]
       env: {KEY: value}                   # for every local process
 
@@ -33,7 +35,7 @@ from facade.routing.model import LocalAws, LocalRun, LocalStack
 
 RUN_KEYS = ("setup", "run", "health", "env")
 STACK_KEYS = ("aws", "env")
-AWS_KEYS = ("endpoint", "setup")
+AWS_KEYS = ("endpoint", "dynamodb", "data", "setup")
 HOOK = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -99,6 +101,17 @@ def local_run(
     return LocalRun(setup=setup, run=run, health=health, env=_env(check, node, path))
 
 
+def _address(check: Checker, node: CommentedMap, key: str, *, required: bool) -> str | None:
+    if key not in node and not required:
+        return None
+    value = str(node.get(key, ""))
+    parts = urlsplit(value)
+    if parts.scheme != "http" or not parts.hostname or parts.port is None:
+        check.at(node, key, f"local.aws.{key}", f"{value!r}: use http://HOST:PORT on this machine")
+        return None
+    return value.rstrip("/")
+
+
 def local_stack(check: Checker, document: CommentedMap) -> LocalStack:
     if "local" not in document:
         return LocalStack()
@@ -109,20 +122,14 @@ def local_stack(check: Checker, document: CommentedMap) -> LocalStack:
     if "aws" in node:
         body = check.mapping(node["aws"], node, "aws", "local.aws", AWS_KEYS)
         if body is not None:
-            endpoint = str(body.get("endpoint", ""))
-            parts = urlsplit(endpoint)
-            if parts.scheme != "http" or not parts.hostname or parts.port is None:
-                check.at(
-                    body if "endpoint" in body else node,
-                    "endpoint" if "endpoint" in body else "aws",
-                    "local.aws.endpoint",
-                    f"{endpoint!r}: use http://HOST:PORT on this machine",
-                )
+            endpoint = _address(check, body, "endpoint", required=True) or ""
+            dynamodb = _address(check, body, "dynamodb", required=False)
             hooks = _commands(check, body, "setup", "local.aws") if "setup" in body else ()
             for hook in hooks:
                 if not HOOK.match(hook):
                     check.at(body, "setup", "local.aws.setup", f"{hook!r}: use 'module:function'")
-            aws = LocalAws(endpoint.rstrip("/"), hooks)
+            data = str(body["data"]) if body.get("data") else None
+            aws = LocalAws(endpoint, dynamodb, data, hooks)
     return LocalStack(aws=aws, env=_env(check, node, "local"))
 
 

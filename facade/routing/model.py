@@ -47,8 +47,10 @@ class LocalRun:
 class LocalAws:
     """The AWS-API stand-in of the local stack and what to create in it."""
 
-    endpoint: str  # http://HOST:PORT
-    setup: tuple[str, ...] = ()  # "module:function" hooks, called with the endpoint
+    endpoint: str  # http://HOST:PORT: moto, every API without a stand-in of its own
+    dynamodb: str | None = None  # http://HOST:PORT for dynalite (None: moto serves it)
+    data: str | None = None  # folder where dynalite keeps its tables (None: in memory)
+    setup: tuple[str, ...] = ()  # "module:function" hooks, run once the stand-ins listen
 
 
 @dataclass(frozen=True)

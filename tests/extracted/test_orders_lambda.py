@@ -23,6 +23,7 @@ from extracted.orders.handler import lambda_handler
 from extracted.orders.owner import Owner
 from extracted.orders.store import OrderStore
 from facade import aws_local
+from facade.aws_local import Endpoints
 from tests.servers import ORDERS_ID_BASE, SERVICE_TOKEN, MonolithServer, psql_url
 
 pytestmark = pytest.mark.postgresql
@@ -89,9 +90,10 @@ def _services(endpoint: str, table: str, owner_url: str) -> api.Services:
 
 
 @pytest.fixture
-def in_process(pg_monolith: MonolithServer, orders_table: tuple[str, str]) -> Iterator[None]:
+def in_process(pg_monolith: MonolithServer, orders_table: tuple[Endpoints, str]) -> Iterator[None]:
     """The handler, called in this process, configured for the test monolith and table."""
-    endpoint, table = orders_table
+    endpoints, table = orders_table
+    endpoint = endpoints.dynamodb
     api.configure(lambda: _services(endpoint, table, pg_monolith.base_url))
     yield
     api.configure(lambda: _services(endpoint, table, pg_monolith.base_url))
@@ -201,16 +203,17 @@ def test_without_a_key_the_event_request_id_deduplicates_retries(
 
 
 class _StoreThatFailsToSave(OrderStore):
-    def create(self, order: Mapping[str, Any], key: str) -> None:
+    def put_new(self, order: Mapping[str, Any]) -> bool:
         raise ClientError(
-            {"Error": {"Code": "InternalServerError", "Message": "injected"}}, "TransactWriteItems"
+            {"Error": {"Code": "InternalServerError", "Message": "injected"}}, "PutItem"
         )
 
 
 def test_a_failed_save_releases_the_reservation(
-    pg_monolith: MonolithServer, orders_table: tuple[str, str], shop: httpx.Client
+    pg_monolith: MonolithServer, orders_table: tuple[Endpoints, str], shop: httpx.Client
 ) -> None:
-    endpoint, table = orders_table
+    endpoints, table = orders_table
+    endpoint = endpoints.dynamodb
     client = boto3.client("dynamodb", endpoint_url=endpoint, **aws_local.CREDENTIALS)
     failing = api.Services(
         _StoreThatFailsToSave(table, id_base=ORDERS_ID_BASE, client=client),
@@ -253,9 +256,10 @@ def test_an_unreachable_order_store_is_a_503(
 
 
 def test_a_cancel_the_owner_cannot_confirm_is_undone_and_can_be_retried(
-    pg_monolith: MonolithServer, orders_table: tuple[str, str], shop: httpx.Client
+    pg_monolith: MonolithServer, orders_table: tuple[Endpoints, str], shop: httpx.Client
 ) -> None:
-    endpoint, table = orders_table
+    endpoints, table = orders_table
+    endpoint = endpoints.dynamodb
     api.configure(lambda: _services(endpoint, table, pg_monolith.base_url))
     product = _product_with(pg_monolith, 6)
     _, token = _token(shop)

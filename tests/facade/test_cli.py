@@ -158,7 +158,8 @@ def test_up_fails_with_exit_1_naming_the_step_when_the_database_is_unreachable(
 def test_up_runs_the_whole_topology_and_ctrl_c_stops_everything(tmp_path: Path) -> None:
     port = free_port()
     routing = sample_routing(
-        tmp_path, {8000: port, 8001: free_port(), 8002: free_port(), 4566: free_port()}
+        tmp_path,
+        {8000: port, 8001: free_port(), 8002: free_port(), 4566: free_port(), 4567: free_port()},
     )
     process = subprocess.Popen(
         [STRANGLER, "up", "-f", str(routing), "-e", "SEED_PRODUCTS=30", "-e", "SEED_CUSTOMERS=5",
