@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
 
-import dj_database_url
 import django_stubs_ext
+
+from monolith.core.config import database, logging_config, rest_framework
 
 # Lets the typed generics of Django's classes (ModelAdmin[Product], ...) run as written.
 django_stubs_ext.monkeypatch()
@@ -79,28 +79,11 @@ TEMPLATES = [
 ]
 
 
-def _database() -> dict[str, Any]:
-    default_sqlite = f"sqlite:///{VAR_DIR / 'monolith.sqlite3'}"
-    url = os.environ.get("DATABASE_URL") or default_sqlite
-    config: dict[str, Any] = dict(
-        dj_database_url.parse(url, conn_max_age=60, conn_health_checks=True)
+DATABASES = {
+    "default": database(
+        os.environ.get("DATABASE_URL") or f"sqlite:///{VAR_DIR / 'monolith.sqlite3'}"
     )
-    if config["ENGINE"] == "django.db.backends.sqlite3":
-        # Several gunicorn workers share one file: wait for the write lock instead of
-        # failing, take it at BEGIN (no lock upgrades that deadlock), and use WAL so
-        # readers never block the writer.
-        config["CONN_MAX_AGE"] = 0
-        config["OPTIONS"] = {
-            "timeout": 30,
-            "transaction_mode": "IMMEDIATE",
-            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
-        }
-        if config["NAME"] not in {"", ":memory:"}:
-            Path(config["NAME"]).parent.mkdir(parents=True, exist_ok=True)
-    return config
-
-
-DATABASES = {"default": _database()}
+}
 
 # The legacy tables use 32-bit integer keys; the data-sync design depends on it.
 DEFAULT_AUTO_FIELD = "django.db.models.AutoField"
@@ -134,26 +117,6 @@ LOGIN_URL = "/shop/login/"
 LOGIN_REDIRECT_URL = "/shop/"
 LOGOUT_REDIRECT_URL = "/shop/"
 
-REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.TokenAuthentication"],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
-    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
-    "DEFAULT_PAGINATION_CLASS": "monolith.core.pagination.ShopPagination",
-    "DEFAULT_FILTER_BACKENDS": [
-        "django_filters.rest_framework.DjangoFilterBackend",
-        "rest_framework.filters.SearchFilter",
-        "rest_framework.filters.OrderingFilter",
-    ],
-    "EXCEPTION_HANDLER": "monolith.core.errors.api_exception_handler",
-    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
-}
+REST_FRAMEWORK = rest_framework()
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": os.environ.get("DJANGO_LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
-}
+LOGGING = logging_config()

@@ -55,10 +55,11 @@ def scratch_database(prefix: str = "strangler_t") -> Iterator[str]:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def manage(*args: str, env: Mapping[str, str]) -> str:
-    """Run ``python -m monolith.manage ARGS`` and return its stdout (raises on failure)."""
+def manage(*args: str, env: Mapping[str, str], module: str = "monolith.manage") -> str:
+    """Run ``python -m monolith.manage ARGS`` (or another ``module``) and return its stdout
+    (raises on failure)."""
     result = subprocess.run(
-        [sys.executable, "-m", "monolith.manage", *args],
+        [sys.executable, "-m", module, *args],
         env={**os.environ, **env},
         capture_output=True,
         text=True,
@@ -66,7 +67,7 @@ def manage(*args: str, env: Mapping[str, str]) -> str:
         timeout=300,
     )
     if result.returncode != 0:
-        raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+        raise RuntimeError(f"{module} {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
     return result.stdout
 
 
@@ -167,20 +168,9 @@ def catalog_server(
 ) -> Iterator[Served]:
     """The catalog service on ``database_url``, filled from the monolith's database."""
     env = {"CATALOG_DATABASE_URL": database_url}
-    for args in (
-        ["migrate", "--noinput", "-v", "0"],
-        ["import_catalog", "--source", source_url, "--if-empty"],
-    ):
-        result = subprocess.run(
-            [sys.executable, "-m", "extracted.catalog.manage", *args],
-            env={**os.environ, **env},
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=300,
-        )
-        if result.returncode != 0:
-            raise RuntimeError(f"catalog {args[0]} failed:\n{result.stdout}\n{result.stderr}")
+    catalog = "extracted.catalog.manage"
+    manage("migrate", "--noinput", "-v", "0", env=env, module=catalog)
+    manage("import_catalog", "--source", source_url, "--if-empty", env=env, module=catalog)
     argv = _gunicorn("extracted.catalog.gunicorn_conf", "extracted.catalog.wsgi", workers, threads)
     with served(argv, env, LISTENING) as server:
         yield server

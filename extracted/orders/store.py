@@ -255,16 +255,17 @@ class OrderStore:
         item = answer.get("Item")
         return _decode(item) if item else None
 
-    def _query(
-        self, index: str, partition: str, *, newest_first: bool, status: str | None
+    def _pages(
+        self, index: str, partition: str, status: str | None, **extra: Any
     ) -> Iterator[dict[str, Any]]:
+        """Every page of a query on one GSI partition, optionally filtered by status."""
         args: dict[str, Any] = {
             "TableName": self.table,
             "IndexName": index,
             "KeyConditionExpression": "#pk = :pk",
             "ExpressionAttributeNames": {"#pk": f"{index}PK"},
             "ExpressionAttributeValues": {":pk": {"S": partition}},
-            "ScanIndexForward": not newest_first,
+            **extra,
         }
         if status is not None:
             args["FilterExpression"] = "#status = :status"
@@ -272,32 +273,20 @@ class OrderStore:
             args["ExpressionAttributeValues"][":status"] = {"S": status}
         while True:
             answer = self.client.query(**args)
-            for item in answer.get("Items", []):
-                yield _decode(item)
+            yield dict(answer)
             if "LastEvaluatedKey" not in answer:
                 return
             args["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
 
+    def _query(
+        self, index: str, partition: str, *, newest_first: bool, status: str | None
+    ) -> Iterator[dict[str, Any]]:
+        for page in self._pages(index, partition, status, ScanIndexForward=not newest_first):
+            for item in page.get("Items", []):
+                yield _decode(item)
+
     def _count(self, index: str, partition: str, status: str | None) -> int:
-        args: dict[str, Any] = {
-            "TableName": self.table,
-            "IndexName": index,
-            "KeyConditionExpression": "#pk = :pk",
-            "ExpressionAttributeNames": {"#pk": f"{index}PK"},
-            "ExpressionAttributeValues": {":pk": {"S": partition}},
-            "Select": "COUNT",
-        }
-        if status is not None:
-            args["FilterExpression"] = "#status = :status"
-            args["ExpressionAttributeNames"]["#status"] = "status"
-            args["ExpressionAttributeValues"][":status"] = {"S": status}
-        total = 0
-        while True:
-            answer = self.client.query(**args)
-            total += int(answer["Count"])
-            if "LastEvaluatedKey" not in answer:
-                return total
-            args["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
+        return sum(int(p["Count"]) for p in self._pages(index, partition, status, Select="COUNT"))
 
     def _partitions(
         self, customer: int | None, status: str | None

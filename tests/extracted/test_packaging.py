@@ -37,7 +37,7 @@ def _repo_modules(*imports: str, env: dict[str, str] | None = None) -> set[str]:
 def test_the_catalog_image_copies_every_module_the_service_imports() -> None:
     dockerfile = (ROOT / "extracted" / "catalog" / "Dockerfile").read_text()
     copied: list[str] = []
-    for line in dockerfile.splitlines():
+    for line in dockerfile.replace("\\\n", " ").splitlines():
         if line.startswith("COPY ") and "requirements" not in line:
             copied += line.split()[1:-1]
     loaded = _repo_modules(
