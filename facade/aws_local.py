@@ -1,11 +1,13 @@
 """The AWS-API stand-ins of the local stack, on loopback.
 
-``python -m facade.aws_local --port 4566 --dynamodb-port 4567 --setup module:function``
-serves the AWS APIs with moto's server on one port — except DynamoDB, which dynalite
-(npm) serves on its own port, because under the orders load it answers 4-14 times more
-requests per second than moto, whose cost grows with the table
-(``loadtests/bench_dynamodb.py``). Without Node.js or ``npm ci``, moto serves DynamoDB
-too, and a warning says so. Then each set-up function is called (with the stand-ins'
+``python -m facade.aws_local --port 4566 --dynamodb-port 4567 --sqs-port 4568 --setup
+module:function`` serves the AWS APIs with moto's server on one port — except DynamoDB
+and SQS, which npm stand-ins serve on their own ports because they keep up under load
+and moto does not: dynalite answers 4-14 times moto's DynamoDB requests per second
+(moto's cost grows with the table, ``loadtests/bench_dynamodb.py``), fauxqs moves
+SQS messages many times faster than moto once a backlog builds
+(``loadtests/bench_sqs.py``). Without Node.js or ``npm ci``, moto serves them too, and a
+warning says so. Then each set-up function is called (with the stand-ins'
 environment set, so plain boto3 clients reach them) to create the tables and queues the
 services expect, and only then ``GET /__strangler/ready`` answers 200 — the health
 check ``strangler up`` waits on.
@@ -48,9 +50,18 @@ WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 class Endpoints:
     aws: str  # moto: every API without a stand-in of its own
     dynamodb: str  # dynalite, or moto when dynalite is not installed
+    sqs: str = ""  # fauxqs, or moto when fauxqs is not installed ("": moto)
 
     def environment(self) -> dict[str, str]:
-        return {**local_environment(self.aws), "AWS_ENDPOINT_URL_DYNAMODB": self.dynamodb}
+        return {
+            **local_environment(self.aws),
+            "AWS_ENDPOINT_URL_DYNAMODB": self.dynamodb,
+            "AWS_ENDPOINT_URL_SQS": self.sqs or self.aws,
+        }
+
+
+def _node_modules() -> list[Path]:
+    return [base / "node_modules" for base in (Path.cwd(), Path(__file__).resolve().parents[1])]
 
 
 def dynalite_command() -> list[str] | None:
@@ -58,13 +69,19 @@ def dynalite_command() -> list[str] | None:
     node = shutil.which("node")
     if node is None:
         return None
-    candidates = [Path(os.environ.get("STRANGLER_DYNALITE", "/nonexistent"))]
-    for base in (Path.cwd(), Path(__file__).resolve().parents[1]):
-        candidates.append(base / "node_modules" / "dynalite" / "cli.js")
-    for cli in candidates:
+    for modules in _node_modules():
+        cli = modules / "dynalite" / "cli.js"
         if cli.is_file():
             return [node, str(cli)]
     return None
+
+
+def fauxqs_command() -> list[str] | None:
+    """``node facade/standins/fauxqs.mjs``, if Node.js and ``npm ci``'s fauxqs are here."""
+    node = shutil.which("node")
+    launcher = Path(__file__).resolve().parent / "standins" / "fauxqs.mjs"
+    installed = (Path(__file__).resolve().parents[1] / "node_modules" / "fauxqs").is_dir()
+    return [node, str(launcher)] if node and installed else None
 
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
@@ -77,16 +94,8 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child before e
 
 
 @contextmanager
-def dynalite(host: str, port: int, data: Path | None) -> Iterator[str]:
-    """Run dynalite until the block ends; yield its endpoint."""
-    command = dynalite_command()
-    if command is None:
-        raise FileNotFoundError("dynalite is not installed (needs Node.js and `npm ci`)")
-    fast = ["--createTableMs", "0", "--deleteTableMs", "0", "--updateTableMs", "0"]
-    argv = [*command, "--host", host, "--port", str(port), *fast]
-    if data is not None:
-        data.mkdir(parents=True, exist_ok=True)
-        argv += ["--path", str(data)]
+def node_server(name: str, argv: list[str], host: str, port: int) -> Iterator[str]:
+    """Run a Node.js stand-in until the block ends; its first line must say it listens."""
     process = subprocess.Popen(  # noqa: S603 - our own command
         argv,
         stdout=subprocess.PIPE,
@@ -99,7 +108,7 @@ def dynalite(host: str, port: int, data: Path | None) -> Iterator[str]:
         first = process.stdout.readline()
         if "listening" not in first.lower():
             rest = first + (process.stdout.read() if process.poll() is not None else "")
-            raise RuntimeError(f"dynalite did not start on {host}:{port}: {rest.strip()}")
+            raise RuntimeError(f"{name} did not start on {host}:{port}: {rest.strip()}")
         yield f"http://{host}:{port}"
     finally:
         process.terminate()
@@ -108,6 +117,25 @@ def dynalite(host: str, port: int, data: Path | None) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def dynalite_argv(host: str, port: int, data: Path | None) -> list[str]:
+    command = dynalite_command()
+    if command is None:
+        raise FileNotFoundError("dynalite is not installed (needs Node.js and `npm ci`)")
+    fast = ["--createTableMs", "0", "--deleteTableMs", "0", "--updateTableMs", "0"]
+    argv = [*command, "--host", host, "--port", str(port), *fast]
+    if data is not None:
+        data.mkdir(parents=True, exist_ok=True)
+        argv += ["--path", str(data)]
+    return argv
+
+
+def fauxqs_argv(host: str, port: int) -> list[str]:
+    command = fauxqs_command()
+    if command is None:
+        raise FileNotFoundError("fauxqs is not installed (needs Node.js and `npm ci`)")
+    return [*command, host, str(port)]
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -173,12 +201,13 @@ def running(
     setup: Iterable[str] = (),
     *,
     dynamodb_port: int | None = 0,
+    sqs_port: int | None = 0,
     data: Path | None = None,
 ) -> Iterator[Endpoints]:
     """Serve the stand-ins in this process for the block; yield their endpoints.
 
-    ``dynamodb_port`` 0 picks a free port; None serves DynamoDB from moto. ``data`` is
-    where dynalite keeps its tables (in memory without it).
+    ``dynamodb_port`` / ``sqs_port`` 0 pick a free port; None has moto serve that API.
+    ``data`` is where dynalite keeps its tables (in memory without it).
     """
     from moto.moto_server.werkzeug_app import (
         DomainDispatcherApplication,
@@ -198,13 +227,23 @@ def running(
         stack.callback(server.shutdown)
         dynamodb = endpoint
         if dynamodb_port is not None and dynalite_command() is not None:
-            dynamodb = _start_dynalite(stack, host, dynamodb_port, data)
+            dynamodb = _start(
+                stack, "dynalite", lambda p: dynalite_argv(host, p, data), host, dynamodb_port
+            )
         elif dynamodb_port is not None:
             log.warning(
                 "dynalite is not installed (Node.js + `npm ci`): moto serves DynamoDB, "
                 "several times slower under load"
             )
-        endpoints = Endpoints(endpoint, dynamodb)
+        sqs = endpoint
+        if sqs_port is not None and fauxqs_command() is not None:
+            sqs = _start(stack, "fauxqs", lambda p: fauxqs_argv(host, p), host, sqs_port)
+        elif sqs_port is not None:
+            log.warning(
+                "fauxqs is not installed (Node.js + `npm ci`): moto serves SQS, "
+                "many times slower with a backlog"
+            )
+        endpoints = Endpoints(endpoint, dynamodb, sqs)
         saved = {k: os.environ.get(k) for k in endpoints.environment()}
         os.environ.update(endpoints.environment())
         try:
@@ -221,14 +260,19 @@ def running(
         yield endpoints
 
 
-def _start_dynalite(stack: ExitStack, host: str, port: int, data: Path | None) -> str:
+def _start(
+    stack: ExitStack, name: str, argv: Callable[[int], list[str]], host: str, port: int
+) -> str:
     if port:
-        return stack.enter_context(dynalite(host, port, data))
-    for _ in range(5):  # a free port can be taken between the check and dynalite's bind
+        return stack.enter_context(node_server(name, argv(port), host, port))
+    last: RuntimeError | None = None
+    for _ in range(5):  # a free port can be taken between the check and the bind
+        chosen = free_port(host)
         try:
-            return stack.enter_context(dynalite(host, free_port(host), data))
+            return stack.enter_context(node_server(name, argv(chosen), host, chosen))
         except RuntimeError as exc:
             last = exc
+    assert last is not None
     raise last
 
 
@@ -239,6 +283,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--dynamodb-port", type=int, default=4567, help="dynalite's port (0: moto serves it)"
     )
+    parser.add_argument(
+        "--sqs-port", type=int, default=4568, help="fauxqs's port (0: moto serves it)"
+    )
     parser.add_argument("--data", type=Path, default=None, help="dynalite keeps its tables here")
     parser.add_argument(
         "--setup", action="append", default=[], help="module:function, called once it listens"
@@ -248,11 +295,20 @@ def main(argv: list[str] | None = None) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    dynamodb_port = args.dynamodb_port or None
     with running(
-        args.host, args.port, args.setup, dynamodb_port=dynamodb_port, data=args.data
+        args.host,
+        args.port,
+        args.setup,
+        dynamodb_port=args.dynamodb_port or None,
+        sqs_port=args.sqs_port or None,
+        data=args.data,
     ) as endpoints:
-        log.info("AWS APIs on %s, DynamoDB on %s", endpoints.aws, endpoints.dynamodb)
+        log.info(
+            "AWS APIs on %s, DynamoDB on %s, SQS on %s",
+            endpoints.aws,
+            endpoints.dynamodb,
+            endpoints.sqs,
+        )
         stop.wait()
     return 0
 

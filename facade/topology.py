@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from facade.aws_local import READY_PATH, Endpoints, dynalite_command
+from facade.aws_local import READY_PATH, Endpoints, dynalite_command, fauxqs_command
 from facade.exceptions import ConfigError
 from facade.routing.loader import load_table
 from facade.routing.model import Backend, BackendKind, RoutingTable
@@ -133,8 +133,9 @@ def build_stack(config: LocalConfig) -> Stack:
     endpoints = None
     if aws is not None:
         dynamodb = aws.dynamodb if aws.dynamodb and dynalite_command() else None
-        endpoints = Endpoints(aws.endpoint, dynamodb or aws.endpoint)
-        for url in (aws.endpoint, dynamodb):
+        sqs = aws.sqs if aws.sqs and fauxqs_command() else None
+        endpoints = Endpoints(aws.endpoint, dynamodb or aws.endpoint, sqs or aws.endpoint)
+        for url in (aws.endpoint, dynamodb, sqs):
             if url:
                 parts = urlsplit(url)
                 aws_addresses.append((parts.hostname or "127.0.0.1", parts.port or 80))
@@ -154,12 +155,17 @@ def build_stack(config: LocalConfig) -> Stack:
         host_, port_ = aws_addresses[0]
         argv = [config.python, "-m", "facade.aws_local", "--host", host_, "--port", str(port_)]
         uses_dynalite = endpoints.dynamodb != endpoints.aws
-        argv += ["--dynamodb-port", str(aws_addresses[1][1]) if uses_dynalite else "0"]
+        uses_fauxqs = endpoints.sqs != endpoints.aws
+        # port 0: moto serves that API itself
+        dynamodb_port = urlsplit(endpoints.dynamodb).port if uses_dynalite else 0
+        sqs_port = urlsplit(endpoints.sqs).port if uses_fauxqs else 0
+        argv += ["--dynamodb-port", str(dynamodb_port), "--sqs-port", str(sqs_port)]
         if aws.data and uses_dynalite:
             argv += ["--data", str(Path(aws.data) / "dynamodb")]
         for hook in aws.setup:
             argv += ["--setup", hook]
-        what = "moto + dynalite (DynamoDB)" if uses_dynalite else "moto"
+        extras = [n for n, on in (("dynalite", uses_dynalite), ("fauxqs", uses_fauxqs)) if on]
+        what = " + ".join(["moto", *extras])
         services.append(
             Service(
                 name="aws",

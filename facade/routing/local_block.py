@@ -6,6 +6,7 @@ Top level::
       aws:                                # the AWS-API stand-ins
         endpoint: http://127.0.0.1:4566   # moto's server: every API but DynamoDB
         dynamodb: http://127.0.0.1:4567   # dynalite (npm)
+        sqs: http://127.0.0.1:4568        # fauxqs (npm)
         data: var/aws                     # dynalite keeps its tables here
         setup: [extracted.orders.store:create_local_table]
       env: {KEY: value}                   # for every local process
@@ -35,7 +36,7 @@ from facade.routing.model import LocalAws, LocalRun, LocalStack
 
 RUN_KEYS = ("setup", "run", "health", "env")
 STACK_KEYS = ("aws", "env")
-AWS_KEYS = ("endpoint", "dynamodb", "data", "setup")
+AWS_KEYS = ("endpoint", "dynamodb", "sqs", "data", "setup")
 HOOK = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -124,12 +125,13 @@ def local_stack(check: Checker, document: CommentedMap) -> LocalStack:
         if body is not None:
             endpoint = _address(check, body, "endpoint", required=True) or ""
             dynamodb = _address(check, body, "dynamodb", required=False)
+            sqs = _address(check, body, "sqs", required=False)
             hooks = _commands(check, body, "setup", "local.aws") if "setup" in body else ()
             for hook in hooks:
                 if not HOOK.match(hook):
                     check.at(body, "setup", "local.aws.setup", f"{hook!r}: use 'module:function'")
             data = str(body["data"]) if body.get("data") else None
-            aws = LocalAws(endpoint, dynamodb, data, hooks)
+            aws = LocalAws(endpoint, dynamodb, sqs, data, hooks)
     return LocalStack(aws=aws, env=_env(check, node, "local"))
 
 

@@ -49,6 +49,7 @@ class LocalAws:
 
     endpoint: str  # http://HOST:PORT: moto, every API without a stand-in of its own
     dynamodb: str | None = None  # http://HOST:PORT for dynalite (None: moto serves it)
+    sqs: str | None = None  # http://HOST:PORT for fauxqs (None: moto serves it)
     data: str | None = None  # folder where dynalite keeps its tables (None: in memory)
     setup: tuple[str, ...] = ()  # "module:function" hooks, run once the stand-ins listen
 

@@ -52,3 +52,31 @@ def test_a_failing_hook_stops_the_stand_ins() -> None:
         aws_local.running(setup=["tests.facade.aws_hooks:fail"], dynamodb_port=None),
     ):
         pass
+
+
+needs_fauxqs = pytest.mark.skipif(
+    aws_local.fauxqs_command() is None, reason="fauxqs not installed (make bootstrap)"
+)
+
+
+@needs_fauxqs
+def test_sqs_goes_to_fauxqs_with_fifo_queues() -> None:
+    with aws_local.running(dynamodb_port=None) as endpoints:
+        assert endpoints.sqs not in ("", endpoints.aws)
+        assert endpoints.environment()["AWS_ENDPOINT_URL_SQS"] == endpoints.sqs
+        sqs = boto3.client("sqs", endpoint_url=endpoints.sqs, **aws_local.CREDENTIALS)
+        url = sqs.create_queue(QueueName="t.fifo", Attributes={"FifoQueue": "true"})["QueueUrl"]
+        for n in range(3):
+            sqs.send_message(
+                QueueUrl=url, MessageBody=str(n), MessageGroupId="g", MessageDeduplicationId=str(n)
+            )
+        bodies: list[str] = []
+        while len(bodies) < 3:
+            answer = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1)
+            for message in answer.get("Messages", []):
+                bodies.append(message["Body"])
+                sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+        assert bodies == ["0", "1", "2"]
+        port = int(endpoints.sqs.rsplit(":", 1)[1])
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()

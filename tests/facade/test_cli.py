@@ -159,7 +159,14 @@ def test_up_runs_the_whole_topology_and_ctrl_c_stops_everything(tmp_path: Path) 
     port = free_port()
     routing = sample_routing(
         tmp_path,
-        {8000: port, 8001: free_port(), 8002: free_port(), 4566: free_port(), 4567: free_port()},
+        {
+            8000: port,
+            8001: free_port(),
+            8002: free_port(),
+            4566: free_port(),
+            4567: free_port(),
+            4568: free_port(),
+        },
     )
     process = subprocess.Popen(
         [STRANGLER, "up", "-f", str(routing), "-e", "SEED_PRODUCTS=30", "-e", "SEED_CUSTOMERS=5",
