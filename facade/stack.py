@@ -45,7 +45,7 @@ class Service:
     name: str
     argv: Sequence[str]
     url: str
-    health_url: str
+    health_url: str | None  # None: healthy once started (a worker with no HTTP port)
     role: str
     env: Mapping[str, str] = field(default_factory=dict)
 
@@ -151,7 +151,7 @@ class _Watcher(threading.Thread):
 
     def run(self) -> None:
         deadline = time.monotonic() + self.timeout
-        waiting = {s.name: s.health_url for s in self.stack.services}
+        waiting = {s.name: s.health_url for s in self.stack.services if s.health_url}
         while waiting and not self._stop_event.is_set():
             for name, url in list(waiting.items()):
                 if is_healthy(url):

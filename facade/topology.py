@@ -142,7 +142,11 @@ def build_stack(config: LocalConfig) -> Stack:
     _check_ports(table, (host, port), aws_addresses)
 
     environ = {**os.environ, **config.env}
-    base: dict[str, str] = {"PYTHONUNBUFFERED": "1"}
+    # every process can find the table (the sync's queue names, its own backend's url)
+    base: dict[str, str] = {
+        "PYTHONUNBUFFERED": "1",
+        "STRANGLER_ROUTING": str(Path(config.routing).resolve()),
+    }
     if endpoints is not None:
         base.update(endpoints.environment())
     for name, value in table.local.env.items():
@@ -206,6 +210,17 @@ def build_stack(config: LocalConfig) -> Stack:
                 env=env,
             )
         )
+        for worker, command in local.workers.items():
+            services.append(
+                Service(
+                    name=f"{backend.name}-{worker}",
+                    argv=_fill(command, backend, config.python, scope, f"{where}.workers.{worker}"),
+                    url="-",
+                    health_url=None,
+                    role=f"{worker} of backend {backend.name!r}",
+                    env=env,
+                )
+            )
     lambdas = [b.name for b in table.backends.values() if b.handler]
     role = f"the routing facade ({len(table.routes)} routes + default, from {config.routing})"
     if lambdas:

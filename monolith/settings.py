@@ -47,7 +47,21 @@ INSTALLED_APPS = [
     "monolith.orders",
     "monolith.storefront",
     "monolith.internal",
+    "monolith.outbox",
 ]
+
+# What the monolith publishes to the data sync (monolith.outbox): the catalog service
+# keeps a copy of categories, products and stock.
+OUTBOX = {
+    "origin": "monolith",
+    "streams": {
+        "catalog": {
+            "catalog.Category": "monolith.outbox.serializers:concrete_fields",
+            "catalog.Product": "monolith.outbox.serializers:concrete_fields",
+            "catalog.StockLevel": "monolith.outbox.serializers:concrete_fields",
+        },
+    },
+}
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
@@ -84,6 +98,8 @@ DATABASES = {
         os.environ.get("DATABASE_URL") or f"sqlite:///{VAR_DIR / 'monolith.sqlite3'}"
     )
 }
+# Each request is one transaction: a change and its outbox event commit together.
+DATABASES["default"]["ATOMIC_REQUESTS"] = True
 
 # The legacy tables use 32-bit integer keys; the data-sync design depends on it.
 DEFAULT_AUTO_FIELD = "django.db.models.AutoField"

@@ -43,6 +43,7 @@ from facade.routing.model import (
     Target,
     Timeouts,
 )
+from facade.routing.sync_block import sync_streams
 
 MAX_TARGETS = 5
 MAX_EVALUATIONS_PER_CONDITION = 3
@@ -54,7 +55,7 @@ NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$")
 HANDLER = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 DEFAULT_ROUTE = "default"
 
-TOP_KEYS = ("version", "facade", "backends", "routes", "default", "local")
+TOP_KEYS = ("version", "facade", "backends", "routes", "default", "local", "sync")
 BACKEND_KEYS = ("kind", "url", "handler", "multi_value_headers", "aws", "local")
 ROUTE_KEYS = ("name", "priority", "match", "targets", "stickiness", "stable_key")
 MATCH_KEYS = ("paths", "methods", "headers")
@@ -145,11 +146,12 @@ def parse_table(text: str, file: str = "routing.yaml") -> RoutingTable:
     routes = _routes(check, document, backends, settings)
     default = _default(check, document, backends, routes)
     local = local_stack(check, document)
+    sync = sync_streams(check, document, backends)
 
     if check.problems:
         raise RoutingFileError(sorted(check.problems, key=lambda p: (p.line, p.column)))
     assert default is not None
-    return RoutingTable(file, settings, backends, tuple(routes), default, local)
+    return RoutingTable(file, settings, backends, tuple(routes), default, local, sync)
 
 
 # -- facade settings -------------------------------------------------------------------

@@ -34,7 +34,7 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from facade.routing.checker import Checker, show
 from facade.routing.model import LocalAws, LocalRun, LocalStack
 
-RUN_KEYS = ("setup", "run", "health", "env")
+RUN_KEYS = ("setup", "run", "health", "env", "workers")
 STACK_KEYS = ("aws", "env")
 AWS_KEYS = ("endpoint", "dynamodb", "sqs", "data", "setup")
 HOOK = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
@@ -99,7 +99,25 @@ def local_run(
     if not health.startswith("/"):
         check.at(node, "health", f"{path}.health", f"{health!r}: a path starting with '/'")
     setup = _commands(check, node, "setup", path) if "setup" in node else ()
-    return LocalRun(setup=setup, run=run, health=health, env=_env(check, node, path))
+    workers: dict[str, str] = {}
+    if "workers" in node:
+        body = node["workers"]
+        if not isinstance(body, CommentedMap):
+            check.at(
+                node,
+                "workers",
+                f"{path}.workers",
+                f"must be a mapping of name: command, got {show(body)}",
+            )
+        else:
+            for name, command in body.items():
+                if not isinstance(command, str) or not command.strip():
+                    check.at(body, name, f"{path}.workers.{name}", f"{show(command)}: a command")
+                else:
+                    workers[str(name)] = command
+    return LocalRun(
+        setup=setup, run=run, health=health, env=_env(check, node, path), workers=workers
+    )
 
 
 def _address(check: Checker, node: CommentedMap, key: str, *, required: bool) -> str | None:

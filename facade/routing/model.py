@@ -41,6 +41,7 @@ class LocalRun:
     run: str | None = None  # the long-running process (None: runs inside the facade)
     health: str = "/healthz"  # path on the backend's url that answers 2xx when ready
     env: Mapping[str, str] = field(default_factory=dict)
+    workers: Mapping[str, str] = field(default_factory=dict)  # name → command, no health check
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,24 @@ class LocalAws:
     sqs: str | None = None  # http://HOST:PORT for fauxqs (None: moto serves it)
     data: str | None = None  # folder where dynalite keeps its tables (None: in memory)
     setup: tuple[str, ...] = ()  # "module:function" hooks, run once the stand-ins listen
+
+
+@dataclass(frozen=True)
+class SyncStream:
+    """One direction of the data sync: an SQS FIFO queue and its dead-letter queue."""
+
+    name: str
+    queue: str  # FIFO queue name, ends in .fifo
+    source: str  # backend whose outbox publishes (e.g. the monolith)
+    target: str  # backend whose consumer applies
+    max_receives: int = 5  # receives before a message moves to the DLQ
+    visibility_timeout: int = 30  # seconds
+    retention: int = 345_600  # seconds a message is kept (4 days, SQS's default)
+    dlq_retention: int = 1_209_600  # 14 days, SQS's maximum: time to fix and replay
+
+    @property
+    def dlq(self) -> str:
+        return self.queue.removesuffix(".fifo") + "-dlq.fifo"
 
 
 @dataclass(frozen=True)
@@ -179,6 +198,14 @@ class RoutingTable:
     routes: tuple[Route, ...]  # in priority order (lowest number first)
     default: Route  # the ALB listener's default action: never has conditions
     local: LocalStack = LocalStack()
+    sync: tuple[SyncStream, ...] = ()
+
+    def stream(self, name: str) -> SyncStream:
+        for stream in self.sync:
+            if stream.name == name:
+                return stream
+        known = ", ".join(s.name for s in self.sync) or "none"
+        raise KeyError(f"no sync stream named {name!r}; streams: {known}")
 
     def route(self, name: str) -> Route:
         for route in (*self.routes, self.default):

@@ -6,6 +6,9 @@ writer's row lock, so two buyers can never both take the last unit. Products are
 in id order so that two orders touching the same products cannot deadlock. ``take``
 must run inside the caller's transaction: a later failure rolls every line back.
 
+Stock changes are queryset updates, which send no signals: both record the new stock
+levels in the outbox themselves, in the caller's transaction.
+
 The monolith's own orders call ``take`` directly; services that keep their orders
 elsewhere call ``reserve``/``release`` through the internal API with an idempotency key.
 """
@@ -22,6 +25,7 @@ from django.utils import timezone
 
 from monolith.catalog.models import Product, ReservationStatus, StockLevel, StockReservation
 from monolith.core.errors import Conflict, NotFound, OutOfStock, ShopError
+from monolith.outbox import recording as outbox
 
 MAX_LINES = 50
 
@@ -75,15 +79,23 @@ def take(wanted: Mapping[int, int]) -> dict[int, Product]:
             )
     if len({products[pid].currency for pid in wanted}) != 1:
         raise ShopError("All products of an order must share one currency.")
+    outbox.record_ids(
+        StockLevel, StockLevel.objects.filter(product_id__in=wanted).values_list("pk", flat=True)
+    )
     return products
 
 
 def give_back(quantities: Iterable[tuple[int, int]]) -> None:
     """Return (product id, quantity) pairs to stock, in product-id order."""
-    for product_id, quantity in sorted(quantities):
+    returned = sorted(quantities)
+    for product_id, quantity in returned:
         StockLevel.objects.filter(product_id=product_id).update(
             on_hand=F("on_hand") + quantity, updated_at=timezone.now()
         )
+    products = [product_id for product_id, _ in returned]
+    outbox.record_ids(
+        StockLevel, StockLevel.objects.filter(product_id__in=products).values_list("pk", flat=True)
+    )
 
 
 def describe(reservation: StockReservation) -> dict[str, Any]:

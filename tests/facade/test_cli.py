@@ -83,10 +83,12 @@ def test_the_sample_topology_runs_every_backend_with_the_aws_stand_in() -> None:
     assert result.exit_code == 0, result.output
     described = json.loads(result.output)
     names = [s["name"] for s in described["services"]]
-    assert names == ["aws", "monolith", "catalog", "facade"]
+    assert names == ["aws", "monolith", "monolith-relay", "catalog", "catalog-sync", "facade"]
     aws = described["services"][0]
     assert aws["health"] == "http://127.0.0.1:4566/__strangler/ready"
     assert "extracted.orders.store:create_local_table" in aws["command"]
+    assert "facade.sync_queues:create_local_queues" in aws["command"]
+    assert described["services"][2]["health"] is None  # workers have no health check
     assert "runs Lambda orders" in described["services"][-1]["role"]
     steps = [s["name"] for s in described["setup"]]
     assert steps == [
@@ -179,7 +181,7 @@ def test_up_runs_the_whole_topology_and_ctrl_c_stops_everything(tmp_path: Path) 
     try:
         output.wait_for("the stack is up", timeout=120)
         pids = [int(p) for p in re.findall(r"started \(pid=(\d+)\)", output.text)]
-        assert len(pids) == 4
+        assert len(pids) == 6
         base = f"http://127.0.0.1:{port}"
         catalog = httpx.get(f"{base}/api/catalog/products/")
         assert catalog.headers["x-strangler-backend"] == "catalog"
@@ -210,6 +212,13 @@ def test_up_runs_the_whole_topology_and_ctrl_c_stops_everything(tmp_path: Path) 
         assert placed.status_code == 201, placed.text
         assert placed.headers["x-strangler-backend"] == "orders"
         assert placed.json()["id"] > 1_000_000_000
+        # the Lambda reserved the stock in the monolith; the sync carries the new level
+        # to the catalog service, which answers /api/catalog
+        before = catalog.json()["results"][0]["stock"]
+        deadline = time.monotonic() + 30
+        while httpx.get(f"{base}/api/catalog/products/{product}/").json()["stock"] != before - 1:
+            assert time.monotonic() < deadline, "the stock change never reached the catalog"
+            time.sleep(0.1)
         assert (tmp_path / "monolith.sqlite3").exists()
         assert (tmp_path / "catalog.sqlite3").exists()
     finally:

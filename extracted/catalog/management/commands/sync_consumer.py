@@ -1,0 +1,54 @@
+"""Apply the catalog stream: ``python -m extracted.catalog.manage sync_consumer``.
+
+Long-polls the queue of routing.yaml's stream (``--stream catalog``; ``--routing``,
+default ``$STRANGLER_ROUTING`` or ``routing.yaml``) until SIGTERM/SIGINT, finishing
+the batch in hand (``--drain``: until the queue is empty). boto3 finds SQS from the
+environment.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from typing import Any
+
+import boto3
+from django.core.management.base import BaseCommand, CommandParser
+
+from extracted.catalog.sync import Consumer
+from facade.routing.loader import load_table
+from facade.sync_queues import wait_for_queue
+
+
+class Command(BaseCommand):
+    help = __doc__
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--routing", default=os.environ.get("STRANGLER_ROUTING", "routing.yaml")
+        )
+        parser.add_argument("--stream", default="catalog")
+        parser.add_argument("--wait", type=int, default=5, help="long-poll seconds (1-20)")
+        parser.add_argument(
+            "--drain", action="store_true", help="stop once a long poll finds the queue empty"
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        stream = load_table(options["routing"]).stream(options["stream"])
+        client = boto3.client("sqs")
+        url = wait_for_queue(client, stream.queue)
+        consumer = Consumer(client, url, wait=options["wait"])
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        signal.signal(signal.SIGINT, lambda *_: stop.set())
+        self.stdout.write(f"sync consumer: {stream.queue} → catalog database")
+        if options["drain"]:
+            while not stop.is_set() and consumer.poll():
+                pass
+        else:
+            consumer.run(stop.is_set)
+        self.stdout.write(
+            f"sync consumer stopped: {consumer.applied} applied, {consumer.skipped} already "
+            f"applied, {consumer.failed} failed"
+        )

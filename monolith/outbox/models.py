@@ -1,0 +1,45 @@
+from __future__ import annotations
+
+import uuid
+
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+
+class EventKind(models.TextChoices):
+    UPSERT = "upsert"
+    DELETE = "delete"
+
+
+class OutboxEvent(models.Model):
+    """A change waiting to be (or already) published. ``id`` orders the events and is the
+    version consumers compare: for one entity, a later change always has a larger id,
+    because its writer waited for the earlier one's row lock before inserting."""
+
+    id = models.BigAutoField(primary_key=True)
+    event_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    stream = models.CharField(max_length=64)
+    aggregate = models.CharField(max_length=100)  # model label, e.g. "catalog.Product"
+    aggregate_id = models.CharField(max_length=64)
+    kind = models.CharField(max_length=8, choices=EventKind.choices)
+    payload = models.JSONField(null=True)
+    origin = models.CharField(max_length=32)
+    created_at = models.DateTimeField(default=timezone.now)
+    published_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [
+            models.Index(
+                fields=["stream", "id"],
+                condition=Q(published_at__isnull=True),
+                name="outbox_pending",
+            ),
+            models.Index(fields=["aggregate", "aggregate_id", "id"], name="outbox_entity"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.stream} #{self.pk} {self.kind} {self.aggregate}:{self.aggregate_id}"

@@ -1,0 +1,1 @@
+"""The data sync: outbox, relay, queues, consumers."""
