@@ -18,6 +18,7 @@ import click
 from facade import __version__
 from facade.exceptions import RoutingFileError, StranglerError
 from facade.stack import run_stack
+from facade.sync.cli import sync
 from facade.topology import LocalConfig, build_stack
 
 PORT = click.IntRange(1, 65535)
@@ -311,6 +312,9 @@ def promote(route: str, backend: str | None, routing: Path, as_json: bool) -> No
 def rollback(route: str, routing: Path, as_json: bool) -> None:
     """Send 100 % of ROUTE back to the monolith."""
     _edit("rollback", route, routing, None, None, as_json)
+
+
+cli.add_command(sync)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -134,6 +134,21 @@ class Consumer:
             )
         return len(messages)
 
+    def empty(self) -> bool:
+        """Nothing visible and nothing in flight (a failed message waiting to be retried
+        counts as in flight)."""
+        attributes = self.client.get_queue_attributes(
+            QueueUrl=self.queue_url,
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        )["Attributes"]
+        return not any(int(v) for v in attributes.values())
+
+    def drain(self, stop: Callable[[], bool]) -> None:
+        """Apply until the queue is empty, retries and moves to the DLQ included."""
+        while not stop():
+            if not self.poll() and self.empty():
+                return
+
     def run(self, stop: Callable[[], bool]) -> None:
         while not stop():
             try:

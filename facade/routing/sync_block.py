@@ -11,7 +11,7 @@
         visibility_timeout: 30
         retention: 345600
 
-The same definitions create the local queues (``facade.sync_queues``) and, rendered,
+The same definitions create the local queues (``facade.sync.queues``) and, rendered,
 the CloudFormation/SAM queues on AWS; SQS's own limits are checked here, since the
 local stand-ins do not check them.
 """

@@ -87,7 +87,7 @@ def test_the_sample_topology_runs_every_backend_with_the_aws_stand_in() -> None:
     aws = described["services"][0]
     assert aws["health"] == "http://127.0.0.1:4566/__strangler/ready"
     assert "extracted.orders.store:create_local_table" in aws["command"]
-    assert "facade.sync_queues:create_local_queues" in aws["command"]
+    assert "facade.sync.queues:create_local_queues" in aws["command"]
     assert described["services"][2]["health"] is None  # workers have no health check
     assert "runs Lambda orders" in described["services"][-1]["role"]
     steps = [s["name"] for s in described["setup"]]

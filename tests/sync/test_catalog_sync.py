@@ -20,7 +20,7 @@ import pytest
 
 from facade import aws_local
 from facade.routing.loader import load_table
-from facade.sync_queues import create_queues
+from facade.sync.queues import create_queues
 from tests.servers import MonolithServer, manage, psql_url, scratch_database
 
 pytestmark = pytest.mark.postgresql
@@ -38,6 +38,7 @@ class Sync:
             "routes: []\n"
             f"sync:\n  catalog: {{from: monolith, to: catalog, queue: {self.queue}, "
             "max_receives: 2}\n"
+            f"local:\n  aws: {{endpoint: '{endpoints.aws}', sqs: '{endpoints.sqs}'}}\n"
         )
         self.client = boto3.client("sqs", endpoint_url=endpoints.sqs, **aws_local.CREDENTIALS)
         self.url, self.dlq = create_queues(self.client, load_table(self.routing).stream("catalog"))
@@ -60,7 +61,7 @@ class Sync:
     def consume(self) -> str:
         result = subprocess.run(
             [sys.executable, "-m", "extracted.catalog.manage", "sync_consumer", "--drain",
-             "--wait", "3"],
+             "--wait", "1"],
             env={**os.environ, **self.env}, capture_output=True, text=True, timeout=120,
             check=False,
         )  # fmt: skip
@@ -139,6 +140,42 @@ def test_a_poison_message_ends_in_the_dead_letter_queue(sync: Sync) -> None:
     dead = sync.client.receive_message(QueueUrl=sync.dlq, MaxNumberOfMessages=10)
     bodies = [json.loads(m["Body"]) for m in dead.get("Messages", [])]
     assert bodies == [{"aggregate": "catalog.Product", "id": "1", "version": "not a number"}]
+
+
+def strangler(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "facade.cli", *args],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+
+
+def test_a_message_that_keeps_failing_is_replayed_from_the_dlq_once_fixed(sync: Sync) -> None:
+    sync.send(_product(30, 21, "waits for its category", 99))  # category 99 never came
+    sync.consume()
+    assert sync.rows("SELECT count(*) FROM catalog_product") == [(0,)]
+    listed = strangler("sync", "dlq", "list", "catalog", "-f", str(sync.routing), "--json")
+    assert listed.returncode == 0, listed.stderr
+    letters = json.loads(listed.stdout)
+    assert [(letter["entity"], letter["group"]) for letter in letters] == [
+        ("catalog.Product:30", "catalog.Product:30")
+    ]
+    shown = strangler("sync", "dlq", "show", "catalog", letters[0]["message_id"], "-f",
+                      str(sync.routing))  # fmt: skip
+    assert json.loads(json.loads(shown.stdout)["body"])["version"] == 21
+
+    sync.send(_category(99, 20, "fixed"))  # the cause, fixed
+    sync.consume()
+    unknown = strangler("sync", "dlq", "replay", "catalog", "--id", "nope", "-f", str(sync.routing))
+    assert unknown.returncode == 1
+    replayed = strangler("sync", "dlq", "replay", "catalog", "--all", "-f", str(sync.routing))
+    assert replayed.returncode == 0, replayed.stderr
+    assert "replayed 1 message(s)" in replayed.stdout
+    sync.consume()
+    assert sync.rows("SELECT name FROM catalog_product WHERE id = 30") == [
+        ("waits for its category",)
+    ]
+    empty = strangler("sync", "dlq", "list", "catalog", "-f", str(sync.routing), "--json")
+    assert json.loads(empty.stdout) == []
 
 
 def test_orders_on_the_monolith_reach_the_catalog_service(

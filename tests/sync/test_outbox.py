@@ -13,7 +13,7 @@ from django.db import transaction
 
 from facade import aws_local
 from facade.routing.model import SyncStream
-from facade.sync_queues import create_queues
+from facade.sync.queues import create_queues
 from monolith.catalog import stock
 from monolith.catalog.models import Category, Product, StockLevel
 from monolith.outbox.models import OutboxEvent

@@ -18,7 +18,7 @@ from django.core.management.base import BaseCommand, CommandParser
 
 from extracted.catalog.sync import Consumer
 from facade.routing.loader import load_table
-from facade.sync_queues import wait_for_queue
+from facade.sync.queues import wait_for_queue
 
 
 class Command(BaseCommand):
@@ -31,7 +31,7 @@ class Command(BaseCommand):
         parser.add_argument("--stream", default="catalog")
         parser.add_argument("--wait", type=int, default=5, help="long-poll seconds (1-20)")
         parser.add_argument(
-            "--drain", action="store_true", help="stop once a long poll finds the queue empty"
+            "--drain", action="store_true", help="stop once the queue is empty, in flight included"
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -44,8 +44,7 @@ class Command(BaseCommand):
         signal.signal(signal.SIGINT, lambda *_: stop.set())
         self.stdout.write(f"sync consumer: {stream.queue} → catalog database")
         if options["drain"]:
-            while not stop.is_set() and consumer.poll():
-                pass
+            consumer.drain(stop.is_set)
         else:
             consumer.run(stop.is_set)
         self.stdout.write(

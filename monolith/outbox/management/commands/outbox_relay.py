@@ -17,7 +17,7 @@ import boto3
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from facade.routing.loader import load_table
-from facade.sync_queues import wait_for_queue
+from facade.sync.queues import wait_for_queue
 from monolith.outbox.registry import streams
 from monolith.outbox.relay import Relay
 
