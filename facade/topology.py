@@ -65,6 +65,11 @@ def expand(text: str, env: Mapping[str, str], where: str) -> str:
     return text
 
 
+def _address(url: str) -> tuple[str, int]:
+    parts = urlsplit(url)
+    return parts.hostname or "127.0.0.1", parts.port or 80
+
+
 def _url(host: str, port: int) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
@@ -122,6 +127,46 @@ def _check_ports(table: RoutingTable, front: tuple[str, int], aws: list[tuple[st
         taken[address] = f"backend {backend.name!r}"
 
 
+def local_endpoints(table: RoutingTable) -> Endpoints | None:
+    """Where the local AWS stand-ins answer (moto's own address for an API whose npm
+    stand-in is not installed)."""
+    aws = table.local.aws
+    if aws is None:
+        return None
+    dynamodb = aws.dynamodb if aws.dynamodb and dynalite_command() else None
+    sqs = aws.sqs if aws.sqs and fauxqs_command() else None
+    return Endpoints(aws.endpoint, dynamodb or aws.endpoint, sqs or aws.endpoint)
+
+
+def base_environment(
+    table: RoutingTable, routing: Path, overrides: Mapping[str, str]
+) -> tuple[dict[str, str], dict[str, str]]:
+    """(environ, base): the environment ``${…}`` references read, and what every local
+    process gets — the table's path, the stand-ins' endpoints, ``local.env``."""
+    environ = {**os.environ, **overrides}
+    # every process can find the table (the sync's queue names, its own backend's url)
+    base: dict[str, str] = {
+        "PYTHONUNBUFFERED": "1",
+        "STRANGLER_ROUTING": str(Path(routing).resolve()),
+    }
+    endpoints = local_endpoints(table)
+    if endpoints is not None:
+        base.update(endpoints.environment())
+    for name, value in table.local.env.items():
+        base[name] = expand(value, {**environ, **base}, f"{table.source}: local.env.{name}")
+    return environ, base
+
+
+def backend_environment(
+    table: RoutingTable, backend: Backend, environ: Mapping[str, str], base: Mapping[str, str]
+) -> dict[str, str]:
+    env = dict(base)
+    where = f"{table.source}: backends.{backend.name}.local"
+    for name, value in (backend.local.env if backend.local else {}).items():
+        env[name] = expand(value, {**environ, **env}, f"{where}.env.{name}")
+    return env
+
+
 def build_stack(config: LocalConfig) -> Stack:
     table = load_table(config.routing)
     source = table.source
@@ -129,28 +174,13 @@ def build_stack(config: LocalConfig) -> Stack:
     port = config.port or table.settings.listen_port
     front = _url(host, port)
     aws = table.local.aws
+    endpoints = local_endpoints(table)
     aws_addresses: list[tuple[str, int]] = []
-    endpoints = None
-    if aws is not None:
-        dynamodb = aws.dynamodb if aws.dynamodb and dynalite_command() else None
-        sqs = aws.sqs if aws.sqs and fauxqs_command() else None
-        endpoints = Endpoints(aws.endpoint, dynamodb or aws.endpoint, sqs or aws.endpoint)
-        for url in (aws.endpoint, dynamodb, sqs):
-            if url:
-                parts = urlsplit(url)
-                aws_addresses.append((parts.hostname or "127.0.0.1", parts.port or 80))
+    if endpoints is not None:  # moto's first; an API served by moto adds no address
+        urls = dict.fromkeys([endpoints.aws, endpoints.dynamodb, endpoints.sqs])
+        aws_addresses = [_address(url) for url in urls]
     _check_ports(table, (host, port), aws_addresses)
-
-    environ = {**os.environ, **config.env}
-    # every process can find the table (the sync's queue names, its own backend's url)
-    base: dict[str, str] = {
-        "PYTHONUNBUFFERED": "1",
-        "STRANGLER_ROUTING": str(Path(config.routing).resolve()),
-    }
-    if endpoints is not None:
-        base.update(endpoints.environment())
-    for name, value in table.local.env.items():
-        base[name] = expand(value, {**environ, **base}, f"{source}: local.env.{name}")
+    environ, base = base_environment(table, config.routing, config.env)
 
     setup: list[SetupStep] = []
     services: list[Service] = []
@@ -185,9 +215,7 @@ def build_stack(config: LocalConfig) -> Stack:
         if local is None:
             continue
         where = f"{source}: backends.{backend.name}.local"
-        env = dict(base)
-        for name, value in local.env.items():
-            env[name] = expand(value, {**environ, **env}, f"{where}.env.{name}")
+        env = backend_environment(table, backend, environ, base)
         scope = {**environ, **env}
         if config.setup:
             for i, command in enumerate(local.setup, 1):

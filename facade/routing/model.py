@@ -67,6 +67,8 @@ class SyncStream:
     visibility_timeout: int = 30  # seconds
     retention: int = 345_600  # seconds a message is kept (4 days, SQS's default)
     dlq_retention: int = 1_209_600  # 14 days, SQS's maximum: time to fix and replay
+    # how the toolkit reaches each side here: backfill, emit, verify, outbox_status
+    commands: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def dlq(self) -> str:

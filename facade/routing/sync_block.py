@@ -10,6 +10,11 @@
         max_receives: 5             # then the message moves to shop-catalog-dlq.fifo
         visibility_timeout: 30
         retention: 345600
+        commands:                   # how `strangler sync` reaches each side
+          backfill: "{python} -m monolith.manage outbox_backfill"
+          emit: "{python} -m monolith.manage outbox_emit"
+          verify: "{python} -m extracted.catalog.manage sync_verify --source ..."
+          outbox_status: "{python} -m monolith.manage outbox_status --json"
 
 The same definitions create the local queues (``facade.sync.queues``) and, rendered,
 the CloudFormation/SAM queues on AWS; SQS's own limits are checked here, since the
@@ -25,7 +30,10 @@ from ruamel.yaml.comments import CommentedMap
 from facade.routing.checker import Checker, show
 from facade.routing.model import Backend, SyncStream
 
-STREAM_KEYS = ("from", "to", "queue", "max_receives", "visibility_timeout", "retention")
+STREAM_KEYS = (
+    "from", "to", "queue", "max_receives", "visibility_timeout", "retention", "commands",
+)  # fmt: skip
+COMMANDS = ("backfill", "emit", "verify", "outbox_status")
 NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$")
 # SQS: up to 80 characters of letters, digits, '-' and '_'; FIFO names end in .fifo. The
 # dead-letter queue adds "-dlq", so the base leaves room for it.
@@ -98,9 +106,24 @@ def sync_streams(
                 )
             else:
                 numbers[key] = value
+        commands: dict[str, str] = {}
+        if "commands" in body:
+            given = check.mapping(body["commands"], body, "commands", f"{path}.commands", COMMANDS)
+            for key, command in (given or {}).items():
+                if key in COMMANDS and isinstance(command, str) and command.strip():
+                    commands[str(key)] = command
+                elif key in COMMANDS:
+                    check.at(given, key, f"{path}.commands.{key}", f"{show(command)}: a command")
         streams.append(
             SyncStream(
-                name=str(name), queue=queue, source=ends["from"], target=ends["to"], **numbers
+                name=str(name),
+                queue=queue,
+                source=ends["from"],
+                target=ends["to"],
+                max_receives=numbers.get("max_receives", 5),
+                visibility_timeout=numbers.get("visibility_timeout", 30),
+                retention=numbers.get("retention", 345_600),
+                commands=commands,
             )
         )
     return tuple(streams)

@@ -8,6 +8,7 @@ boto3's standard configuration (profile, region, credentials).
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ from facade.aws_local import CREDENTIALS
 from facade.exceptions import CheckFailed, ConfigError
 from facade.routing.loader import load_table
 from facade.routing.model import RoutingTable, SyncStream
-from facade.sync import dlq
+from facade.sync import commands, dlq
 
 _routing = click.option(
     "--routing", "-f", "routing", type=click.Path(dir_okay=False, path_type=Path),
@@ -132,3 +133,132 @@ def dlq_replay(
             click.echo(f"not in the DLQ: {message_id}")
     if missing:
         raise CheckFailed(f"{len(missing)} message(s) not found in the DLQ")
+
+
+def _depths(client: Any, stream: SyncStream) -> dict[str, int]:
+    queue, dead = _urls(client, stream)
+    names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+    main = client.get_queue_attributes(QueueUrl=queue, AttributeNames=names)["Attributes"]
+    dlq_attrs = client.get_queue_attributes(QueueUrl=dead, AttributeNames=names[:1])["Attributes"]
+    return {
+        "queued": int(main.get(names[0], 0)),
+        "in_flight": int(main.get(names[1], 0)),
+        "dead_letters": int(dlq_attrs.get(names[0], 0)),
+    }
+
+
+def wait_until_delivered(
+    table: RoutingTable, routing: Path, client: Any, stream: SyncStream, timeout: float
+) -> bool:
+    """Until nothing waits in the outbox (when its status command is configured) nor in
+    the queue, in flight included (True), or the timeout passes (False)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        pending = 0
+        if "outbox_status" in stream.commands:
+            _, outbox = commands.run_json(table, routing, stream, "outbox_status", [])
+            pending = int((outbox["streams"].get(stream.name) or {}).get("pending", 0))
+        depths = _depths(client, stream)
+        if not pending and not depths["queued"] and not depths["in_flight"]:
+            return True
+        time.sleep(0.2)
+    return False
+
+
+@sync.command(name="status")
+@click.argument("stream", required=False)
+@_routing
+@_aws
+@_json
+def status(stream: str | None, routing: Path, use_aws: bool, as_json: bool) -> None:
+    """Per stream: outbox backlog and its oldest age, queue depth, in flight, DLQ depth."""
+    table = load_table(routing)
+    client = sqs_client(table, use_aws)
+    streams = [_stream(table, stream)] if stream else list(table.sync)
+    report: dict[str, dict[str, Any]] = {}
+    for item in streams:
+        figures: dict[str, Any] = dict(_depths(client, item))
+        if "outbox_status" in item.commands:
+            _, outbox = commands.run_json(table, routing, item, "outbox_status", [])
+            figures.update(
+                {f"outbox_{k}": v for k, v in (outbox["streams"].get(item.name) or {}).items()}
+            )
+        report[item.name] = figures
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+        return
+    for name, figures in report.items():
+        outbox = (
+            f"outbox {figures['outbox_pending']} pending "
+            f"(oldest {figures['outbox_oldest_pending_age_s']:.1f}s), "
+            if "outbox_pending" in figures
+            else ""
+        )
+        click.echo(
+            f"{name}: {outbox}queue {figures['queued']}, in flight {figures['in_flight']}, "
+            f"dead letters {figures['dead_letters']}"
+        )
+
+
+@sync.command(name="backfill")
+@click.argument("stream")
+@click.argument("entity")
+@click.option("--restart", is_flag=True, help="Start over instead of resuming.")
+@_routing
+def backfill(stream: str, entity: str, restart: bool, routing: Path) -> None:
+    """Stream ENTITY's existing rows into STREAM (resumable; the relay publishes them)."""
+    table = load_table(routing)
+    args = [entity, *(["--restart"] if restart else [])]
+    result = commands.run(table, routing, _stream(table, stream), "backfill", args, capture=False)
+    if result.returncode:
+        raise CheckFailed(f"backfill of {entity} stopped (exit {result.returncode}); rerun resumes")
+
+
+@sync.command(name="verify")
+@click.argument("stream")
+@click.argument("entity", required=False)
+@click.option("--repair", is_flag=True, help="Re-emit drifted entities, wait, verify again.")
+@click.option("--timeout", type=float, default=120, show_default=True, help="Seconds to drain.")
+@_routing
+@_aws
+@_json
+def verify(
+    stream: str,
+    entity: str | None,
+    repair: bool,
+    timeout: float,
+    routing: Path,
+    use_aws: bool,
+    as_json: bool,
+) -> None:
+    """Compare both sides of STREAM row by row; exit 1 on drift."""
+    table = load_table(routing)
+    item = _stream(table, stream)
+    args = ["--json", *(["--entity", entity] if entity else [])]
+    _, report = commands.run_json(table, routing, item, "verify", args)
+    if report["drift"] and repair:
+        for label, figures in report["entities"].items():
+            if figures["drifted"]:
+                emitted = commands.run(
+                    table, routing, item, "emit",
+                    [label, "--ids", ",".join(figures["drifted"])], capture=True,
+                )  # fmt: skip
+                if emitted.returncode:
+                    raise CheckFailed(f"re-emitting {label} failed: {emitted.stderr.strip()}")
+        client = sqs_client(table, use_aws)
+        if not wait_until_delivered(table, routing, client, item, timeout):
+            raise CheckFailed(f"stream {stream} did not deliver in {timeout:.0f}s")
+        _, report = commands.run_json(table, routing, item, "verify", args)
+        report["repaired"] = True
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+    else:
+        for label, figures in report["entities"].items():
+            drifted = figures["drifted"]
+            click.echo(
+                f"{label}: {figures['source_rows']:,} rows on {item.source}, "
+                f"{figures['target_rows']:,} on {item.target}, {len(drifted)} drifted"
+                + (f": {', '.join(drifted[:20])}" if drifted else "")
+            )
+    if report["drift"]:
+        raise CheckFailed(f"stream {stream}: {report['drift']} entities drifted")

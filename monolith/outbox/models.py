@@ -43,3 +43,16 @@ class OutboxEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.stream} #{self.pk} {self.kind} {self.aggregate}:{self.aggregate_id}"
+
+
+class BackfillProgress(models.Model):
+    """How far ``outbox_backfill`` got for a model, so an interrupted run resumes."""
+
+    label = models.CharField(max_length=100, unique=True)
+    last_id = models.BigIntegerField(default=0)
+    rows = models.BigIntegerField(default=0)
+    updated_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.label} after {self.last_id}"

@@ -1,0 +1,74 @@
+"""Running a stream's own commands (routing.yaml ``sync.<stream>.commands``) on this
+machine, in the environment ``strangler up`` gives that side: backfill, emit and the
+outbox's status run on the publishing side (``from``), verify on the applying side
+(``to``)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import subprocess
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from facade.exceptions import ConfigError
+from facade.routing.model import RoutingTable, SyncStream
+from facade.topology import backend_environment, base_environment, expand
+
+SIDE = {"backfill": "source", "emit": "source", "outbox_status": "source", "verify": "target"}
+
+
+def argv_and_env(
+    table: RoutingTable, routing: Path, stream: SyncStream, key: str, args: list[str]
+) -> tuple[list[str], dict[str, str]]:
+    template = stream.commands.get(key)
+    if template is None:
+        raise ConfigError(
+            f"{table.source}: sync.{stream.name}.commands has no {key!r} command; "
+            f'add one (e.g. "{{python}} -m monolith.manage outbox_{key}")'
+        )
+    environ, base = base_environment(table, routing, {})
+    backend = table.backends[stream.source if SIDE[key] == "source" else stream.target]
+    env = backend_environment(table, backend, environ, base)
+    where = f"{table.source}: sync.{stream.name}.commands.{key}"
+    text = expand(
+        template.replace("{python}", shlex.quote(sys.executable)), {**environ, **env}, where
+    )
+    return [*shlex.split(text), *args], env
+
+
+def run(
+    table: RoutingTable,
+    routing: Path,
+    stream: SyncStream,
+    key: str,
+    args: list[str],
+    *,
+    capture: bool,
+    extra_env: Mapping[str, str] | None = None,
+) -> subprocess.CompletedProcess[str]:
+    argv, env = argv_and_env(table, routing, stream, key, args)
+    return subprocess.run(  # noqa: S603 - the user's own configured command, no shell
+        argv,
+        env={**os.environ, **env, **(extra_env or {})},
+        cwd=str(Path(routing).resolve().parent),
+        capture_output=capture,
+        text=True,
+        check=False,
+    )
+
+
+def run_json(
+    table: RoutingTable, routing: Path, stream: SyncStream, key: str, args: list[str]
+) -> tuple[int, Any]:
+    result = run(table, routing, stream, key, args, capture=True)
+    try:
+        return result.returncode, json.loads(result.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError) as exc:
+        raise ConfigError(
+            f"sync.{stream.name}.commands.{key} did not print JSON (exit {result.returncode}): "
+            f"{(result.stderr or result.stdout).strip()[-500:]}"
+        ) from exc
