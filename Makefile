@@ -48,11 +48,12 @@ test: lint typecheck pytest
 
 # Facade vs nginx vs direct (needs the Debian packages nginx-light and wrk), and the
 # DynamoDB stand-ins (moto vs dynalite) under the orders function's calls, and the SQS
-# stand-ins (moto vs fauxqs) under the sync's traffic.
+# stand-ins (moto vs fauxqs) under the sync's traffic, and the sync's throughput and lag.
 bench: bootstrap
 	$(BIN)/python loadtests/bench_facade.py
 	$(BIN)/python loadtests/bench_dynamodb.py --dynalite .
 	$(BIN)/python loadtests/bench_sqs.py
+	$(BIN)/python loadtests/bench_sync.py
 
 # Re-pin every dependency (hashes included) after editing pyproject.toml.
 lock: $(STAMP)

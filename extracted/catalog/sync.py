@@ -97,34 +97,34 @@ class Consumer:
         )
         messages = answer.get("Messages", [])
         done = []
-        for message in messages:
-            try:
-                if apply(json.loads(message["Body"])):
-                    self.applied += 1
-                else:
-                    self.skipped += 1
+        # one transaction per receive, a savepoint per message: a message that fails
+        # rolls back alone, and the batch costs one commit
+        with transaction.atomic():
+            for message in messages:
+                try:
+                    applied = apply(json.loads(message["Body"]))  # its own savepoint
+                except Rejected as exc:
+                    self.failed += 1
+                    log.error(
+                        "event %s can never apply, to the DLQ with it: %s",
+                        message["MessageId"],
+                        exc,
+                    )
+                    self._retry_in(message, 0)
+                    continue
+                except Exception as exc:
+                    self.failed += 1
+                    receives = int(message.get("Attributes", {}).get("ApproximateReceiveCount", 1))
+                    log.warning(
+                        "event %s failed (receive %d): %r", message["MessageId"], receives, exc
+                    )
+                    # back off a little, instead of the whole visibility timeout, for entities
+                    # whose parent has not arrived yet; poison keeps failing into the DLQ
+                    self._retry_in(message, min(2 * receives, 30))
+                    continue
+                self.applied += applied
+                self.skipped += not applied
                 done.append(message)
-            except Rejected as exc:
-                self.failed += 1
-                log.error(
-                    "event %s can never apply, to the DLQ with it: %s", message["MessageId"], exc
-                )
-                self.client.change_message_visibility(
-                    QueueUrl=self.queue_url,
-                    ReceiptHandle=message["ReceiptHandle"],
-                    VisibilityTimeout=0,
-                )
-            except Exception as exc:
-                self.failed += 1
-                receives = int(message.get("Attributes", {}).get("ApproximateReceiveCount", 1))
-                log.warning("event %s failed (receive %d): %r", message["MessageId"], receives, exc)
-                # back off a little, instead of the whole visibility timeout, for entities
-                # whose parent has not arrived yet; poison keeps failing into the DLQ
-                self.client.change_message_visibility(
-                    QueueUrl=self.queue_url,
-                    ReceiptHandle=message["ReceiptHandle"],
-                    VisibilityTimeout=min(2 * receives, 30),
-                )
         if done:
             self.client.delete_message_batch(
                 QueueUrl=self.queue_url,
@@ -133,6 +133,13 @@ class Consumer:
                 ],
             )
         return len(messages)
+
+    def _retry_in(self, message: dict[str, Any], seconds: int) -> None:
+        self.client.change_message_visibility(
+            QueueUrl=self.queue_url,
+            ReceiptHandle=message["ReceiptHandle"],
+            VisibilityTimeout=seconds,
+        )
 
     def empty(self) -> bool:
         """Nothing visible and nothing in flight (a failed message waiting to be retried

@@ -1,13 +1,14 @@
 """Publishing outbox rows to SQS FIFO queues.
 
-One pass (``Relay.pass_once``) takes up to 10 pending rows of a stream — on PostgreSQL
-with ``SELECT … FOR UPDATE SKIP LOCKED``, so several relays share the work without
-sending a row twice at once; on SQLite the IMMEDIATE transaction serialises them — sends
-them with one ``SendMessageBatch`` (MessageGroupId = the entity, so each entity's events
-stay in order; MessageDeduplicationId = the event id) and marks the sent ones, in the same
-transaction. A relay killed after sending but before committing leaves the rows pending:
-they are sent again with the same deduplication id, and consumers, which compare versions,
-apply them at most once. A row SQS refuses stays pending with its error recorded.
+One pass (``Relay.pass_once``) takes up to 100 pending rows of a stream — on
+PostgreSQL with ``SELECT … FOR UPDATE SKIP LOCKED``, so several relays share the work
+without sending a row twice at once; on SQLite the IMMEDIATE transaction serialises
+them — sends them in batches of 10 (``SendMessageBatch``; MessageGroupId = the entity, so
+each entity's events stay in order; MessageDeduplicationId = the event id) and marks the
+sent ones, in the same transaction. A relay killed after sending but before committing
+leaves the rows pending: they are sent again with the same deduplication id, and
+consumers, which compare versions, apply them at most once. A row SQS refuses stays
+pending with its error recorded.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from monolith.outbox.models import OutboxEvent
 
 log = logging.getLogger(__name__)
 BATCH = 10  # SendMessageBatch's maximum
+BATCHES_PER_PASS = 10  # SendMessageBatch calls per transaction: fewer commits per event
 
 
 def message(event: OutboxEvent) -> dict[str, Any]:
@@ -52,6 +54,7 @@ class Relay:
     client: Any  # boto3 SQS client
     queues: dict[str, str]  # stream → queue URL
     batch: int = BATCH
+    batches_per_pass: int = BATCHES_PER_PASS
     after_send: Callable[[list[OutboxEvent]], None] | None = None  # test hook: crash here
     sent: int = field(default=0, init=False)
 
@@ -59,39 +62,44 @@ class Relay:
         rows = OutboxEvent.objects.filter(stream=stream, published_at__isnull=True).order_by("id")
         if connection.vendor == "postgresql":
             rows = rows.select_for_update(skip_locked=True)
-        return list(rows[: self.batch])
+        return list(rows[: self.batch * self.batches_per_pass])
 
     def pass_once(self, stream: str) -> int:
-        """Send one batch of the stream; return how many were published."""
+        """Send up to ``batches_per_pass`` batches of the stream in one transaction;
+        return how many events were published."""
+        published: list[int] = []
         with transaction.atomic():
             events = self.pending(stream)
             if not events:
                 return 0
-            answer = self.client.send_message_batch(
-                QueueUrl=self.queues[stream],
-                Entries=[
-                    {
-                        "Id": str(i),
-                        "MessageBody": json.dumps(message(e), separators=(",", ":")),
-                        "MessageGroupId": group_id(e),
-                        "MessageDeduplicationId": e.event_id.hex,
-                    }
-                    for i, e in enumerate(events)
-                ],
-            )
-            if self.after_send is not None:
-                self.after_send(events)
-            ok = [events[int(entry["Id"])].pk for entry in answer.get("Successful", [])]
-            now = timezone.now()
-            OutboxEvent.objects.filter(pk__in=ok).update(published_at=now)
-            for failure in answer.get("Failed", []):
-                event = events[int(failure["Id"])]
-                event.attempts += 1
-                event.last_error = f"{failure.get('Code')}: {failure.get('Message', '')}"[:2000]
-                event.save(update_fields=["attempts", "last_error"])
-                log.warning("outbox event %s refused by SQS: %s", event.pk, event.last_error)
-        self.sent += len(ok)
-        return len(ok)
+            for start in range(0, len(events), self.batch):
+                published += self._send(stream, events[start : start + self.batch])
+            OutboxEvent.objects.filter(pk__in=published).update(published_at=timezone.now())
+        self.sent += len(published)
+        return len(published)
+
+    def _send(self, stream: str, events: list[OutboxEvent]) -> list[int]:
+        answer = self.client.send_message_batch(
+            QueueUrl=self.queues[stream],
+            Entries=[
+                {
+                    "Id": str(i),
+                    "MessageBody": json.dumps(message(e), separators=(",", ":")),
+                    "MessageGroupId": group_id(e),
+                    "MessageDeduplicationId": e.event_id.hex,
+                }
+                for i, e in enumerate(events)
+            ],
+        )
+        if self.after_send is not None:
+            self.after_send(events)
+        for failure in answer.get("Failed", []):
+            event = events[int(failure["Id"])]
+            event.attempts += 1
+            event.last_error = f"{failure.get('Code')}: {failure.get('Message', '')}"[:2000]
+            event.save(update_fields=["attempts", "last_error"])
+            log.warning("outbox event %s refused by SQS: %s", event.pk, event.last_error)
+        return [events[int(entry["Id"])].pk for entry in answer.get("Successful", [])]
 
     def drain(self, stream: str) -> int:
         total = 0
