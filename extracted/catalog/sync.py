@@ -20,7 +20,7 @@ from typing import Any
 
 from botocore.exceptions import EndpointConnectionError
 from django.apps import apps
-from django.db import models, transaction
+from django.db import connection, models, transaction
 
 from extracted.catalog.models import SyncState
 
@@ -75,6 +75,9 @@ def apply(body: dict[str, Any]) -> bool:
             object_id=object_id,
             defaults={"version": version, "deleted": kind == "delete"},
         )
+        # foreign keys are checked at commit by default; check them now, so that an
+        # entity whose parent has not arrived fails alone, inside its savepoint
+        connection.check_constraints(table_names=[model._meta.db_table])
     return True
 
 
