@@ -43,6 +43,7 @@ class Stream:
             "routes: []\n"
             "sync:\n  catalog:\n    from: monolith\n    to: catalog\n"
             f"    queue: t-{uuid.uuid4().hex[:10]}.fifo\n"
+            "    visibility_timeout: 5\n"
             "    commands:\n"
             "      backfill: '{python} -m monolith.manage outbox_backfill'\n"
             "      emit: '{python} -m monolith.manage outbox_emit'\n"
@@ -53,6 +54,28 @@ class Stream:
         )
         self.env = {**endpoints.environment(), "STRANGLER_ROUTING": str(self.routing)}
         self.source, self.target = source, target
+        self.workers: dict[str, subprocess.Popen[str]] = {}
+        self.output: list[str] = []
+
+    def start(self, name: str) -> None:
+        module, command, env = {
+            "relay": ("monolith.manage", "outbox_relay", {"DATABASE_URL": self.source}),
+            "consumer": (
+                "extracted.catalog.manage", "sync_consumer", {"CATALOG_DATABASE_URL": self.target}
+            ),
+        }[name]  # fmt: skip
+        self.workers[name] = subprocess.Popen(
+            [sys.executable, "-m", module, command, "--routing", str(self.routing)],
+            env={**os.environ, **self.env, **env},
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )  # fmt: skip
+
+    def stop(self, name: str, sig: int = signal.SIGTERM) -> int:
+        worker = self.workers.pop(name)
+        worker.send_signal(sig)
+        code = worker.wait(timeout=30)
+        self.output.append(worker.stdout.read() if worker.stdout else "")
+        return code
 
     def status(self) -> dict[str, Any]:
         result = strangler("sync", "status", "-f", str(self.routing), "--json")
@@ -86,26 +109,13 @@ def stream(
             env={**os.environ, **created.env}, capture_output=True, text=True, check=False,
         )  # fmt: skip
         assert hook.returncode == 0, hook.stderr
-        workers = [
-            subprocess.Popen(
-                [sys.executable, "-m", module, command, "--routing", str(created.routing)],
-                env={**os.environ, **created.env, **env},
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                text=True,
-            )
-            for module, command, env in (
-                ("monolith.manage", "outbox_relay", {"DATABASE_URL": created.source}),
-                ("extracted.catalog.manage", "sync_consumer", {"CATALOG_DATABASE_URL": target}),
-            )
-        ]
+        created.start("relay")
+        created.start("consumer")
         try:
             yield created
         finally:
-            for worker in workers:
-                worker.send_signal(signal.SIGTERM)
-            codes = [worker.wait(timeout=30) for worker in workers]
-            assert codes == [0, 0], [w.stdout.read() for w in workers if w.stdout]
+            codes = [created.stop(name) for name in ("relay", "consumer")]
+            assert codes == [0, 0], created.output
 
 
 def test_backfill_then_verify_then_repair(stream: Stream) -> None:
@@ -151,3 +161,21 @@ def test_backfill_then_verify_then_repair(stream: Stream) -> None:
     assert figures["dead_letters"] == 0
     assert figures["outbox_pending"] == 0
     assert figures["outbox_published"] > 0
+
+
+def test_relay_and_consumer_killed_mid_stream_end_clean(stream: Stream) -> None:
+    for _ in range(4):  # ~1,000 events, so that the kills land while work is in flight
+        for entity in ("catalog.Category", "catalog.Product", "catalog.StockLevel"):
+            args = ("sync", "backfill", "catalog", entity, "--restart", "-f", str(stream.routing))
+            assert strangler(*args).returncode == 0
+    deadline = time.monotonic() + 60
+    while stream.status()["outbox_published"] == 0:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    assert stream.stop("relay", signal.SIGKILL) == -signal.SIGKILL
+    assert stream.stop("consumer", signal.SIGKILL) == -signal.SIGKILL
+    stream.start("relay")
+    stream.start("consumer")
+    stream.wait_delivered()
+    clean = stream.verify()
+    assert clean.returncode == 0, clean.stdout + clean.stderr
