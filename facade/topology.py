@@ -223,21 +223,19 @@ def build_stack(config: LocalConfig) -> Stack:
                 setup.append(SetupStep(f"{backend.name} {_step_name(argv)}", argv, env))
         if backend.handler:  # runs inside the facade, with its environment
             facade_env.update(local.env and {k: env[k] for k in local.env})
-            continue
-        if local.run is None:
-            continue
-        if not backend.url:
-            raise ConfigError(f"{where}: a backend that runs locally needs a url")
-        services.append(
-            Service(
-                name=backend.name,
-                argv=_fill(local.run, backend, config.python, scope, f"{where}.run"),
-                url=backend.url,
-                health_url=backend.url + local.health,
-                role=_role(backend),
-                env=env,
+        elif local.run is not None:
+            if not backend.url:
+                raise ConfigError(f"{where}: a backend that runs locally needs a url")
+            services.append(
+                Service(
+                    name=backend.name,
+                    argv=_fill(local.run, backend, config.python, scope, f"{where}.run"),
+                    url=backend.url,
+                    health_url=backend.url + local.health,
+                    role=_role(backend),
+                    env=env,
+                )
             )
-        )
         for worker, command in local.workers.items():
             services.append(
                 Service(

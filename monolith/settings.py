@@ -62,6 +62,9 @@ OUTBOX = {
         },
     },
 }
+# What the monolith applies from other services (monolith.outbox.inbox): orders placed
+# or changed on the orders service, so its pages, admin and reports stay whole.
+INBOX = {"orders": {"orders.Order": "monolith.orders.sync:apply_order"}}
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",

@@ -4,32 +4,23 @@ Each message carries one entity's full state (or its deletion) and a version (th
 monolith's outbox id). ``apply`` writes it in one transaction with the entity's
 ``SyncState``, and only if the version is newer than the one applied: a duplicate, a
 redelivery after a visibility timeout, or an event overtaken by a newer one changes
-nothing. The worker (``manage.py sync_consumer``) long-polls the stream's queue, deletes
-what it applied, and leaves what failed for SQS to deliver again — after
-``max_receives`` failures it moves to the dead-letter queue.
+nothing. The worker (``manage.py sync_consumer``) runs ``facade.sync.consumer.Consumer``
+with ``apply``.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
-from botocore.exceptions import EndpointConnectionError
 from django.apps import apps
 from django.db import connection, models, transaction
 
 from extracted.catalog.models import SyncState
+from facade.sync.consumer import Rejected
 
 log = logging.getLogger(__name__)
 APPLIES_TO = frozenset({"catalog.Category", "catalog.Product", "catalog.StockLevel"})
-
-
-class Rejected(ValueError):
-    """A message this consumer can never apply (malformed, or an unknown entity)."""
 
 
 def _model(label: str) -> type[models.Model]:
@@ -79,93 +70,3 @@ def apply(body: dict[str, Any]) -> bool:
         # entity whose parent has not arrived fails alone, inside its savepoint
         connection.check_constraints(table_names=[model._meta.db_table])
     return True
-
-
-@dataclass
-class Consumer:
-    client: Any  # boto3 SQS client
-    queue_url: str
-    wait: int = 5  # long-poll seconds
-    applied: int = field(default=0, init=False)
-    skipped: int = field(default=0, init=False)
-    failed: int = field(default=0, init=False)
-
-    def poll(self) -> int:
-        """One receive of up to 10 messages; return how many were handled."""
-        answer = self.client.receive_message(
-            QueueUrl=self.queue_url,
-            MaxNumberOfMessages=10,
-            WaitTimeSeconds=self.wait,
-            AttributeNames=["ApproximateReceiveCount"],
-        )
-        messages = answer.get("Messages", [])
-        done = []
-        # one transaction per receive, a savepoint per message: a message that fails
-        # rolls back alone, and the batch costs one commit
-        with transaction.atomic():
-            for message in messages:
-                try:
-                    applied = apply(json.loads(message["Body"]))  # its own savepoint
-                except Rejected as exc:
-                    self.failed += 1
-                    log.error(
-                        "event %s can never apply, to the DLQ with it: %s",
-                        message["MessageId"],
-                        exc,
-                    )
-                    self._retry_in(message, 0)
-                    continue
-                except Exception as exc:
-                    self.failed += 1
-                    receives = int(message.get("Attributes", {}).get("ApproximateReceiveCount", 1))
-                    log.warning(
-                        "event %s failed (receive %d): %r", message["MessageId"], receives, exc
-                    )
-                    # back off a little, instead of the whole visibility timeout, for entities
-                    # whose parent has not arrived yet; poison keeps failing into the DLQ
-                    self._retry_in(message, min(2 * receives, 30))
-                    continue
-                self.applied += applied
-                self.skipped += not applied
-                done.append(message)
-        if done:
-            self.client.delete_message_batch(
-                QueueUrl=self.queue_url,
-                Entries=[
-                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done)
-                ],
-            )
-        return len(messages)
-
-    def _retry_in(self, message: dict[str, Any], seconds: int) -> None:
-        self.client.change_message_visibility(
-            QueueUrl=self.queue_url,
-            ReceiptHandle=message["ReceiptHandle"],
-            VisibilityTimeout=seconds,
-        )
-
-    def empty(self) -> bool:
-        """Nothing visible and nothing in flight (a failed message waiting to be retried
-        counts as in flight)."""
-        attributes = self.client.get_queue_attributes(
-            QueueUrl=self.queue_url,
-            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
-        )["Attributes"]
-        return not any(int(v) for v in attributes.values())
-
-    def drain(self, stop: Callable[[], bool]) -> None:
-        """Apply until the queue is empty, retries and moves to the DLQ included."""
-        while not stop():
-            if not self.poll() and self.empty():
-                return
-
-    def run(self, stop: Callable[[], bool]) -> None:
-        while not stop():
-            try:
-                self.poll()
-            except EndpointConnectionError as exc:
-                log.warning("sync consumer: SQS unreachable (%s); retrying", exc)
-                time.sleep(1)
-            except Exception:
-                log.exception("sync consumer: receiving failed; retrying")
-                time.sleep(1)

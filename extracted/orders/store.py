@@ -10,6 +10,8 @@ newest first             GSI1SK ``<placed_at>#<id>``
 orders by status and     GSI2 ``STATUS#<status>``     (same item, projected ALL)
 date                     GSI2SK ``<placed_at>#<id>``
 placing, idempotently    PK ``PLACE#<key>``           → the order id claimed for the key
+changes to publish       GSI3 ``OUTBOX`` (sparse)     orders whose newest ``version`` is
+                         GSI3SK ``<updated_at>#<id>`` not yet sent to the sync
 next order id            PK ``COUNTER#order``         atomic counter (``ADD``)
 =======================  ===========================  ===================================
 
@@ -19,9 +21,13 @@ Order ids come from the counter plus ``ORDER_ID_BASE``, a range the monolith's i
 keys never reach, so ids from both sides never collide.
 
 A status change is one conditional ``UpdateItem`` (``status IN (allowed from)``), so
-two concurrent changes of one order cannot both win. Placing first claims an id for the
-request's idempotency key (``PLACE#<key>``, kept by ``if_not_exists``), then puts the
-order only if that id is free: every retry, concurrent or later, lands on the same order.
+two concurrent changes of one order cannot both win. Every change also bumps the order's
+``version`` and flags it in the sparse GSI3 in the same single-item write — the
+function's transactional outbox: ``publish_pending`` sends each flagged order's current
+state to the sync and unflags it only if no newer change happened meanwhile. Placing
+first claims an id for the request's idempotency key (``PLACE#<key>``, kept by
+``if_not_exists``), then puts the order only if that id is free: every retry, concurrent
+or later, lands on the same order.
 Only single-item conditional writes are used — no transactions — which is what every
 DynamoDB stand-in implements, and half the write cost of a transaction on AWS.
 """
@@ -45,6 +51,8 @@ STATUSES = ("placed", "paid", "shipped", "cancelled")
 STAMP_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 GSI_CUSTOMER = "GSI1"
 GSI_STATUS = "GSI2"
+GSI_OUTBOX = "GSI3"  # sparse: only orders whose newest change is not yet published
+OUTBOX_PARTITION = "OUTBOX"
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
@@ -58,7 +66,7 @@ def table_definition(name: str) -> dict[str, Any]:
         "BillingMode": "PAY_PER_REQUEST",
         "AttributeDefinitions": [
             {"AttributeName": attr, "AttributeType": "S"}
-            for attr in ("PK", "SK", "GSI1PK", "GSI1SK", "GSI2PK", "GSI2SK")
+            for attr in ("PK", "SK", "GSI1PK", "GSI1SK", "GSI2PK", "GSI2SK", "GSI3PK", "GSI3SK")
         ],
         "KeySchema": [
             {"AttributeName": "PK", "KeyType": "HASH"},
@@ -73,7 +81,7 @@ def table_definition(name: str) -> dict[str, Any]:
                 ],
                 "Projection": projection,
             }
-            for index in (GSI_CUSTOMER, GSI_STATUS)
+            for index in (GSI_CUSTOMER, GSI_STATUS, GSI_OUTBOX)
         ],
     }
 
@@ -176,6 +184,9 @@ class OrderStore:
             "GSI1SK": sort_key,
             "GSI2PK": f"STATUS#{order['status']}",
             "GSI2SK": sort_key,
+            "version": 1,
+            "GSI3PK": OUTBOX_PARTITION,
+            "GSI3SK": f"{order['placed_at']}#{order_id:012d}",
         }
         try:
             self.client.put_item(
@@ -201,9 +212,16 @@ class OrderStore:
     ) -> dict[str, Any]:
         """Set ``status`` (and ``changes``) if the order's status is in ``allowed_from``
         (and ``require`` holds); return the new order or raise ``Conflict``."""
-        names = {"#status": "status", "#g2": "GSI2PK"}
-        values: dict[str, Any] = {":status": status, ":g2": f"STATUS#{status}"}
-        sets = ["#status = :status", "#g2 = :g2"]
+        names = {"#status": "status", "#g2": "GSI2PK", "#v": "version", "#g3": "GSI3PK"}
+        names["#g3s"] = "GSI3SK"
+        values: dict[str, Any] = {
+            ":status": status,
+            ":g2": f"STATUS#{status}",
+            ":one": 1,
+            ":g3": OUTBOX_PARTITION,
+            ":g3s": f"{changes.get('updated_at', '')}#{order_id:012d}",
+        }
+        sets = ["#status = :status", "#g2 = :g2", "#v = #v + :one", "#g3 = :g3", "#g3s = :g3s"]
         for i, (name, value) in enumerate(changes.items()):
             names[f"#c{i}"] = name
             values[f":c{i}"] = value
@@ -237,6 +255,35 @@ class OrderStore:
                 raise Conflict(f"order {order_id} changed") from exc
             raise
         return _decode(answer["Attributes"])
+
+    def pending(self, limit: int = 100) -> list[dict[str, Any]]:
+        """Orders whose newest change is not published yet, oldest change first."""
+        answer = self.client.query(
+            TableName=self.table,
+            IndexName=GSI_OUTBOX,
+            KeyConditionExpression="#pk = :pk",
+            ExpressionAttributeNames={"#pk": "GSI3PK"},
+            ExpressionAttributeValues={":pk": {"S": OUTBOX_PARTITION}},
+            Limit=limit,
+        )
+        return [_decode(item) for item in answer.get("Items", [])]
+
+    def mark_published(self, order_id: int, version: int) -> bool:
+        """Unflag the order if ``version`` is still its newest (False: changed since)."""
+        try:
+            self.client.update_item(
+                TableName=self.table,
+                Key=_order_key(order_id),
+                UpdateExpression="REMOVE GSI3PK, GSI3SK",
+                ConditionExpression="#v = :v",
+                ExpressionAttributeNames={"#v": "version"},
+                ExpressionAttributeValues={":v": {"N": str(version)}},
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
 
     def clear(self, order_id: int, attribute: str) -> None:
         self.client.update_item(

@@ -56,3 +56,23 @@ class BackfillProgress(models.Model):
 
     def __str__(self) -> str:
         return f"{self.label} after {self.last_id}"
+
+
+class InboxState(models.Model):
+    """The newest version applied per entity received from another service: an event at
+    or below it changes nothing (duplicates, redeliveries, overtaken changes)."""
+
+    stream = models.CharField(max_length=64)
+    aggregate = models.CharField(max_length=100)
+    object_id = models.CharField(max_length=64)
+    version = models.BigIntegerField()
+    origin = models.CharField(max_length=32)
+    applied_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["aggregate", "object_id"], name="one_inbox_state")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.aggregate}:{self.object_id} v{self.version} from {self.origin}"

@@ -11,7 +11,9 @@ views run in transactions (``ATOMIC_REQUESTS``) so this does not happen there.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 from django.db import connection, models
@@ -39,9 +41,23 @@ def _warn_outside_transaction(label: str) -> None:
         log.warning("%s changed outside a transaction: its outbox event is not atomic", label)
 
 
+_suppressed: ContextVar[bool] = ContextVar("outbox_suppressed", default=False)
+
+
+@contextmanager
+def suppressed() -> Iterator[None]:
+    """Record nothing inside the block: changes applied from another service's events are
+    not published back to it (no echo)."""
+    token = _suppressed.set(True)
+    try:
+        yield
+    finally:
+        _suppressed.reset(token)
+
+
 def record(instance: models.Model, *, deleted: bool = False) -> None:
     registration = registrations().get(type(instance))
-    if registration is None:
+    if registration is None or _suppressed.get():
         return
     _warn_outside_transaction(registration.label)
     if deleted:
@@ -54,7 +70,7 @@ def record(instance: models.Model, *, deleted: bool = False) -> None:
 def record_ids(model: type[models.Model], ids: Iterable[Any]) -> None:
     """Record the current state of these rows (after a queryset update)."""
     registration = registrations().get(model)
-    if registration is None:
+    if registration is None or _suppressed.get():
         return
     wanted = sorted(set(ids))
     if not wanted:

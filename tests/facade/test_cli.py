@@ -83,7 +83,10 @@ def test_the_sample_topology_runs_every_backend_with_the_aws_stand_in() -> None:
     assert result.exit_code == 0, result.output
     described = json.loads(result.output)
     names = [s["name"] for s in described["services"]]
-    assert names == ["aws", "monolith", "monolith-relay", "catalog", "catalog-sync", "facade"]
+    assert names == [
+        "aws", "monolith", "monolith-relay", "monolith-inbox", "catalog", "catalog-sync",
+        "orders-relay", "facade",
+    ]  # fmt: skip
     aws = described["services"][0]
     assert aws["health"] == "http://127.0.0.1:4566/__strangler/ready"
     assert "extracted.orders.store:create_local_table" in aws["command"]
@@ -181,7 +184,7 @@ def test_up_runs_the_whole_topology_and_ctrl_c_stops_everything(tmp_path: Path) 
     try:
         output.wait_for("the stack is up", timeout=120)
         pids = [int(p) for p in re.findall(r"started \(pid=(\d+)\)", output.text)]
-        assert len(pids) == 6
+        assert len(pids) == 8
         base = f"http://127.0.0.1:{port}"
         catalog = httpx.get(f"{base}/api/catalog/products/")
         assert catalog.headers["x-strangler-backend"] == "catalog"

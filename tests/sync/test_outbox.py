@@ -203,3 +203,18 @@ def test_categories_and_products_are_registered_but_orders_are_not() -> None:
     product.delete()
     deleted = OutboxEvent.objects.filter(aggregate="catalog.Product").latest("id")
     assert (deleted.kind, deleted.payload) == ("delete", None)
+
+
+def test_changes_applied_from_another_service_are_not_published_back() -> None:
+    from monolith.outbox.recording import suppressed
+
+    product = make_product("ECHO", 3)
+    before = OutboxEvent.objects.count()
+    with transaction.atomic(), suppressed():
+        product.name = "from the catalog service"
+        product.save()
+        stock.take({product.pk: 1})
+    assert OutboxEvent.objects.count() == before
+    with transaction.atomic():
+        product.save()
+    assert OutboxEvent.objects.count() == before + 1

@@ -15,9 +15,11 @@ from typing import Any
 
 import boto3
 from django.core.management.base import BaseCommand, CommandParser
+from django.db import transaction
 
-from extracted.catalog.sync import Consumer
+from extracted.catalog.sync import apply
 from facade.routing.loader import load_table
+from facade.sync.consumer import Consumer
 from facade.sync.queues import wait_for_queue
 
 
@@ -38,7 +40,7 @@ class Command(BaseCommand):
         stream = load_table(options["routing"]).stream(options["stream"])
         client = boto3.client("sqs")
         url = wait_for_queue(client, stream.queue)
-        consumer = Consumer(client, url, wait=options["wait"])
+        consumer = Consumer(client, url, apply, transaction.atomic, wait=options["wait"])
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         signal.signal(signal.SIGINT, lambda *_: stop.set())

@@ -1,0 +1,120 @@
+"""Consuming a sync stream's SQS queue: the loop every consumer shares.
+
+Each receive (up to 10 messages) runs inside ``batch()`` — a database transaction, so
+the batch costs one commit — and each message's ``apply`` inside its own savepoint, so a
+message that fails rolls back alone. Applied (or already applied) messages are deleted;
+a failing one becomes visible again after a short backoff (an entity whose parent has not
+arrived yet), and after the queue's ``max_receives`` SQS moves it to the dead-letter
+queue; a ``Rejected`` one (it can never apply) is made visible at once, to reach the DLQ
+without waiting.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, field
+from typing import Any
+
+from botocore.exceptions import EndpointConnectionError
+
+log = logging.getLogger(__name__)
+
+
+class Rejected(ValueError):
+    """A message its consumer can never apply (malformed, or an unknown entity)."""
+
+
+@dataclass
+class Consumer:
+    client: Any  # boto3 SQS client
+    queue_url: str
+    apply: Callable[[dict[str, Any]], bool]  # True: applied, False: already applied
+    batch: Callable[[], AbstractContextManager[Any]] = nullcontext  # one receive's transaction
+    wait: int = 5  # long-poll seconds
+    applied: int = field(default=0, init=False)
+    skipped: int = field(default=0, init=False)
+    failed: int = field(default=0, init=False)
+
+    def poll(self) -> int:
+        """One receive of up to 10 messages; return how many were handled."""
+        answer = self.client.receive_message(
+            QueueUrl=self.queue_url,
+            MaxNumberOfMessages=10,
+            WaitTimeSeconds=self.wait,
+            AttributeNames=["ApproximateReceiveCount"],
+        )
+        messages = answer.get("Messages", [])
+        done = []
+        # one transaction per receive, a savepoint per message: a message that fails
+        # rolls back alone, and the batch costs one commit
+        with self.batch():
+            for message in messages:
+                try:
+                    applied = self.apply(json.loads(message["Body"]))  # its own savepoint
+                except Rejected as exc:
+                    self.failed += 1
+                    log.error(
+                        "event %s can never apply, to the DLQ with it: %s",
+                        message["MessageId"],
+                        exc,
+                    )
+                    self._retry_in(message, 0)
+                    continue
+                except Exception as exc:
+                    self.failed += 1
+                    receives = int(message.get("Attributes", {}).get("ApproximateReceiveCount", 1))
+                    log.warning(
+                        "event %s failed (receive %d): %r", message["MessageId"], receives, exc
+                    )
+                    # back off a little, instead of the whole visibility timeout, for entities
+                    # whose parent has not arrived yet; poison keeps failing into the DLQ
+                    self._retry_in(message, min(2 * receives, 30))
+                    continue
+                self.applied += applied
+                self.skipped += not applied
+                done.append(message)
+        if done:
+            self.client.delete_message_batch(
+                QueueUrl=self.queue_url,
+                Entries=[
+                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done)
+                ],
+            )
+        return len(messages)
+
+    def _retry_in(self, message: dict[str, Any], seconds: int) -> None:
+        self.client.change_message_visibility(
+            QueueUrl=self.queue_url,
+            ReceiptHandle=message["ReceiptHandle"],
+            VisibilityTimeout=seconds,
+        )
+
+    def empty(self) -> bool:
+        """Nothing visible and nothing in flight (a failed message waiting to be retried
+        counts as in flight)."""
+        attributes = self.client.get_queue_attributes(
+            QueueUrl=self.queue_url,
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        )["Attributes"]
+        return not any(int(v) for v in attributes.values())
+
+    def drain(self, stop: Callable[[], bool]) -> None:
+        """Apply until the queue is empty, retries and moves to the DLQ included."""
+        while not stop():
+            if not self.poll() and self.empty():
+                return
+
+    def run(self, stop: Callable[[], bool]) -> None:
+        while not stop():
+            try:
+                self.poll()
+            except EndpointConnectionError as exc:
+                log.warning("sync consumer: SQS unreachable (%s); retrying", exc)
+                time.sleep(1)
+            except Exception:
+                log.exception("sync consumer: receiving failed; retrying")
+                time.sleep(1)
