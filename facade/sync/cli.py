@@ -7,6 +7,7 @@ boto3's standard configuration (profile, region, credentials).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from pathlib import Path
@@ -19,7 +20,7 @@ from facade.aws_local import CREDENTIALS
 from facade.exceptions import CheckFailed, ConfigError
 from facade.routing.loader import load_table
 from facade.routing.model import RoutingTable, SyncStream
-from facade.sync import commands, dlq
+from facade.sync import commands, dlq, metrics
 
 _routing = click.option(
     "--routing", "-f", "routing", type=click.Path(dir_okay=False, path_type=Path),
@@ -165,16 +166,10 @@ def wait_until_delivered(
     return False
 
 
-@sync.command(name="status")
-@click.argument("stream", required=False)
-@_routing
-@_aws
-@_json
-def status(stream: str | None, routing: Path, use_aws: bool, as_json: bool) -> None:
-    """Per stream: outbox backlog and its oldest age, queue depth, in flight, DLQ depth."""
-    table = load_table(routing)
-    client = sqs_client(table, use_aws)
-    streams = [_stream(table, stream)] if stream else list(table.sync)
+def gather(
+    table: RoutingTable, routing: Path, client: Any, streams: list[SyncStream]
+) -> dict[str, dict[str, Any]]:
+    """The status figures of each stream (its outbox's, when a command is configured)."""
     report: dict[str, dict[str, Any]] = {}
     for item in streams:
         figures: dict[str, Any] = dict(_depths(client, item))
@@ -184,6 +179,26 @@ def status(stream: str | None, routing: Path, use_aws: bool, as_json: bool) -> N
                 {f"outbox_{k}": v for k, v in (outbox["streams"].get(item.name) or {}).items()}
             )
         report[item.name] = figures
+    return report
+
+
+@sync.command(name="status")
+@click.argument("stream", required=False)
+@_routing
+@_aws
+@_json
+@click.option("--prometheus", is_flag=True, help="Print Prometheus' text format instead.")
+def status(
+    stream: str | None, routing: Path, use_aws: bool, as_json: bool, prometheus: bool
+) -> None:
+    """Per stream: outbox backlog and its oldest age, queue depth, in flight, DLQ depth."""
+    table = load_table(routing)
+    client = sqs_client(table, use_aws)
+    streams = [_stream(table, stream)] if stream else list(table.sync)
+    report = gather(table, routing, client, streams)
+    if prometheus:
+        click.echo(metrics.exposition(report), nl=False)
+        return
     if as_json:
         click.echo(json.dumps(report, indent=2))
         return
@@ -198,6 +213,21 @@ def status(stream: str | None, routing: Path, use_aws: bool, as_json: bool) -> N
             f"{name}: {outbox}queue {figures['queued']}, in flight {figures['in_flight']}, "
             f"dead letters {figures['dead_letters']}"
         )
+
+
+@sync.command(name="metrics")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=click.IntRange(0, 65535), default=9108, show_default=True)
+@_routing
+@_aws
+def serve_metrics(host: str, port: int, routing: Path, use_aws: bool) -> None:
+    """Serve the status figures of every stream as Prometheus metrics (GET /metrics)."""
+    table = load_table(routing)
+    client = sqs_client(table, use_aws)
+    server = metrics.serve(host, port, lambda: gather(table, routing, client, list(table.sync)))
+    click.echo(f"strangler sync metrics: http://{host}:{server.server_port}/metrics", err=True)
+    with contextlib.suppress(KeyboardInterrupt):
+        server.serve_forever()
 
 
 @sync.command(name="backfill")

@@ -161,6 +161,11 @@ def test_backfill_then_verify_then_repair(stream: Stream) -> None:
     assert figures["dead_letters"] == 0
     assert figures["outbox_pending"] == 0
     assert figures["outbox_published"] > 0
+    scraped = strangler("sync", "status", "--prometheus", "-f", str(stream.routing)).stdout
+    assert 'strangler_sync_outbox_pending_events{stream="catalog"} 0.0' in scraped
+    assert 'strangler_sync_dead_letters{stream="catalog"} 0.0' in scraped
+    published = 'strangler_sync_outbox_published_events_total{stream="catalog"} '
+    assert float(scraped.split(published)[1].split()[0]) == figures["outbox_published"]
 
 
 def test_relay_and_consumer_killed_mid_stream_end_clean(stream: Stream) -> None:
