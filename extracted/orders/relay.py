@@ -17,15 +17,14 @@ import argparse
 import json
 import logging
 import os
-import signal
 import sys
-import threading
 from typing import Any
 
 import boto3
 from botocore.exceptions import EndpointConnectionError
 
 from extracted.orders.store import OrderStore
+from facade.sync.consumer import stop_on_signals
 
 log = logging.getLogger(__name__)
 ORIGIN = "orders-lambda"
@@ -98,9 +97,7 @@ def main(argv: list[str] | None = None) -> int:
             total += published
         print(f"published {total} orders")
         return 0
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    stop = stop_on_signals()
     print(f"orders relay: {store.table} → {stream.queue}", flush=True)
     sent = 0
     while not stop.is_set():

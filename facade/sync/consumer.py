@@ -11,14 +11,19 @@ without waiting.
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
+import os
+import signal
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
+import boto3
 from botocore.exceptions import EndpointConnectionError
 
 log = logging.getLogger(__name__)
@@ -118,3 +123,50 @@ class Consumer:
             except Exception:
                 log.exception("sync consumer: receiving failed; retrying")
                 time.sleep(1)
+
+
+def stop_on_signals() -> threading.Event:
+    """An event set by SIGTERM or SIGINT: workers finish the batch in hand, then stop."""
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    return stop
+
+
+def add_arguments(parser: argparse.ArgumentParser, stream: str) -> None:
+    """The options every consumer command takes."""
+    parser.add_argument("--routing", default=os.environ.get("STRANGLER_ROUTING", "routing.yaml"))
+    parser.add_argument("--stream", default=stream)
+    parser.add_argument("--wait", type=int, default=5, help="long-poll seconds (1-20)")
+    parser.add_argument(
+        "--drain", action="store_true", help="stop once the queue is empty, in flight included"
+    )
+
+
+def consume(
+    options: Mapping[str, Any],
+    apply: Callable[[dict[str, Any]], bool],
+    batch: Callable[[], AbstractContextManager[Any]],
+    say: Callable[[str], None],
+    into: str,
+) -> Consumer:
+    """Consume routing.yaml's stream ``options['stream']`` until stopped (or drained)."""
+    from facade.routing.loader import load_table
+    from facade.sync.queues import wait_for_queue
+
+    stream = load_table(options["routing"]).stream(options["stream"])
+    client = boto3.client("sqs")
+    consumer = Consumer(
+        client, wait_for_queue(client, stream.queue), apply, batch, wait=options["wait"]
+    )
+    stop = stop_on_signals()
+    say(f"{stream.name} consumer: {stream.queue} → {into}")
+    if options["drain"]:
+        consumer.drain(stop.is_set)
+    else:
+        consumer.run(stop.is_set)
+    say(
+        f"{stream.name} consumer stopped: {consumer.applied} applied, {consumer.skipped} "
+        f"already applied, {consumer.failed} failed"
+    )
+    return consumer

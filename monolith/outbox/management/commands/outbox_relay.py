@@ -9,14 +9,13 @@ publishes what is pending and exits. Several relays may run at once.
 from __future__ import annotations
 
 import os
-import signal
-import threading
 from typing import Any
 
 import boto3
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from facade.routing.loader import load_table
+from facade.sync.consumer import stop_on_signals
 from facade.sync.queues import wait_for_queue
 from monolith.outbox.registry import streams
 from monolith.outbox.relay import Relay
@@ -47,9 +46,7 @@ class Command(BaseCommand):
             total = sum(relay.drain(name) for name in queues)
             self.stdout.write(f"published {total} events")
             return
-        stop = threading.Event()
-        signal.signal(signal.SIGTERM, lambda *_: stop.set())
-        signal.signal(signal.SIGINT, lambda *_: stop.set())
+        stop = stop_on_signals()
         self.stdout.write(f"outbox relay: {', '.join(f'{s} → {q}' for s, q in queues.items())}")
         relay.run(list(queues), stop.is_set, options["idle"])
         self.stdout.write(f"outbox relay stopped after publishing {relay.sent} events")
