@@ -15,6 +15,7 @@ from typing import Any
 
 from django.apps import apps
 from django.db import connection, models, transaction
+from django.utils.timezone import now
 
 from extracted.catalog.models import SyncState
 from facade.sync.consumer import Rejected
@@ -54,18 +55,22 @@ def apply(body: dict[str, Any]) -> bool:
             return False
         pk = model._meta.pk
         assert pk is not None
+        rows = model._default_manager.filter(pk=object_id)
         if kind == "delete":
-            model._default_manager.filter(pk=object_id).delete()
+            rows.delete()
         else:
             assert isinstance(data, dict)
             row = _row(model, data)
             row.pop(pk.attname, None)
-            model._default_manager.update_or_create(pk=object_id, defaults=row)
-        SyncState._default_manager.update_or_create(
-            aggregate=label,
-            object_id=object_id,
-            defaults={"version": version, "deleted": kind == "delete"},
-        )
+            if not rows.update(**row):  # one UPDATE, an INSERT only for a new entity
+                model._default_manager.create(pk=object_id, **row)
+        if state is None:
+            SyncState._default_manager.create(
+                aggregate=label, object_id=object_id, version=version, deleted=kind == "delete"
+            )
+        else:
+            state.version, state.deleted, state.applied_at = version, kind == "delete", now()
+            state.save(update_fields=["version", "deleted", "applied_at"])
         # foreign keys are checked at commit by default; check them now, so that an
         # entity whose parent has not arrived fails alone, inside its savepoint
         connection.check_constraints(table_names=[model._meta.db_table])
