@@ -17,24 +17,13 @@ import click
 
 from facade import __version__
 from facade.exceptions import RoutingFileError, StranglerError
+from facade.options import ROUTING
+from facade.options import routing_option as _routing_option
 from facade.stack import run_stack
 from facade.sync.cli import sync
 from facade.topology import LocalConfig, build_stack
 
 PORT = click.IntRange(1, 65535)
-ROUTING = click.Path(dir_okay=False, path_type=Path)
-
-
-_routing_option = click.option(
-    "--routing",
-    "-f",
-    "routing",
-    type=ROUTING,
-    default="routing.yaml",
-    show_default=True,
-    envvar="STRANGLER_ROUTING",
-    help="The route table.",
-)
 
 
 def _local_options(func: Any) -> Any:

@@ -7,12 +7,16 @@ mistakes is rejected once, with all of them, each as ``file:line:col: key: messa
 from __future__ import annotations
 
 import difflib
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
 from facade.exceptions import Problem
+
+# Names of backends, routes and sync streams: they become AWS resource names.
+NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$")
 
 
 @dataclass

@@ -24,6 +24,7 @@ from ruamel.yaml.error import MarkedYAMLError
 
 from facade.exceptions import Problem, RoutingFileError
 from facade.routing import patterns
+from facade.routing.checker import NAME
 from facade.routing.checker import Checker as _Checker
 from facade.routing.checker import position as _position
 from facade.routing.checker import show as _show
@@ -51,7 +52,6 @@ MAX_EVALUATIONS_PER_RULE = 5
 MAX_WILDCARDS_PER_RULE = 5
 PRIORITY_MIN, PRIORITY_MAX = 1, 50_000
 STICKY_MIN, STICKY_MAX = 1, 604_800
-NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$")
 HANDLER = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 DEFAULT_ROUTE = "default"
 

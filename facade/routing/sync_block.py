@@ -27,14 +27,13 @@ import re
 
 from ruamel.yaml.comments import CommentedMap
 
-from facade.routing.checker import Checker, show
+from facade.routing.checker import NAME, Checker, show
 from facade.routing.model import Backend, SyncStream
 
 STREAM_KEYS = (
     "from", "to", "queue", "max_receives", "visibility_timeout", "retention", "commands",
 )  # fmt: skip
 COMMANDS = ("backfill", "emit", "verify", "outbox_status")
-NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$")
 # SQS: up to 80 characters of letters, digits, '-' and '_'; FIFO names end in .fifo. The
 # dead-letter queue adds "-dlq", so the base leaves room for it.
 QUEUE = re.compile(r"^[A-Za-z0-9_-]{1,71}\.fifo$")

@@ -18,14 +18,11 @@ import click
 
 from facade.aws_local import CREDENTIALS
 from facade.exceptions import CheckFailed, ConfigError
+from facade.options import routing_option as _routing
 from facade.routing.loader import load_table
 from facade.routing.model import RoutingTable, SyncStream
 from facade.sync import commands, dlq, metrics
 
-_routing = click.option(
-    "--routing", "-f", "routing", type=click.Path(dir_okay=False, path_type=Path),
-    default="routing.yaml", show_default=True, envvar="STRANGLER_ROUTING", help="The route table.",
-)  # fmt: skip
 _aws = click.option(
     "--aws", "use_aws", is_flag=True, help="Talk to AWS instead of the local stand-ins."
 )
