@@ -51,7 +51,7 @@ INSTALLED_APPS = [
 ]
 
 # What the monolith publishes to the data sync (monolith.outbox): the catalog service
-# keeps a copy of categories, products and stock.
+# keeps a copy of categories, products and stock; the orders service, of every order.
 OUTBOX = {
     "origin": "monolith",
     "streams": {
@@ -60,11 +60,18 @@ OUTBOX = {
             "catalog.Product": "monolith.outbox.serializers:concrete_fields",
             "catalog.StockLevel": "monolith.outbox.serializers:concrete_fields",
         },
+        "orders-to-lambda": {
+            "orders.Order": {
+                "serialize": "monolith.orders.sync:order_state",
+                "rank": "monolith.orders.sync:order_rank",
+            },
+        },
     },
 }
 # What the monolith applies from other services (monolith.outbox.inbox): orders placed
-# or changed on the orders service, so its pages, admin and reports stay whole.
-INBOX = {"orders": {"orders.Order": "monolith.orders.sync:apply_order"}}
+# or changed on the orders service, so its pages, admin and reports stay whole. Orders
+# are in both: two-way, versioned per order (monolith.orders.sync).
+INBOX = {"orders-to-monolith": {"orders.Order": "monolith.orders.sync:apply_order"}}
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",

@@ -377,13 +377,9 @@ def _decimal(value: Any) -> Decimal:
 def _transition(order: dict[str, Any], target: str) -> Response[str]:
     store = services().store
     order_id = int(order["id"])
-    if target == "cancelled" and order["status"] == "cancelled" and order.get("release_pending"):
-        return _finish_cancel(order)  # an earlier cancel stopped before releasing
     allowed_from = [s for s, nexts in TRANSITIONS.items() if target in nexts]
     now = stamp(dt.datetime.now(dt.UTC))
     changes: dict[str, Any] = {STAMPS[target]: now, "updated_at": now}
-    if target == "cancelled":
-        changes["release_pending"] = True
     try:
         updated = store.update_status(
             order_id, allowed_from=allowed_from, status=target, changes=changes
@@ -394,33 +390,22 @@ def _transition(order: dict[str, Any], target: str) -> Response[str]:
             order_id, current["status"], target, sorted(TRANSITIONS[current["status"]])
         ) from None
     if target == "cancelled":
-        return _finish_cancel(updated, previous=order)
+        _give_stock_back(updated)
     return _json(200, render(updated))
 
 
-def _finish_cancel(order: dict[str, Any], previous: dict[str, Any] | None = None) -> Response[str]:
-    """Give the stock back; if the owner cannot be reached, undo the cancellation."""
-    store, owner = services().store, services().owner
-    order_id = int(order["id"])
+def _give_stock_back(order: dict[str, Any]) -> None:
+    """Release the order's reservation now, if it has one. The cancellation stands either
+    way: the monolith, which owns stock, gives an order's stock back once when it
+    applies the cancellation from the sync (``monolith.orders.sync``) — also for its own
+    orders cancelled here, which hold no reservation."""
+    key = order.get("reservation")
+    if not key:
+        return
     try:
-        owner.release(str(order["reservation"]))
+        services().owner.release(str(key))
     except errors.ApiError:
-        if previous is not None:
-            try:
-                store.update_status(
-                    order_id,
-                    allowed_from=["cancelled"],
-                    status=previous["status"],
-                    changes={"updated_at": previous["updated_at"]},
-                    remove=["cancelled_at", "release_pending"],
-                    require={"release_pending": True},
-                )
-            except Conflict:
-                log.exception("order %s: could not undo a cancellation", order_id)
-        raise
-    store.clear(order_id, "release_pending")
-    order = {k: v for k, v in order.items() if k != "release_pending"}
-    return _json(200, render(order))
+        log.warning("order %s: releasing %s failed; the sync gives it back", order["id"], key)
 
 
 # -- routes ----------------------------------------------------------------------------

@@ -34,15 +34,20 @@ DEFAULT_TABLE = "strangler-orders"
 DEFAULT_ID_BASE = 1_000_000_000
 
 
+def store_from_environment() -> OrderStore:
+    """The order table the environment names (the API, the relay and the sync share it)."""
+    return OrderStore(
+        os.environ.get("ORDERS_TABLE", DEFAULT_TABLE),
+        id_base=int(os.environ.get("ORDER_ID_BASE", DEFAULT_ID_BASE)),
+    )
+
+
 def services_from_environment() -> api.Services:
     owner_url = os.environ.get("ORDERS_OWNER_URL")
     if not owner_url:
         raise RuntimeError("ORDERS_OWNER_URL is not set: the orders function needs the monolith")
     return api.Services(
-        store=OrderStore(
-            os.environ.get("ORDERS_TABLE", DEFAULT_TABLE),
-            id_base=int(os.environ.get("ORDER_ID_BASE", DEFAULT_ID_BASE)),
-        ),
+        store=store_from_environment(),
         owner=Owner(owner_url, os.environ.get("STRANGLER_SERVICE_TOKEN", "")),
     )
 

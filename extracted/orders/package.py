@@ -1,6 +1,7 @@
 """Build the orders function's deployment package: ``python -m extracted.orders.package``.
 
-The zip holds the function's code (``extracted/orders``, minus the local HTTP front)
+The zip holds the function's code (``extracted/orders``, minus the local HTTP front,
+plus the toolkit's conflict rule ``facade/sync/versions.py``)
 and its dependencies from ``extracted/orders/requirements.lock``, installed for the
 Lambda runtime (Python 3.11, x86_64, manylinux wheels only) with their hashes checked.
 Entries are written in sorted order with fixed timestamps, so the same sources make the
@@ -20,7 +21,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
-CODE = ("extracted/__init__.py", "extracted/orders")
+# the toolkit's conflict rule travels with the function: both sides of a two-way stream
+# must settle concurrent changes by the same code
+TOOLKIT = ("facade/__init__.py", "facade/sync/__init__.py", "facade/sync/versions.py")
+CODE = ("extracted/__init__.py", "extracted/orders", *TOOLKIT)
 LEFT_OUT = {"local.py", "package.py"}  # the laptop's HTTP front and this builder
 ZIPPED_LIMIT = 50 * 1024 * 1024
 UNZIPPED_LIMIT = 250 * 1024 * 1024

@@ -22,9 +22,16 @@ keys never reach, so ids from both sides never collide.
 
 A status change is one conditional ``UpdateItem`` (``status IN (allowed from)``), so
 two concurrent changes of one order cannot both win. Every change also bumps the order's
-``version`` and flags it in the sparse GSI3 in the same single-item write — the
-function's transactional outbox: ``publish_pending`` sends each flagged order's current
-state to the sync and unflags it only if no newer change happened meanwhile. Placing
+``version``, marks it as made here (``origin``) and flags it in the sparse GSI3 in the
+same single-item write — the function's transactional outbox: ``publish_pending`` sends
+each flagged order's current state to the sync and unflags it only if no newer change
+happened meanwhile, recording the published stamp as ``synced_*`` (what the monolith
+knows of the order: the base of the next change sent).
+
+Orders changed on the monolith arrive through ``apply_remote``: ``facade.sync.versions``
+decides, the item is replaced (unflagged: an applied change is never sent back) or only
+its ``seen`` version moves, under a condition on the version and origin it was judged
+against, and concurrent changes are recorded as ``CONFLICT#<id>`` items and counted. Placing
 first claims an id for the request's idempotency key (``PLACE#<key>``, kept by
 ``if_not_exists``), then puts the order only if that id is free: every retry, concurrent
 or later, lands on the same order.
@@ -35,6 +42,7 @@ DynamoDB stand-in implements, and half the write cost of a transaction on AWS.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Iterator, Mapping, Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -44,10 +52,15 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from facade.sync.versions import Decision, Stamp, decide
+
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
 
 STATUSES = ("placed", "paid", "shipped", "cancelled")
+# the conflict rule's precedence: the lifecycle stage, a cancellation after any other
+# (the monolith ranks orders the same way: monolith.orders.sync)
+RANKS = {"placed": 0, "paid": 1, "shipped": 2, "cancelled": 3}
 STAMP_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 GSI_CUSTOMER = "GSI1"
 GSI_STATUS = "GSI2"
@@ -129,11 +142,39 @@ class Conflict(Exception):
     """A conditional write lost: the item changed (or exists) since it was read."""
 
 
+def _failed_condition(exc: ClientError) -> bool:
+    return bool(exc.response["Error"]["Code"] == "ConditionalCheckFailedException")
+
+
+def _index_keys(order: Mapping[str, Any]) -> dict[str, Any]:
+    order_id = int(order["id"])
+    sort_key = _sort_key(str(order["placed_at"]), order_id)
+    return {
+        "PK": f"ORDER#{order_id}",
+        "SK": "ORDER",
+        "GSI1PK": f"CUSTOMER#{order['customer']}",
+        "GSI1SK": sort_key,
+        "GSI2PK": f"STATUS#{order['status']}",
+        "GSI2SK": sort_key,
+    }
+
+
+ORIGIN = "orders-lambda"
+
+
 class OrderStore:
-    def __init__(self, table: str, *, id_base: int, client: DynamoDBClient | None = None) -> None:
+    def __init__(
+        self,
+        table: str,
+        *,
+        id_base: int,
+        client: DynamoDBClient | None = None,
+        origin: str = ORIGIN,
+    ) -> None:
         self.table = table
         self.id_base = id_base
         self.client = client or dynamodb_client()
+        self.origin = origin
 
     # -- writes ----------------------------------------------------------------------
 
@@ -175,16 +216,11 @@ class OrderStore:
     def put_new(self, order: Mapping[str, Any]) -> bool:
         """Write an order unless one with its id exists; False if it did (a retry won)."""
         order_id = int(order["id"])
-        sort_key = _sort_key(str(order["placed_at"]), order_id)
         item = {
             **order,
-            "PK": f"ORDER#{order_id}",
-            "SK": "ORDER",
-            "GSI1PK": f"CUSTOMER#{order['customer']}",
-            "GSI1SK": sort_key,
-            "GSI2PK": f"STATUS#{order['status']}",
-            "GSI2SK": sort_key,
+            **_index_keys(order),
             "version": 1,
+            "origin": self.origin,
             "GSI3PK": OUTBOX_PARTITION,
             "GSI3SK": f"{order['placed_at']}#{order_id:012d}",
         }
@@ -195,7 +231,7 @@ class OrderStore:
                 ConditionExpression="attribute_not_exists(PK)",
             )
         except ClientError as exc:
-            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+            if _failed_condition(exc):
                 return False
             raise
         return True
@@ -207,21 +243,21 @@ class OrderStore:
         allowed_from: Sequence[str],
         status: str,
         changes: Mapping[str, Any],
-        remove: Sequence[str] = (),
-        require: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """Set ``status`` (and ``changes``) if the order's status is in ``allowed_from``
-        (and ``require`` holds); return the new order or raise ``Conflict``."""
+        """Set ``status`` (and ``changes``) if the order's status is in ``allowed_from``;
+        return the new order or raise ``Conflict``."""
         names = {"#status": "status", "#g2": "GSI2PK", "#v": "version", "#g3": "GSI3PK"}
-        names["#g3s"] = "GSI3SK"
+        names.update({"#g3s": "GSI3SK", "#o": "origin"})
         values: dict[str, Any] = {
             ":status": status,
             ":g2": f"STATUS#{status}",
             ":one": 1,
             ":g3": OUTBOX_PARTITION,
             ":g3s": f"{changes.get('updated_at', '')}#{order_id:012d}",
+            ":o": self.origin,
         }
         sets = ["#status = :status", "#g2 = :g2", "#v = #v + :one", "#g3 = :g3", "#g3s = :g3s"]
+        sets.append("#o = :o")
         for i, (name, value) in enumerate(changes.items()):
             names[f"#c{i}"] = name
             values[f":c{i}"] = value
@@ -231,27 +267,18 @@ class OrderStore:
             values[f":from{i}"] = previous
             allowed.append(f":from{i}")
         condition = f"attribute_exists(PK) AND #status IN ({', '.join(allowed)})"
-        for i, (name, value) in enumerate((require or {}).items()):
-            names[f"#r{i}"] = name
-            values[f":r{i}"] = value
-            condition += f" AND #r{i} = :r{i}"
-        expression = "SET " + ", ".join(sets)
-        for i, name in enumerate(remove):
-            names[f"#x{i}"] = name
-        if remove:
-            expression += " REMOVE " + ", ".join(f"#x{i}" for i in range(len(remove)))
         try:
             answer = self.client.update_item(
                 TableName=self.table,
                 Key=_order_key(order_id),
-                UpdateExpression=expression,
+                UpdateExpression="SET " + ", ".join(sets),
                 ConditionExpression=condition,
                 ExpressionAttributeNames=names,
                 ExpressionAttributeValues={k: _serializer.serialize(v) for k, v in values.items()},
                 ReturnValues="ALL_NEW",
             )
         except ClientError as exc:
-            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+            if _failed_condition(exc):
                 raise Conflict(f"order {order_id} changed") from exc
             raise
         return _decode(answer["Attributes"])
@@ -268,30 +295,208 @@ class OrderStore:
         )
         return [_decode(item) for item in answer.get("Items", [])]
 
-    def mark_published(self, order_id: int, version: int) -> bool:
-        """Unflag the order if ``version`` is still its newest (False: changed since)."""
+    def touch(self, order_id: int) -> bool:
+        """Send the order again as a new change made here (the repair of a drift); False
+        when there is no such order."""
         try:
             self.client.update_item(
                 TableName=self.table,
                 Key=_order_key(order_id),
-                UpdateExpression="REMOVE GSI3PK, GSI3SK",
-                ConditionExpression="#v = :v",
-                ExpressionAttributeNames={"#v": "version"},
-                ExpressionAttributeValues={":v": {"N": str(version)}},
+                UpdateExpression="SET #v = #v + :one, #o = :me, GSI3PK = :g3, GSI3SK = :g3s",
+                ConditionExpression="attribute_exists(PK)",
+                ExpressionAttributeNames={"#v": "version", "#o": "origin"},
+                ExpressionAttributeValues={
+                    ":one": {"N": "1"},
+                    ":me": {"S": self.origin},
+                    ":g3": {"S": OUTBOX_PARTITION},
+                    ":g3s": {"S": f"{stamp(dt.datetime.now(dt.UTC))}#{order_id:012d}"},
+                },
             )
         except ClientError as exc:
-            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+            if _failed_condition(exc):
                 return False
             raise
         return True
 
-    def clear(self, order_id: int, attribute: str) -> None:
+    def stamp(self, order: Mapping[str, Any]) -> Stamp:
+        """The stamp of the order's current state (``facade.sync.versions``)."""
+        return Stamp(
+            RANKS[str(order["status"])],
+            int(order.get("version", 1)),
+            str(order.get("origin", self.origin)),
+        )
+
+    @staticmethod
+    def synced(order: Mapping[str, Any]) -> Stamp | None:
+        """The stamp of the order's state the monolith last had from here or sent here."""
+        if "synced_version" not in order:
+            return None
+        return Stamp(
+            int(order["synced_rank"]), int(order["synced_version"]), str(order["synced_origin"])
+        )
+
+    def mark_published(self, order: Mapping[str, Any]) -> bool:
+        """Record that this state of the order was sent, and unflag it if it is still its
+        newest (False: it changed since, and stays flagged)."""
+        sent = self.stamp(order)
+        key = _order_key(int(order["id"]))
+        values = {
+            ":v": {"N": str(sent.version)},
+            ":r": {"N": str(sent.rank)},
+            ":o": {"S": sent.origin},
+        }
+        record = "SET synced_version = :v, synced_rank = :r, synced_origin = :o"
+        try:
+            self.client.update_item(
+                TableName=self.table,
+                Key=key,
+                UpdateExpression=f"{record} REMOVE GSI3PK, GSI3SK",
+                ConditionExpression="#v = :v",
+                ExpressionAttributeNames={"#v": "version"},
+                ExpressionAttributeValues=values,
+            )
+        except ClientError as exc:
+            if not _failed_condition(exc):
+                raise
+        else:
+            return True
+        try:  # a newer change came in meanwhile: the monolith still has this one
+            self.client.update_item(
+                TableName=self.table,
+                Key=key,
+                UpdateExpression=record,
+                ConditionExpression="attribute_not_exists(synced_version) OR synced_version < :v",
+                ExpressionAttributeValues=values,
+            )
+        except ClientError as exc:
+            if not _failed_condition(exc):
+                raise
+        return False
+
+    def apply_remote(
+        self,
+        state: Mapping[str, Any],
+        incoming: Stamp,
+        base: Stamp | None,
+        *,
+        stream: str,
+        attempts: int = 8,
+    ) -> Decision:
+        """Judge and apply an order's state changed on the other side (the orders API's
+        shape, timestamps in ISO 8601); a local change racing it makes it judge again."""
+        order_id = int(state["id"])
+        for _ in range(attempts):
+            held = self.get(order_id)
+            current = self.stamp(held) if held else None
+            seen = int(held.get("seen", 0)) if held else 0
+            decision = decide(incoming, base, current, seen, self.origin)
+            if decision.duplicate:
+                return decision
+            try:
+                self._settle(state, incoming, current, decision, max(seen, incoming.version))
+            except ClientError as exc:
+                if _failed_condition(exc):
+                    continue  # changed while it was judged: judge again
+                raise
+            if decision.conflict and held is not None and current is not None:
+                self._record_conflict(stream, held, current, state, incoming, base)
+            return decision
+        raise Conflict(f"order {order_id} kept changing while a remote change was applied")
+
+    def _settle(
+        self,
+        state: Mapping[str, Any],
+        incoming: Stamp,
+        current: Stamp | None,
+        decision: Decision,
+        seen: int,
+    ) -> None:
+        """Write the decision, on condition that the order is still as it was judged."""
+        guard: dict[str, Any]
+        if current is None:
+            guard = {"ConditionExpression": "attribute_not_exists(PK)"}
+        else:
+            guard = {
+                "ConditionExpression": "#v = :held_v AND (#o = :held_o OR "
+                "(attribute_not_exists(#o) AND :held_o = :me))",
+                "ExpressionAttributeNames": {"#v": "version", "#o": "origin"},
+                "ExpressionAttributeValues": {
+                    ":held_v": {"N": str(current.version)},
+                    ":held_o": {"S": current.origin},
+                    ":me": {"S": self.origin},
+                },
+            }
+        if decision.apply:
+            order = from_wire(state)
+            item = {
+                **order,
+                **_index_keys(order),
+                "version": incoming.version,
+                "origin": incoming.origin,
+                "seen": seen,
+                "synced_version": incoming.version,
+                "synced_rank": incoming.rank,
+                "synced_origin": incoming.origin,
+            }  # no GSI3 keys: an applied change is never published back
+            self.client.put_item(TableName=self.table, Item=_encode(item), **guard)
+            return
+        assert current is not None  # a change that lost lost against something
         self.client.update_item(
             TableName=self.table,
-            Key=_order_key(order_id),
-            UpdateExpression="REMOVE #a",
-            ExpressionAttributeNames={"#a": attribute},
+            Key=_order_key(int(state["id"])),
+            UpdateExpression="SET seen = :seen",
+            ConditionExpression=guard["ConditionExpression"],
+            ExpressionAttributeNames=guard["ExpressionAttributeNames"],
+            ExpressionAttributeValues={
+                **guard["ExpressionAttributeValues"],
+                ":seen": {"N": str(seen)},
+            },
         )
+
+    def _record_conflict(
+        self,
+        stream: str,
+        held: Mapping[str, Any],
+        current: Stamp,
+        state: Mapping[str, Any],
+        incoming: Stamp,
+        base: Stamp | None,
+    ) -> None:
+        """Keep both states of a conflict this side's change lost (``CONFLICT#<id>``) and
+        count it per stream."""
+        from extracted.orders.api import render
+
+        record = {
+            "PK": f"CONFLICT#{int(held['id'])}",
+            "SK": f"{stamp(dt.datetime.now(dt.UTC))}#{incoming.origin}#{incoming.version}",
+            "stream": stream,
+            "lost": json.dumps({"stamp": current.as_dict(), "state": render(dict(held))}),
+            "won": json.dumps(
+                {
+                    "stamp": incoming.as_dict(),
+                    "base": base.as_dict() if base else None,
+                    "state": dict(state),
+                }
+            ),
+        }
+        self.client.put_item(TableName=self.table, Item=_encode(record))
+        self.client.update_item(
+            TableName=self.table,
+            Key={"PK": {"S": "COUNTER#conflicts"}, "SK": {"S": stream}},
+            UpdateExpression="ADD #v :one",
+            ExpressionAttributeNames={"#v": "value"},
+            ExpressionAttributeValues={":one": {"N": "1"}},
+        )
+
+    def conflicts(self, stream: str) -> int:
+        """How many conflicts the stream's changes met here."""
+        answer = self.client.get_item(
+            TableName=self.table,
+            Key={"PK": {"S": "COUNTER#conflicts"}, "SK": {"S": stream}},
+            ConsistentRead=True,
+        )
+        item = answer.get("Item")
+        return int(item["value"]["N"]) if item else 0
 
     # -- reads -----------------------------------------------------------------------
 
@@ -301,6 +506,21 @@ class OrderStore:
         )
         item = answer.get("Item")
         return _decode(item) if item else None
+
+    def every_order(self) -> Iterator[dict[str, Any]]:
+        """Every order in the table, a scan page at a time (for verification)."""
+        args: dict[str, Any] = {
+            "TableName": self.table,
+            "FilterExpression": "begins_with(PK, :p) AND SK = :sk",
+            "ExpressionAttributeValues": {":p": {"S": "ORDER#"}, ":sk": {"S": "ORDER"}},
+        }
+        while True:
+            page = self.client.scan(**args)
+            for item in page.get("Items", []):
+                yield _decode(item)
+            if "LastEvaluatedKey" not in page:
+                return
+            args["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
     def _pages(
         self, index: str, partition: str, status: str | None, **extra: Any
@@ -378,6 +598,38 @@ class OrderStore:
 
 def money(value: Decimal | int | str) -> str:
     return f"{Decimal(value):.2f}"
+
+
+def _stored_moment(text: Any) -> str | None:
+    """An ISO 8601 moment (``Z`` or an offset) as the store keeps it."""
+    if not text:
+        return None
+    return stamp(dt.datetime.fromisoformat(str(text).replace("Z", "+00:00")))
+
+
+def from_wire(state: Mapping[str, Any]) -> dict[str, Any]:
+    """An order in the sync's shape (the orders API's) as the store keeps it."""
+    order: dict[str, Any] = {
+        "id": int(state["id"]),
+        "customer": int(state["customer"]),
+        "status": str(state["status"]),
+        "currency": str(state["currency"]),
+        "total": Decimal(str(state["total"])),
+        "lines": [
+            {
+                "product": int(line["product"]),
+                "sku": str(line["sku"]),
+                "quantity": int(line["quantity"]),
+                "unit_price": Decimal(str(line["unit_price"])),
+            }
+            for line in state["lines"]
+        ],
+    }
+    for name in ("placed_at", "paid_at", "shipped_at", "cancelled_at", "updated_at"):
+        order[name] = _stored_moment(state.get(name))
+    if state.get("reservation"):
+        order["reservation"] = str(state["reservation"])
+    return order
 
 
 def create_local_table() -> None:

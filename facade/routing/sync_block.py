@@ -15,6 +15,7 @@
           emit: "{python} -m monolith.manage outbox_emit"
           verify: "{python} -m extracted.catalog.manage sync_verify --source ..."
           outbox_status: "{python} -m monolith.manage outbox_status --json"
+          inbox_status: ...         # the applying side's figures (conflicts), if it has any
 
 The same definitions create the local queues (``facade.sync.queues``) and, rendered,
 the CloudFormation/SAM queues on AWS; SQS's own limits are checked here, since the
@@ -33,7 +34,7 @@ from facade.routing.model import Backend, SyncStream
 STREAM_KEYS = (
     "from", "to", "queue", "max_receives", "visibility_timeout", "retention", "commands",
 )  # fmt: skip
-COMMANDS = ("backfill", "emit", "verify", "outbox_status")
+COMMANDS = ("backfill", "emit", "verify", "outbox_status", "inbox_status")
 # SQS: up to 80 characters of letters, digits, '-' and '_'; FIFO names end in .fifo. The
 # dead-letter queue adds "-dlq", so the base leaves room for it.
 QUEUE = re.compile(r"^[A-Za-z0-9_-]{1,71}\.fifo$")

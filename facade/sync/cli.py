@@ -175,6 +175,9 @@ def gather(
             figures.update(
                 {f"outbox_{k}": v for k, v in (outbox["streams"].get(item.name) or {}).items()}
             )
+        if "inbox_status" in item.commands:
+            _, inbox = commands.run_json(table, routing, item, "inbox_status", [])
+            figures.update((inbox.get("inbox") or {}).get(item.name) or {})
         report[item.name] = figures
     return report
 
@@ -188,7 +191,8 @@ def gather(
 def status(
     stream: str | None, routing: Path, use_aws: bool, as_json: bool, prometheus: bool
 ) -> None:
-    """Per stream: outbox backlog and its oldest age, queue depth, in flight, DLQ depth."""
+    """Per stream: outbox backlog and its oldest age, queue depth, in flight, DLQ depth,
+    and the conflicts its changes met on the applying side."""
     table = load_table(routing)
     client = sqs_client(table, use_aws)
     streams = [_stream(table, stream)] if stream else list(table.sync)
@@ -206,9 +210,10 @@ def status(
             if "outbox_pending" in figures
             else ""
         )
+        conflicts = f", conflicts {figures['conflicts']}" if "conflicts" in figures else ""
         click.echo(
             f"{name}: {outbox}queue {figures['queued']}, in flight {figures['in_flight']}, "
-            f"dead letters {figures['dead_letters']}"
+            f"dead letters {figures['dead_letters']}{conflicts}"
         )
 
 

@@ -1,7 +1,7 @@
 """Running a stream's own commands (routing.yaml ``sync.<stream>.commands``) on this
 machine, in the environment ``strangler up`` gives that side: backfill, emit and the
-outbox's status run on the publishing side (``from``), verify on the applying side
-(``to``)."""
+outbox's status run on the publishing side (``from``), verify and the inbox's status on
+the applying side (``to``)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,10 @@ from facade.exceptions import ConfigError
 from facade.routing.model import RoutingTable, SyncStream
 from facade.topology import backend_environment, base_environment, expand
 
-SIDE = {"backfill": "source", "emit": "source", "outbox_status": "source", "verify": "target"}
+SIDE = {
+    "backfill": "source", "emit": "source", "outbox_status": "source",
+    "verify": "target", "inbox_status": "target",
+}  # fmt: skip
 
 
 def argv_and_env(

@@ -2,7 +2,8 @@
 
 ``strangler_sync_queue_messages{stream}``, ``…_in_flight_messages``,
 ``…_dead_letters``, ``…_outbox_pending_events``, ``…_outbox_oldest_pending_seconds``,
-``…_outbox_published_events`` (a counter), ``…_outbox_refused_events``.
+``…_outbox_published_events`` (a counter), ``…_outbox_refused_events``,
+``…_conflicts`` (a counter: concurrent changes of one entity on both sides, settled).
 """
 
 from __future__ import annotations
@@ -45,13 +46,22 @@ class SyncCollector(Collector):
                 if key in figures:
                     family.add_metric([stream], float(figures[key]))
             yield family
-        published = CounterMetricFamily(
-            "strangler_sync_outbox_published_events", "Outbox rows published.", labels=["stream"]
-        )
-        for stream, figures in report.items():
-            if "outbox_published" in figures:
-                published.add_metric([stream], float(figures["outbox_published"]))
-        yield published
+        counters = {
+            "outbox_published": (
+                "strangler_sync_outbox_published_events",
+                "Outbox rows published.",
+            ),
+            "conflicts": (
+                "strangler_sync_conflicts",
+                "Changes of one entity made concurrently on both sides, settled by the rule.",
+            ),
+        }
+        for key, (name, text) in counters.items():
+            counter = CounterMetricFamily(name, text, labels=["stream"])
+            for stream, figures in report.items():
+                if key in figures:
+                    counter.add_metric([stream], float(figures[key]))
+            yield counter
 
 
 def _registry(gather: Gather) -> CollectorRegistry:

@@ -162,6 +162,31 @@ def reserve(key: str, lines: Iterable[tuple[int, int]]) -> tuple[StockReservatio
     return existing, False
 
 
+def release_order(order_id: int, reservation: str, lines: Iterable[tuple[int, int]]) -> bool:
+    """Give an order's stock back once, whichever side cancels it and however often;
+    True when it was given back now.
+
+    An order placed through a reservation releases that reservation. One whose stock was
+    taken directly leaves a released ``order-<id>`` record the first time, so that a
+    cancellation arriving from the other side of a canary gives nothing back twice.
+    """
+    if reservation:
+        return release(reservation)[1]
+    returned = sorted(lines)
+    with transaction.atomic():
+        _, created = StockReservation.objects.get_or_create(
+            key=f"order-{order_id}",
+            defaults={
+                "status": ReservationStatus.RELEASED,
+                "released_at": timezone.now(),
+                "lines": [{"product": p, "quantity": q} for p, q in returned],
+            },
+        )
+        if created:
+            give_back(returned)
+    return created
+
+
 def release(key: str) -> tuple[StockReservation, bool]:
     """Give a reservation's stock back once; return (reservation, released now).
 

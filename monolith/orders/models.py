@@ -34,6 +34,9 @@ class Order(models.Model):
     shipped_at = models.DateTimeField(null=True, blank=True)
     cancelled_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(default=timezone.now)
+    # the stock reservation holding this order's stock, for orders placed by a service
+    # that reserves through the internal API (the orders Lambda); blank: taken directly
+    stock_reservation = models.CharField(max_length=128, blank=True, default="")
 
     class Meta:
         ordering = ["-placed_at", "-id"]

@@ -2,12 +2,15 @@
 
 Placing an order takes its stock (``catalog.stock.take``: one conditional UPDATE per
 product) in the same transaction as the order rows, so a failure writes nothing.
+Cancelling gives the stock back once per order (``orders.sync.release_stock``), also
+when the orders service cancels the same order during a canary.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 
 from django.db import transaction
@@ -18,6 +21,8 @@ from monolith.catalog.models import Product
 from monolith.core.errors import InvalidTransition, NotFound, ShopError
 from monolith.customers.models import Customer
 from monolith.orders.models import Cart, CartItem, Order, OrderLine, OrderStatus
+from monolith.orders.sync import release_stock
+from monolith.outbox import recording as outbox
 
 TRANSITIONS: Mapping[str, frozenset[str]] = {
     OrderStatus.PLACED: frozenset({OrderStatus.PAID, OrderStatus.CANCELLED}),
@@ -41,23 +46,32 @@ def place_order(customer: Customer, lines: Iterable[LineRequest]) -> Order:
     with transaction.atomic():
         products = stock.take(wanted)
         now = timezone.now()
-        order = Order.objects.create(
-            customer=customer,
-            currency=products[next(iter(wanted))].currency,
-            total=sum((products[pid].price * q for pid, q in wanted.items()), Decimal("0.00")),
-            placed_at=now,
-            updated_at=now,
+        with outbox.suppressed(Order._meta.label):  # published once, lines included
+            order = _create(customer, wanted, products, now)
+        outbox.record_ids(Order, [order.pk])
+    return order
+
+
+def _create(
+    customer: Customer, wanted: Mapping[int, int], products: Mapping[int, Product], now: datetime
+) -> Order:
+    order = Order.objects.create(
+        customer=customer,
+        currency=products[next(iter(wanted))].currency,
+        total=sum((products[pid].price * q for pid, q in wanted.items()), Decimal("0.00")),
+        placed_at=now,
+        updated_at=now,
+    )
+    OrderLine.objects.bulk_create(
+        OrderLine(
+            order=order,
+            product_id=pid,
+            sku=products[pid].sku,
+            quantity=q,
+            unit_price=products[pid].price,
         )
-        OrderLine.objects.bulk_create(
-            OrderLine(
-                order=order,
-                product_id=pid,
-                sku=products[pid].sku,
-                quantity=q,
-                unit_price=products[pid].price,
-            )
-            for pid, q in sorted(wanted.items())
-        )
+        for pid, q in sorted(wanted.items())
+    )
     return order
 
 
@@ -85,9 +99,9 @@ def transition(order_id: int, target: str) -> Order:
             OrderStatus.CANCELLED: "cancelled_at",
         }[OrderStatus(target)]
         setattr(order, stamp, now)
-        if target == OrderStatus.CANCELLED:
-            stock.give_back(order.lines.values_list("product_id", "quantity"))
         order.save(update_fields=["status", "updated_at", stamp])
+        if target == OrderStatus.CANCELLED:
+            release_stock(order)
     return order
 
 

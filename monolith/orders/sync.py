@@ -1,10 +1,18 @@
-"""Orders placed or changed on the orders service, written into the monolith's tables.
+"""Orders during the canary: both the monolith and the orders service take writes.
 
-The inbox (``monolith.outbox.inbox``) calls ``apply_order`` with the order as the
-orders API shows it. Its stock was already taken through the monolith's reservation API
-when the service placed it (and given back when it cancelled), so applying writes the
-order rows only — never stock. Ids come from the service's range (above
-``ORDER_ID_BASE``), disjoint from the monolith's own sequence.
+Two streams carry them (routing.yaml ``sync:``): ``orders-to-lambda`` publishes every
+change of an order here (``order_state``) to the service's table, ``orders-to-monolith``
+brings the service's changes here (``apply_order``, through ``monolith.outbox.inbox``).
+An order is a two-way entity: each change carries a version stamp, and concurrent changes
+are settled by ``facade.sync.versions`` with ``order_rank`` as the domain's precedence —
+the lifecycle stage, so that a cancellation is final on both sides.
+
+Ids never collide: the monolith's sequence stays below ``ORDER_ID_BASE`` (10^9, still a
+32-bit integer), the service allocates above it.
+
+Stock stays with the monolith. A cancellation, made here or applied from the service,
+gives the order's stock back once (``catalog.stock.release_order``): through its
+reservation for the service's orders, directly for the monolith's own.
 """
 
 from __future__ import annotations
@@ -13,17 +21,73 @@ import datetime as dt
 from decimal import Decimal
 from typing import Any
 
-from monolith.orders.models import Order, OrderLine
+from django.utils import timezone
+
+from monolith.catalog import stock
+from monolith.orders.models import Order, OrderLine, OrderStatus
+
+STAGES = {OrderStatus.PLACED: 0, OrderStatus.PAID: 1, OrderStatus.SHIPPED: 2}
+CANCELLED_STAGE = 3  # after any other: a cancellation wins over a concurrent change
+
+
+def rank_of(status: str) -> int:
+    return CANCELLED_STAGE if status == OrderStatus.CANCELLED else STAGES[OrderStatus(status)]
+
+
+def order_rank(order: Order) -> int:
+    return rank_of(order.status)
+
+
+def _moment_text(value: dt.datetime | None) -> str | None:
+    """As the orders API shows it: ISO 8601 in UTC, ``Z``."""
+    if value is None:
+        return None
+    return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+
+
+def order_state(order: Order) -> dict[str, Any]:
+    """An order as the orders API shows it, plus the reservation that holds its stock."""
+    return {
+        "id": order.pk,
+        "customer": order.customer_id,
+        "status": order.status,
+        "currency": order.currency,
+        "total": f"{order.total:.2f}",
+        "lines": [
+            {
+                "product": line.product_id,
+                "sku": line.sku,
+                "quantity": line.quantity,
+                "unit_price": f"{line.unit_price:.2f}",
+                "line_total": f"{line.line_total:.2f}",
+            }
+            for line in sorted(order.lines.all(), key=lambda x: (x.product_id, x.pk))
+        ],
+        **{
+            name: _moment_text(getattr(order, name))
+            for name in ("placed_at", "paid_at", "shipped_at", "cancelled_at", "updated_at")
+        },
+        "reservation": order.stock_reservation or None,
+    }
 
 
 def _moment(value: Any) -> dt.datetime | None:
     return dt.datetime.fromisoformat(value) if value else None
 
 
+def release_stock(order: Order) -> bool:
+    return stock.release_order(
+        order.pk, order.stock_reservation, order.lines.values_list("product_id", "quantity")
+    )
+
+
 def apply_order(object_id: str, kind: str, data: dict[str, Any] | None) -> None:
+    """Write an order the service changed (its stock was reserved through the internal
+    API); an order that becomes cancelled here gives its stock back (once)."""
     if kind == "delete" or data is None:
         Order.objects.filter(pk=int(object_id)).delete()
         return
+    before = Order.objects.filter(pk=int(object_id)).values_list("status", flat=True).first()
     order, _ = Order.objects.update_or_create(
         pk=int(object_id),
         defaults={
@@ -31,21 +95,22 @@ def apply_order(object_id: str, kind: str, data: dict[str, Any] | None) -> None:
             "status": data["status"],
             "currency": data["currency"],
             "total": Decimal(data["total"]),
-            "placed_at": _moment(data["placed_at"]),
+            "placed_at": _moment(data["placed_at"]) or timezone.now(),
             "paid_at": _moment(data.get("paid_at")),
             "shipped_at": _moment(data.get("shipped_at")),
             "cancelled_at": _moment(data.get("cancelled_at")),
             "updated_at": _moment(data.get("updated_at")) or _moment(data["placed_at"]),
+            "stock_reservation": data.get("reservation") or "",
         },
     )
-    OrderLine.objects.filter(order=order).delete()
-    OrderLine.objects.bulk_create(
-        OrderLine(
-            order=order,
-            product_id=int(line["product"]),
-            sku=line["sku"],
-            quantity=int(line["quantity"]),
-            unit_price=Decimal(line["unit_price"]),
+    lines = sorted((int(x["product"]), x["sku"], int(x["quantity"]), x["unit_price"])
+                   for x in data["lines"])  # fmt: skip
+    held = sorted(order.lines.values_list("product_id", "sku", "quantity", "unit_price"))
+    if [(p, s, q, Decimal(u)) for p, s, q, u in lines] != held:
+        OrderLine.objects.filter(order=order).delete()
+        OrderLine.objects.bulk_create(
+            OrderLine(order=order, product_id=p, sku=s, quantity=q, unit_price=Decimal(u))
+            for p, s, q, u in lines
         )
-        for line in data["lines"]
-    )
+    if order.status == OrderStatus.CANCELLED and before != OrderStatus.CANCELLED:
+        release_stock(order)

@@ -25,6 +25,9 @@ class OutboxEvent(models.Model):
     kind = models.CharField(max_length=8, choices=EventKind.choices)
     payload = models.JSONField(null=True)
     origin = models.CharField(max_length=32)
+    # two-way entities: {"rank", "version", "origin", "base"} (monolith.outbox.versions);
+    # null for one-way streams, whose version is the row's id
+    stamp = models.JSONField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     published_at = models.DateTimeField(null=True, blank=True)
     attempts = models.PositiveIntegerField(default=0)
@@ -58,21 +61,45 @@ class BackfillProgress(models.Model):
         return f"{self.label} after {self.last_id}"
 
 
-class InboxState(models.Model):
-    """The newest version applied per entity received from another service: an event at
-    or below it changes nothing (duplicates, redeliveries, overtaken changes)."""
+class EntityVersion(models.Model):
+    """Where an entity stands in the sync, per entity another service sends or writes too:
+    the stamp of its current state here (``rank``, ``version``, ``origin``: who made it)
+    and ``seen``, the highest version received from the other side — an event at or
+    below it changes nothing (duplicates, redeliveries, overtaken changes)."""
 
-    stream = models.CharField(max_length=64)
+    stream = models.CharField(max_length=64)  # the stream it last came from, if any
     aggregate = models.CharField(max_length=100)
     object_id = models.CharField(max_length=64)
+    rank = models.IntegerField(default=0)
     version = models.BigIntegerField()
     origin = models.CharField(max_length=32)
-    applied_at = models.DateTimeField(default=timezone.now)
+    seen = models.BigIntegerField(default=0)
+    updated_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["aggregate", "object_id"], name="one_inbox_state")
+            models.UniqueConstraint(fields=["aggregate", "object_id"], name="one_entity_version")
         ]
 
     def __str__(self) -> str:
-        return f"{self.aggregate}:{self.object_id} v{self.version} from {self.origin}"
+        return f"{self.aggregate}:{self.object_id} v{self.version} by {self.origin}"
+
+
+class SyncConflict(models.Model):
+    """A change made here that lost to one made concurrently on the other side
+    (``facade.sync.versions``: the losing side records a conflict, so each is recorded
+    once). Both states are kept, so the discarded change can be reviewed."""
+
+    stream = models.CharField(max_length=64)  # the stream the winning change came from
+    aggregate = models.CharField(max_length=100)
+    object_id = models.CharField(max_length=64)
+    lost = models.JSONField()  # {"stamp": ..., "state": ...}: this side's change
+    won = models.JSONField()  # {"stamp": ..., "base": ..., "state": ...}: the other side's
+    detected_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [models.Index(fields=["stream", "id"], name="conflict_stream")]
+
+    def __str__(self) -> str:
+        return f"{self.aggregate}:{self.object_id}: a change made here lost ({self.stream})"

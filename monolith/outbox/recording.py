@@ -19,6 +19,7 @@ from typing import Any
 from django.db import connection, models
 from django.db.models.signals import post_delete, post_save
 
+from monolith.outbox import versions
 from monolith.outbox.models import EventKind, OutboxEvent
 from monolith.outbox.registry import Registration, origin, registrations
 
@@ -36,54 +37,83 @@ def _event(registration: Registration, pk: Any, kind: str, payload: Any) -> Outb
     )
 
 
+def _stamped(
+    registration: Registration, events: list[OutboxEvent], ranks: dict[str, int]
+) -> list[OutboxEvent]:
+    """Give the events of a two-way entity their version stamps (one per entity and
+    change, under the entity's version row lock)."""
+    if not registration.two_way:
+        return events
+    rows = versions.lock(registration.label, [e.aggregate_id for e in events])
+    for event in events:
+        row = rows[event.aggregate_id]
+        event.stamp = versions.bump(row, ranks.get(event.aggregate_id, row.rank), origin())
+    versions.save(rows.values())
+    return events
+
+
 def _warn_outside_transaction(label: str) -> None:
     if not connection.in_atomic_block:
         log.warning("%s changed outside a transaction: its outbox event is not atomic", label)
 
 
-_suppressed: ContextVar[bool] = ContextVar("outbox_suppressed", default=False)
+_suppressed: ContextVar[frozenset[str] | None] = ContextVar("outbox_suppressed", default=None)
+ALL = "*"
 
 
 @contextmanager
-def suppressed() -> Iterator[None]:
-    """Record nothing inside the block: changes applied from another service's events are
-    not published back to it (no echo)."""
-    token = _suppressed.set(True)
+def suppressed(*labels: str) -> Iterator[None]:
+    """Record no change of these models (``"orders.Order"``; none named: of any model)
+    inside the block: an entity applied from another service's event is not published
+    back to it (no echo), while what the applying causes elsewhere — stock given back
+    by an applied cancellation — still is."""
+    token = _suppressed.set(frozenset(labels or (ALL,)) | (_suppressed.get() or frozenset()))
     try:
         yield
     finally:
         _suppressed.reset(token)
 
 
+def _is_suppressed(label: str) -> bool:
+    current = _suppressed.get()
+    return current is not None and (ALL in current or label in current)
+
+
 def record(instance: models.Model, *, deleted: bool = False) -> None:
     registration = registrations().get(type(instance))
-    if registration is None or _suppressed.get():
+    if registration is None or _is_suppressed(registration.label):
         return
     _warn_outside_transaction(registration.label)
     if deleted:
-        _event(registration, instance.pk, EventKind.DELETE, None).save()
+        event = _event(registration, instance.pk, EventKind.DELETE, None)
     else:
-        payload = registration.serialize(instance)
-        _event(registration, instance.pk, EventKind.UPSERT, payload).save()
+        event = _event(
+            registration, instance.pk, EventKind.UPSERT, registration.serialize(instance)
+        )
+    _stamped(registration, [event], {str(instance.pk): registration.rank(instance)})[0].save()
 
 
 def record_ids(model: type[models.Model], ids: Iterable[Any]) -> None:
-    """Record the current state of these rows (after a queryset update)."""
+    """Record the current state of these rows (after a queryset update); a row that is
+    gone is recorded as deleted, unless the other side writes that model too."""
     registration = registrations().get(model)
-    if registration is None or _suppressed.get():
+    if registration is None or _is_suppressed(registration.label):
         return
     wanted = sorted(set(ids))
     if not wanted:
         return
     _warn_outside_transaction(registration.label)
     rows = model._default_manager.in_bulk(wanted)
+    # a two-way entity missing here may not have arrived yet: it is not a deletion
     events = [
         _event(registration, pk, EventKind.UPSERT, registration.serialize(rows[pk]))
         if pk in rows
         else _event(registration, pk, EventKind.DELETE, None)
         for pk in wanted
+        if pk in rows or not registration.two_way
     ]
-    OutboxEvent.objects.bulk_create(events)
+    ranks = {str(pk): registration.rank(row) for pk, row in rows.items()}
+    OutboxEvent.objects.bulk_create(_stamped(registration, events, ranks))
 
 
 def _saved(sender: type[models.Model], instance: models.Model, raw: bool, **_: Any) -> None:

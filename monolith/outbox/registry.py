@@ -1,4 +1,16 @@
-"""What the outbox publishes, read from ``settings.OUTBOX``."""
+"""What the outbox publishes, read from ``settings.OUTBOX``.
+
+A model's entry names its serialiser (``"module:function"``), or a mapping with the
+serialiser and, for entities the other side writes too, the ``rank`` function of the
+conflict rule (``facade.sync.versions``)::
+
+    "orders.Order": {"serialize": "monolith.orders.sync:order_state",
+                     "rank": "monolith.orders.sync:order_rank"}
+
+A model that is also in ``settings.INBOX`` is **two-way**: both sides change it, so its
+events carry a per-entity version stamp (``monolith.outbox.versions``) instead of the
+outbox sequence.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +26,11 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import models
 
 Serializer = Callable[[Any], dict[str, Any]]
+Rank = Callable[[Any], int]
+
+
+def _no_rank(instance: Any) -> int:
+    return 0
 
 
 @dataclass(frozen=True)
@@ -21,15 +38,26 @@ class Registration:
     stream: str
     label: str  # "app_label.ModelName"
     serialize: Serializer
+    rank: Rank = _no_rank
+    two_way: bool = False  # the other side writes it too (it is in settings.INBOX)
 
 
-def _function(spec: str) -> Serializer:
+def function(spec: str, what: str) -> Any:
+    """The callable a ``"module:function"`` setting names."""
     module, _, name = spec.partition(":")
     try:
-        function: Serializer = getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError) as exc:
-        raise ImproperlyConfigured(f"OUTBOX serialiser {spec!r}: {exc}") from exc
-    return function
+        return getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError, ValueError) as exc:
+        raise ImproperlyConfigured(f"{what} {spec!r}: {exc}") from exc
+
+
+def inbound_labels() -> set[str]:
+    """The models other services publish to this one (``settings.INBOX``)."""
+    return {
+        label
+        for aggregates in (getattr(settings, "INBOX", {}) or {}).values()
+        for label in aggregates
+    }
 
 
 @cache
@@ -44,7 +72,20 @@ def registrations() -> dict[type[models.Model], Registration]:
                 raise ImproperlyConfigured(f"OUTBOX stream {stream!r}: {exc}") from exc
             if model in found:
                 raise ImproperlyConfigured(f"OUTBOX: {label} is in two streams")
-            found[model] = Registration(stream, model._meta.label, _function(spec))
+            given = spec if isinstance(spec, dict) else {"serialize": spec}
+            unknown = set(given) - {"serialize", "rank"}
+            if unknown or "serialize" not in given:
+                raise ImproperlyConfigured(
+                    f"OUTBOX stream {stream!r}: {label} takes 'serialize' and 'rank', got "
+                    f"{sorted(given)}"
+                )
+            found[model] = Registration(
+                stream,
+                model._meta.label,
+                function(given["serialize"], "OUTBOX serialiser"),
+                function(given["rank"], "OUTBOX rank") if "rank" in given else _no_rank,
+                two_way=model._meta.label in inbound_labels(),
+            )
     return found
 
 

@@ -32,7 +32,9 @@ BATCHES_PER_PASS = 10  # SendMessageBatch calls per transaction: fewer commits p
 
 
 def message(event: OutboxEvent) -> dict[str, Any]:
-    return {
+    """The event as the consumers read it. A one-way stream's version is the outbox row's
+    id; a two-way entity's is its stamp (``rank``, ``version``, ``base``)."""
+    body = {
         "event": str(event.event_id),
         "stream": event.stream,
         "aggregate": event.aggregate,
@@ -43,6 +45,11 @@ def message(event: OutboxEvent) -> dict[str, Any]:
         "origin": event.origin,
         "at": event.created_at.isoformat(),
     }
+    if event.stamp:
+        body.update(
+            version=event.stamp["version"], rank=event.stamp["rank"], base=event.stamp["base"]
+        )
+    return body
 
 
 def group_id(event: OutboxEvent) -> str:

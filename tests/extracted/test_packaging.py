@@ -60,9 +60,10 @@ def test_the_orders_package_is_reproducible_and_holds_the_function(tmp_path: Pat
     assert "extracted/orders/handler.py" in names
     assert "extracted/orders/local.py" not in names
     assert any(n.startswith("aws_lambda_powertools/") for n in names)
-    assert not any(n.startswith(("monolith/", "facade/", "tests/")) for n in names)
+    assert not any(n.startswith(("monolith/", "tests/")) for n in names)
+    assert {n for n in names if n.startswith("facade/")} == set(package.TOOLKIT)
     loaded = _repo_modules("extracted.orders.handler")
-    assert {n for n in names if n.startswith("extracted/")} >= loaded
+    assert {n for n in names if n.startswith(("extracted/", "facade/"))} >= loaded
 
 
 @pytest.mark.timeout(600)

@@ -85,7 +85,7 @@ def test_the_sample_topology_runs_every_backend_with_the_aws_stand_in() -> None:
     names = [s["name"] for s in described["services"]]
     assert names == [
         "aws", "monolith", "monolith-relay", "monolith-inbox", "catalog", "catalog-sync",
-        "orders-relay", "facade",
+        "orders-relay", "orders-events", "facade",
     ]  # fmt: skip
     aws = described["services"][0]
     assert aws["health"] == "http://127.0.0.1:4566/__strangler/ready"
@@ -97,6 +97,7 @@ def test_the_sample_topology_runs_every_backend_with_the_aws_stand_in() -> None:
     assert steps == [
         "monolith migrate",
         "monolith seed",
+        "monolith outbox_backfill",
         "catalog migrate",
         "catalog import_catalog",
     ]
@@ -184,7 +185,7 @@ def test_up_runs_the_whole_topology_and_ctrl_c_stops_everything(tmp_path: Path) 
     try:
         output.wait_for("the stack is up", timeout=120)
         pids = [int(p) for p in re.findall(r"started \(pid=(\d+)\)", output.text)]
-        assert len(pids) == 8
+        assert len(pids) == 9
         base = f"http://127.0.0.1:{port}"
         catalog = httpx.get(f"{base}/api/catalog/products/")
         assert catalog.headers["x-strangler-backend"] == "catalog"

@@ -1,6 +1,6 @@
 """Apply a stream from another service: ``python -m monolith.manage inbox_consumer``.
 
-Long-polls the queue of routing.yaml's stream (``--stream orders``; ``--routing``,
+Long-polls the queue of routing.yaml's stream (``--stream orders-to-monolith``; ``--routing``,
 default ``$STRANGLER_ROUTING`` or ``routing.yaml``) and applies each event through
 ``settings.INBOX`` until SIGTERM/SIGINT (``--drain``: until the queue is empty).
 """
@@ -20,7 +20,7 @@ class Command(BaseCommand):
     help = __doc__
 
     def add_arguments(self, parser: CommandParser) -> None:
-        consumer.add_arguments(parser, stream="orders")
+        consumer.add_arguments(parser, stream="orders-to-monolith")
 
     def handle(self, *args: Any, **options: Any) -> None:
         consumer.consume(options, apply, transaction.atomic, self.stdout.write, "monolith database")

@@ -29,6 +29,9 @@ class Command(BaseCommand):
         parser.add_argument("label", help="model label, e.g. catalog.Product")
         parser.add_argument("--chunk", type=int, default=2000)
         parser.add_argument("--restart", action="store_true", help="ignore earlier progress")
+        parser.add_argument(
+            "--unless-done", action="store_true", help="do nothing if a backfill finished before"
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         by_label = {r.label: model for model, r in registrations().items()}
@@ -37,6 +40,9 @@ class Command(BaseCommand):
             known = ", ".join(sorted(by_label)) or "none"
             raise CommandError(f"{options['label']!r} is not published; published: {known}")
         progress, _ = BackfillProgress.objects.get_or_create(label=options["label"])
+        if options["unless_done"] and progress.finished_at is not None and not options["restart"]:
+            self.stdout.write(f"{options['label']}: backfilled before ({progress.rows:,} rows)")
+            return
         if options["restart"] or progress.finished_at is not None:
             progress.last_id, progress.rows, progress.finished_at = 0, 0, None
             progress.save()

@@ -38,9 +38,18 @@ class Command(BaseCommand):
         for name in streams():
             try:
                 stream = table.stream(name)
-            except KeyError as exc:
-                raise CommandError(f"{options['routing']}: {exc.args[0]}") from exc
+            except KeyError:
+                self.stderr.write(
+                    f"{options['routing']} has no sync stream {name!r}: its events stay in the "
+                    "outbox until it does (settings.OUTBOX publishes to it)"
+                )
+                continue
             queues[name] = wait_for_queue(client, stream.queue)
+        if not queues:
+            raise CommandError(
+                f"{options['routing']}: none of the outbox's streams ({', '.join(streams())}) "
+                "is in its sync: block"
+            )
         relay = Relay(client, queues)
         if options["once"]:
             total = sum(relay.drain(name) for name in queues)

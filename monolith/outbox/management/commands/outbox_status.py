@@ -1,7 +1,8 @@
 """The outbox's side of ``strangler sync status``: ``python -m monolith.manage outbox_status``.
 
 Per stream: events waiting to be published, the age of the oldest of them (how far the
-relay is behind), events published, and events SQS refused at least once.
+relay is behind), events published, and events SQS refused at least once; per stream it
+applies (``settings.INBOX``), the conflicts its changes met here.
 """
 
 from __future__ import annotations
@@ -9,11 +10,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 from django.db.models import Count, Min, Q
 from django.utils import timezone
 
-from monolith.outbox.models import OutboxEvent
+from monolith.outbox.models import OutboxEvent, SyncConflict
 from monolith.outbox.registry import streams
 
 
@@ -33,6 +35,13 @@ def status() -> dict[str, dict[str, Any]]:
     return result
 
 
+def inbox() -> dict[str, dict[str, Any]]:
+    return {
+        stream: {"conflicts": SyncConflict.objects.filter(stream=stream).count()}
+        for stream in (getattr(settings, "INBOX", {}) or {})
+    }
+
+
 class Command(BaseCommand):
     help = __doc__
 
@@ -40,9 +49,9 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        figures = status()
+        figures, applied = status(), inbox()
         if options["json"]:
-            self.stdout.write(json.dumps({"streams": figures}))
+            self.stdout.write(json.dumps({"streams": figures, "inbox": applied}))
             return
         for stream, values in figures.items():
             age = values["oldest_pending_age_s"]
@@ -50,3 +59,5 @@ class Command(BaseCommand):
                 f"{stream}: {values['pending']} pending (oldest {age:.1f}s), "
                 f"{values['published']} published, {values['refused']} refused at least once"
             )
+        for stream, values in applied.items():
+            self.stdout.write(f"{stream}: {values['conflicts']} conflicts met here")
