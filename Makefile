@@ -11,7 +11,7 @@ STAMP   = $(VENV)/.installed
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint typecheck pytest lock clean bootstrap bench package-orders
+.PHONY: demo test lint typecheck pytest lock clean bootstrap bench soak package-orders
 
 NODE_STAMP = node_modules/.installed
 
@@ -54,6 +54,11 @@ bench: bootstrap
 	$(BIN)/python loadtests/bench_dynamodb.py --dynalite .
 	$(BIN)/python loadtests/bench_sqs.py
 	$(BIN)/python loadtests/bench_sync.py
+
+# Both sides of the orders canary take writes for 60 s under load; then ids, echo, stock
+# and drift are checked (also part of make test).
+soak: bootstrap
+	$(BIN)/python loadtests/soak_two_way.py
 
 # Re-pin every dependency (hashes included) after editing pyproject.toml.
 lock: $(STAMP)
