@@ -16,6 +16,8 @@ from typing import Any
 import click
 
 from facade import __version__
+from facade.aws.cli import COMMANDS as AWS_COMMANDS
+from facade.aws.cli import aws_options
 from facade.exceptions import RoutingFileError, StranglerError
 from facade.options import ROUTING
 from facade.options import routing_option as _routing_option
@@ -245,6 +247,17 @@ def serve(
     sys.exit(code)
 
 
+def _apply_options(func: Any) -> Any:
+    """--apply and where to: the route edits push the new weights to the ALB listener."""
+    func = aws_options(listener_required=False)(func)
+    return click.option(
+        "--apply",
+        "push",
+        is_flag=True,
+        help="Also change the ALB listener now; the file is written only if that succeeds.",
+    )(func)
+
+
 def _edit(
     action: str,
     route: str,
@@ -252,10 +265,21 @@ def _edit(
     backend: str | None,
     percent: float | None,
     as_json: bool,
+    aws: dict[str, Any],
 ) -> None:
     from facade.routing.edit import apply_edit
 
-    change = apply_edit(routing, action, route, backend=backend, percent=percent)
+    push = None
+    if aws["push"]:
+        from facade.aws.cli import push as push_table
+
+        if not aws["listener"]:
+            raise click.UsageError("--apply needs --listener ARN (or $STRANGLER_ALB_LISTENER)")
+
+        def push(table: Any) -> None:
+            push_table(table, aws["listener"], aws["use_aws"], aws["prefix"], aws["vpc"])
+
+    change = apply_edit(routing, action, route, backend=backend, percent=percent, push=push)
     if as_json:
         click.echo(
             json.dumps(
@@ -265,6 +289,7 @@ def _edit(
                     "route": route,
                     "before": change.before,
                     "after": change.after,
+                    "applied": bool(push),
                 },
                 indent=2,
             )
@@ -279,9 +304,12 @@ def _edit(
 @click.option("--percent", type=click.FloatRange(0, 100), required=True)
 @_routing_option
 @click.option("--json", "as_json", is_flag=True)
-def shift(route: str, backend: str, percent: float, routing: Path, as_json: bool) -> None:
+@_apply_options
+def shift(
+    route: str, backend: str, percent: float, routing: Path, as_json: bool, **aws: Any
+) -> None:
     """Give BACKEND PERCENT % of ROUTE; the other targets share the rest."""
-    _edit("shift", route, routing, backend, percent, as_json)
+    _edit("shift", route, routing, backend, percent, as_json, aws)
 
 
 @cli.command()
@@ -289,21 +317,25 @@ def shift(route: str, backend: str, percent: float, routing: Path, as_json: bool
 @click.option("--to", "backend", default=None, help="Default: the route's non-monolith backend.")
 @_routing_option
 @click.option("--json", "as_json", is_flag=True)
-def promote(route: str, backend: str | None, routing: Path, as_json: bool) -> None:
+@_apply_options
+def promote(route: str, backend: str | None, routing: Path, as_json: bool, **aws: Any) -> None:
     """Send 100 % of ROUTE to its new backend."""
-    _edit("promote", route, routing, backend, None, as_json)
+    _edit("promote", route, routing, backend, None, as_json, aws)
 
 
 @cli.command()
 @click.argument("route")
 @_routing_option
 @click.option("--json", "as_json", is_flag=True)
-def rollback(route: str, routing: Path, as_json: bool) -> None:
+@_apply_options
+def rollback(route: str, routing: Path, as_json: bool, **aws: Any) -> None:
     """Send 100 % of ROUTE back to the monolith."""
-    _edit("rollback", route, routing, None, None, as_json)
+    _edit("rollback", route, routing, None, None, as_json, aws)
 
 
 cli.add_command(sync)
+for _command in AWS_COMMANDS:
+    cli.add_command(_command)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -4,7 +4,9 @@
     ├── ConfigError           bad usage or configuration: a value, a file, a flag (exit 2)
     │   └── RoutingFileError  routing.yaml is invalid; carries every Problem (file:line:col)
     ├── CheckFailed           a check ran and its answer is "no" (exit 1)
-    └── StackError            the local stack could not start or stay up (exit 1)
+    ├── StackError            the local stack could not start or stay up (exit 1)
+    └── AwsError              an AWS call failed: operation, code, message (exit 1)
+        └── ApplyFailed       an apply stopped part-way; says whether it was undone
 
 Messages say where, what, and what to do: ``ConfigError("--port 70000: must be 0-65535")``.
 Anything else escaping the CLI is a bug and is shown with its traceback.
@@ -55,7 +57,21 @@ class StackError(StranglerError):
     exit_code = 1
 
 
+class AwsError(StranglerError):
+    exit_code = 1
+
+
+class ApplyFailed(AwsError):
+    """``undone``: every change made before the failure was reverted (AWS is as it was)."""
+
+    def __init__(self, message: str, *, undone: bool) -> None:
+        self.undone = undone
+        super().__init__(message)
+
+
 __all__ = [
+    "ApplyFailed",
+    "AwsError",
     "CheckFailed",
     "ConfigError",
     "Problem",

@@ -27,7 +27,7 @@ import io
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -231,8 +231,11 @@ def apply_edit(
     percent: float | None = None,
     who: str | None = None,
     audit_log: str | Path | None = None,
+    push: Callable[[RoutingTable], object] | None = None,
 ) -> Change:
-    """Edit one route's weights in place and return the change; invalid results are not written."""
+    """Edit one route's weights in place and return the change; invalid results are not
+    written. ``push`` (``--apply``) gets the new table before the file is written: if it
+    raises, the file stays as it was."""
     path = Path(path)
     with _locked(path):
         text = path.read_text(encoding="utf-8")
@@ -248,6 +251,8 @@ def apply_edit(
         new_text = out.getvalue()
         new_table = parse_table(new_text, str(path))
         change = Change(action, route, _percent(before), _percent(after), new_table)
+        if push is not None:
+            push(new_table)
         if change.changed:
             _write_atomically(path, new_text)
             log_path = Path(audit_log or new_table.settings.audit_log)

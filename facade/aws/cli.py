@@ -1,0 +1,149 @@
+"""``strangler render alb``, ``plan``, ``apply``, ``drift``, and the ``--apply`` of the
+route edits.
+
+Every ``render`` writes to standard output unless ``--out FILE`` is given. ``plan``,
+``apply`` and ``drift`` reach the listener named by ``--listener`` (or
+``$STRANGLER_ALB_LISTENER``): on the local stand-in of routing.yaml's ``local.aws``
+unless ``--aws`` is given, then on AWS with boto3's usual configuration.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from facade.aws import alb, cloudformation, live
+from facade.aws.client import ElbClient
+from facade.aws.executor import AwsExecutor, DisplayExecutor
+from facade.aws.plan import Plan, make_plan
+from facade.exceptions import CheckFailed, ConfigError
+from facade.options import routing_option
+from facade.routing.loader import load_table
+from facade.routing.model import RoutingTable
+
+
+def _connect(table: RoutingTable, use_aws: bool) -> ElbClient:
+    if use_aws:
+        return ElbClient.connect()
+    from facade.aws_local import CREDENTIALS
+
+    local = table.local.aws
+    if local is None:
+        raise ConfigError(f"{table.source}: no local.aws block; use --aws for AWS itself")
+    return ElbClient.connect(local.endpoint, CREDENTIALS)
+
+
+def aws_options(*, listener_required: bool = True) -> Callable[[Any], Any]:
+    """--listener, --aws, --prefix, --vpc: where the listener is and how to name groups."""
+    options = [
+        click.option(
+            "--listener",
+            envvar="STRANGLER_ALB_LISTENER",
+            required=listener_required,
+            default=None,
+            help="ARN of the ALB listener in front of the monolith.",
+        ),
+        click.option("--aws", "use_aws", is_flag=True, help="AWS itself, not the local stand-in."),
+        click.option(
+            "--prefix",
+            default=alb.DEFAULT_PREFIX,
+            show_default=True,
+            help="Target group names are PREFIX-BACKEND.",
+        ),
+        click.option("--vpc", default=None, help="VPC for target groups that must be created."),
+    ]
+
+    def decorate(func: Any) -> Any:
+        for option in reversed(options):
+            func = option(func)
+        return func
+
+    return decorate
+
+
+def compute_plan(
+    table: RoutingTable, listener: str, use_aws: bool, prefix: str, vpc: str | None
+) -> tuple[ElbClient, Plan]:
+    want = alb.desired(table, prefix)
+    client = _connect(table, use_aws)
+    return client, make_plan(want, live.read(client, listener, want), vpc)
+
+
+def push(table: RoutingTable, listener: str, use_aws: bool, prefix: str, vpc: str | None) -> Plan:
+    """Make the listener what the table says; the plan that was carried out."""
+    client, plan = compute_plan(table, listener, use_aws, prefix, vpc)
+    AwsExecutor(client, lambda line: click.echo(f"applied: {line}")).execute(plan)
+    return plan
+
+
+@click.group()
+def render() -> None:
+    """Generate AWS configuration from routing.yaml (standard output, or --out FILE)."""
+
+
+@render.command("alb")
+@routing_option
+@click.option("--format", "form", type=click.Choice(["yaml", "json"]), default="yaml")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@click.option("--prefix", default=alb.DEFAULT_PREFIX, show_default=True)
+def render_alb(routing: Path, form: str, out: Path | None, prefix: str) -> None:
+    """CloudFormation: target groups, Lambda permissions, the listener and its rules."""
+    table = load_table(routing)
+    text = cloudformation.dump(
+        cloudformation.template(alb.desired(table, prefix), routing.name), form
+    )
+    if out is None:
+        click.echo(text, nl=False)
+    else:
+        out.write_text(text)
+        click.echo(f"wrote {out}", err=True)
+
+
+@click.command()
+@routing_option
+@aws_options()
+@click.option("--json", "as_json", is_flag=True)
+def plan(
+    routing: Path, listener: str, use_aws: bool, prefix: str, vpc: str | None, as_json: bool
+) -> None:
+    """Show the changes that would make the listener what routing.yaml says."""
+    _, changes = compute_plan(load_table(routing), listener, use_aws, prefix, vpc)
+    if as_json:
+        click.echo(json.dumps(changes.as_dict(), indent=2))
+    else:
+        DisplayExecutor(click.echo).execute(changes)
+
+
+@click.command()
+@routing_option
+@aws_options()
+def apply(routing: Path, listener: str, use_aws: bool, prefix: str, vpc: str | None) -> None:
+    """Carry out the plan; on a failure, undo what was done and exit 1."""
+    push(load_table(routing), listener, use_aws, prefix, vpc)
+
+
+@click.command()
+@routing_option
+@aws_options()
+@click.option("--json", "as_json", is_flag=True)
+def drift(
+    routing: Path, listener: str, use_aws: bool, prefix: str, vpc: str | None, as_json: bool
+) -> None:
+    """Exit 1 when the live listener differs from routing.yaml, showing how."""
+    _, changes = compute_plan(load_table(routing), listener, use_aws, prefix, vpc)
+    if as_json:
+        click.echo(json.dumps({"drift": bool(changes.steps), **changes.as_dict()}, indent=2))
+    elif changes.steps:
+        click.echo("live AWS differs from the routing file; `strangler apply` would:")
+        DisplayExecutor(click.echo).execute(changes)
+    else:
+        click.echo("no drift")
+    if changes.steps:
+        raise CheckFailed(f"{len(changes.steps)} difference(s) between {routing} and the listener")
+
+
+COMMANDS = (render, plan, apply, drift)

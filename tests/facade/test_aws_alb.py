@@ -1,0 +1,417 @@
+"""routing.yaml on an ALB: the rendered CloudFormation (golden, deterministic, cfn-lint
+clean), what AWS cannot express refused at render, and plan/apply/drift against the
+ELBv2 API of the local stand-in — idempotent, one rule per weight change, undone when a
+call fails part-way."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from facade import aws_local
+from facade.aws import alb, cloudformation, live
+from facade.aws.client import ElbClient
+from facade.aws.executor import AwsExecutor
+from facade.aws.plan import CreateRule, ModifyDefault, ModifyRule, SetPriorities, make_plan
+from facade.exceptions import ApplyFailed, AwsError, ConfigError
+from facade.routing.loader import load_table, parse_table
+from facade.routing.model import shares_from_alb
+
+REPO = Path(__file__).resolve().parents[2]
+GOLDEN = Path(__file__).parent / "golden"
+STRANGLER = str(Path(sys.executable).with_name("strangler"))
+CFN_LINT = str(Path(sys.executable).with_name("cfn-lint"))
+
+
+def _render(path: Path, form: str = "yaml") -> str:
+    table = load_table(path)
+    return cloudformation.dump(cloudformation.template(alb.desired(table), path.name), form)
+
+
+def _big_table(routes: int) -> str:
+    lines = [
+        "version: 1",
+        "backends:",
+        "  monolith: {kind: monolith, url: 'http://127.0.0.1:9', "
+        "aws: {instances: [i-0123456789abcdef0], port: 8000, health_check: /healthz}}",
+        "  fn: {kind: lambda, handler: 'x:y', aws: {function: shop-fn, alias: live}}",
+        "  svc: {kind: ecs, url: 'http://127.0.0.1:8', "
+        "aws: {cluster: c, service: s, container_port: 8080, health_check: /healthz}}",
+        "facade: {max_rules: 100}",
+        "routes:",
+    ]
+    for i in range(routes):
+        split = ["{monolith: 90, fn: 10}", "{svc: 100}", "{monolith: 66.7, svc: 33.3}"][i % 3]
+        sticky = ", stickiness: {duration: 600}" if i % 2 else ""
+        methods = ", methods: [GET, POST]" if i % 5 == 0 else ""
+        headers = ", headers: {X-Canary: ['on']}" if i % 7 == 0 else ""
+        lines.append(
+            f"  - {{name: r{i}, match: {{paths: ['/api/r{i}/*']{methods}{headers}}}, "
+            f"targets: {split}{sticky}}}"
+        )
+    lines.append("default: monolith")
+    return "\n".join(lines) + "\n"
+
+
+def _cfn_lint(path: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [CFN_LINT, str(path)], capture_output=True, text=True, timeout=300, check=False
+    )
+
+
+def test_the_sample_renders_the_golden_template_byte_for_byte() -> None:
+    rendered = _render(REPO / "routing.yaml")
+    golden = GOLDEN / "alb.yaml"
+    if os.environ.get("STRANGLER_UPDATE_GOLDEN"):
+        golden.write_text(rendered)
+    assert rendered == golden.read_text(), "regenerate with STRANGLER_UPDATE_GOLDEN=1 and review"
+    assert _render(REPO / "routing.yaml") == rendered  # deterministic
+
+
+def test_rendered_weights_read_back_as_the_routes_percentages() -> None:
+    table = load_table(REPO / "routing.yaml")
+    template = cloudformation.template(alb.desired(table), "routing.yaml")
+    for route in table.routes:
+        resource = template["Resources"][cloudformation.logical_id("Rule", route.name)]
+        (action,) = resource["Properties"]["Actions"]
+        weights = tuple(g["Weight"] for g in action["ForwardConfig"]["TargetGroups"])
+        assert shares_from_alb(weights) == tuple(t.share for t in route.targets)
+        assert resource["Properties"]["Priority"] == route.priority
+
+
+def test_cfn_lint_finds_nothing_in_the_sample_or_a_50_route_table(tmp_path: Path) -> None:
+    sample = tmp_path / "sample.yaml"
+    sample.write_text(_render(REPO / "routing.yaml"))
+    big_file = tmp_path / "big-routing.yaml"
+    big_file.write_text(_big_table(50))
+    big = tmp_path / "big.json"
+    big.write_text(_render(big_file, "json"))
+    assert len(json.loads(big.read_text())["Resources"]) == 50 + 1 + 3 + 1  # rules, listener, …
+    for template in (sample, big):
+        result = _cfn_lint(template)
+        assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_what_an_alb_cannot_do_is_refused_at_render_naming_the_route() -> None:
+    text = _big_table(1).replace(
+        "targets: {monolith: 90, fn: 10}",
+        "targets: {monolith: 90, fn: 10}, stable_key: {header: X-User}",
+    )
+    with pytest.raises(ConfigError, match=r"t\.yaml:\d+: routes\[r0\]: stable_key .*stickiness"):
+        alb.desired(parse_table(text, "t.yaml"))
+    overridden = _big_table(1).replace(
+        "facade: {max_rules: 100}", "facade: {override: {enabled: true}}"
+    )
+    with pytest.raises(ConfigError, match="override"):
+        alb.desired(parse_table(overridden, "t.yaml"))
+
+
+# -- against the ELBv2 API of the stand-in ----------------------------------------------
+
+
+@dataclass
+class Alb:
+    client: Any  # boto3 elbv2
+    listener: str
+    lambda_group: str
+    routing: Path
+    prefix: str
+    env: dict[str, str]
+
+    def rules(self) -> dict[str, dict[str, Any]]:
+        """Non-default rules by priority, as AWS describes them."""
+        return {
+            r["Priority"]: {"Conditions": r["Conditions"], "Actions": r["Actions"]}
+            for r in self.client.describe_rules(ListenerArn=self.listener)["Rules"]
+            if not r["IsDefault"]
+        }
+
+    def default(self) -> list[dict[str, Any]]:
+        (found,) = self.client.describe_listeners(ListenerArns=[self.listener])["Listeners"]
+        return list(found["DefaultActions"])
+
+    def state(self) -> tuple[Any, ...]:
+        groups = self.client.describe_target_groups()["TargetGroups"]
+        names = sorted(
+            g["TargetGroupName"] for g in groups if g["TargetGroupName"].startswith(self.prefix)
+        )
+        return self.rules(), self.default(), names
+
+    def weights(self, priority: str) -> dict[str, int]:
+        action = self.rules()[priority]["Actions"][0]
+        names = {
+            g["TargetGroupArn"]: g["TargetGroupName"]
+            for g in self.client.describe_target_groups()["TargetGroups"]
+        }
+        return {
+            names[g["TargetGroupArn"]]: g["Weight"] for g in action["ForwardConfig"]["TargetGroups"]
+        }
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [STRANGLER, *args, "-f", str(self.routing), "--listener", self.listener,
+             "--prefix", self.prefix],
+            capture_output=True, text=True, timeout=120, check=False, env=self.env,
+        )  # fmt: skip
+
+
+ROUTING = """\
+version: 1
+backends:
+  monolith:
+    kind: monolith
+    url: http://127.0.0.1:9
+    aws: {{instances: [i-0a1b2c3d4e5f60718], port: 8000, vpc_id: {vpc}, health_check: /healthz}}
+  catalog:
+    kind: ecs
+    url: http://127.0.0.1:8
+    aws: {{cluster: shop, service: catalog, container_port: 8000, vpc_id: {vpc}}}
+  orders:
+    kind: lambda
+    handler: extracted.orders.handler:lambda_handler
+    aws: {{function: shop-orders, alias: live, target_group_arn: '{lambda_group}'}}
+routes:
+  - name: catalog
+    match: {{paths: ['/api/catalog/*']}}
+    targets: {{catalog: 100}}
+  - name: orders
+    match: {{paths: ['/api/orders', '/api/orders/*']}}
+    targets: {{monolith: 90, orders: 10}}
+    stickiness: {{duration: 3600}}
+default: monolith
+local:
+  aws: {{endpoint: '{endpoint}'}}
+"""
+
+
+@pytest.fixture
+def stand_in_alb(aws_endpoints: aws_local.Endpoints, tmp_path: Path) -> Alb:
+    """A load balancer with a listener (default: a placeholder group) in the stand-in."""
+    kw: dict[str, Any] = {"endpoint_url": aws_endpoints.aws, **aws_local.CREDENTIALS}
+    ec2, client = boto3.client("ec2", **kw), boto3.client("elbv2", **kw)
+    tag = uuid.uuid4().hex[:6]
+    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+    subnets = [
+        ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.0.{i}.0/24", AvailabilityZone=f"us-east-1{z}")[
+            "Subnet"
+        ]["SubnetId"]
+        for i, z in ((1, "a"), (2, "b"))
+    ]
+    balancer = client.create_load_balancer(Name=f"shop-{tag}", Subnets=subnets)
+    lb_arn = balancer["LoadBalancers"][0]["LoadBalancerArn"]
+    placeholder = client.create_target_group(
+        Name=f"hold-{tag}", Protocol="HTTP", Port=80, VpcId=vpc
+    )
+    lambda_group = client.create_target_group(Name=f"fn-{tag}", TargetType="lambda")
+    listener = client.create_listener(
+        LoadBalancerArn=lb_arn, Protocol="HTTP", Port=80,
+        DefaultActions=[{"Type": "forward",
+                         "TargetGroupArn": placeholder["TargetGroups"][0]["TargetGroupArn"]}],
+    )["Listeners"][0]["ListenerArn"]  # fmt: skip
+    routing = tmp_path / "routing.yaml"
+    routing.write_text(
+        ROUTING.format(
+            vpc=vpc,
+            lambda_group=lambda_group["TargetGroups"][0]["TargetGroupArn"],
+            endpoint=aws_endpoints.aws,
+        )
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    return Alb(client, listener, lambda_group["TargetGroups"][0]["TargetGroupArn"], routing,
+              f"t{tag}", env)  # fmt: skip
+
+
+def test_plan_apply_plan_shows_no_changes_and_aws_holds_the_file(stand_in_alb: Alb) -> None:
+    first = stand_in_alb.cli("plan")
+    assert first.returncode == 0, first.stderr
+    assert f"+ target group {stand_in_alb.prefix}-monolith" in first.stdout
+    assert (
+        "+ rule orders (priority 20): path /api/orders, /api/orders/* → "
+        "monolith 90 %, orders 10 %, sticky 3600 s" in first.stdout
+    )
+    applied = stand_in_alb.cli("apply")
+    assert applied.returncode == 0, applied.stderr
+    again = stand_in_alb.cli("plan", "--json")
+    assert json.loads(again.stdout)["changes"] == []
+    assert "no changes" in stand_in_alb.cli("apply").stdout  # a second apply changes nothing
+
+    rules = stand_in_alb.rules()
+    assert sorted(rules) == ["10", "20"]
+    assert rules["20"]["Conditions"][0]["PathPatternConfig"]["Values"] == [
+        "/api/orders",
+        "/api/orders/*",
+    ]
+    forward = rules["20"]["Actions"][0]["ForwardConfig"]
+    assert forward["TargetGroupStickinessConfig"] == {"Enabled": True, "DurationSeconds": 3600}
+    assert stand_in_alb.weights("20") == {
+        f"{stand_in_alb.prefix}-monolith": 9,
+        stand_in_alb.lambda_group.split("/")[1]: 1,
+    }
+    assert stand_in_alb.weights("10") == {f"{stand_in_alb.prefix}-catalog": 1}
+    (default,) = stand_in_alb.default()
+    monolith_group = stand_in_alb.client.describe_target_groups(
+        Names=[f"{stand_in_alb.prefix}-monolith"]
+    )["TargetGroups"][0]
+    assert default["ForwardConfig"]["TargetGroups"] == [
+        {"TargetGroupArn": monolith_group["TargetGroupArn"], "Weight": 1}
+    ]
+    registered = stand_in_alb.client.describe_target_health(
+        TargetGroupArn=monolith_group["TargetGroupArn"]
+    )
+    assert [t["Target"]["Id"] for t in registered["TargetHealthDescriptions"]] == [
+        "i-0a1b2c3d4e5f60718"
+    ]
+
+
+def test_a_shift_with_apply_changes_exactly_one_rules_weights(stand_in_alb: Alb) -> None:
+    assert stand_in_alb.cli("apply").returncode == 0
+    before_rules, before_default = stand_in_alb.rules(), stand_in_alb.default()
+    shifted = stand_in_alb.cli("shift", "orders", "--to", "orders", "--percent", "50", "--apply")
+    assert shifted.returncode == 0, shifted.stderr
+    assert "applied: ~ rule orders: monolith 90 → 50 %, orders 10 → 50 %" in shifted.stdout
+    after_rules = stand_in_alb.rules()
+    assert after_rules["10"] == before_rules["10"]
+    assert stand_in_alb.default() == before_default
+    weights = stand_in_alb.weights("20")
+    assert sorted(weights.values()) == [1, 1]
+    assert after_rules["20"]["Conditions"] == before_rules["20"]["Conditions"]
+    assert "orders: 50" in stand_in_alb.routing.read_text()
+
+    rolled = stand_in_alb.cli("rollback", "orders", "--apply")
+    assert rolled.returncode == 0, rolled.stderr
+    assert sorted(stand_in_alb.weights("20").values()) == [0, 1]
+    assert stand_in_alb.cli("drift").returncode == 0
+
+
+def test_drift_is_detected_shown_and_cleared_by_apply(stand_in_alb: Alb) -> None:
+    assert stand_in_alb.cli("apply").returncode == 0
+    assert stand_in_alb.cli("drift").returncode == 0
+    rules = stand_in_alb.client.describe_rules(ListenerArn=stand_in_alb.listener)["Rules"]
+    orders = next(r for r in rules if r["Priority"] == "20")
+    groups = orders["Actions"][0]["ForwardConfig"]["TargetGroups"]
+    stand_in_alb.client.modify_rule(
+        RuleArn=orders["RuleArn"],
+        Actions=[
+            {
+                "Type": "forward",
+                "ForwardConfig": {
+                    "TargetGroups": [
+                        {"TargetGroupArn": groups[0]["TargetGroupArn"], "Weight": 1},
+                        {"TargetGroupArn": groups[1]["TargetGroupArn"], "Weight": 3},
+                    ]
+                },
+            }
+        ],
+    )  # fmt: skip  - somebody changed it in the console
+    drifted = stand_in_alb.cli("drift")
+    assert drifted.returncode == 1
+    assert (
+        "~ rule orders: monolith 25 → 90 %, orders 75 → 10 %, stickiness off → 3600"
+        in drifted.stdout
+    )
+    assert stand_in_alb.cli("apply").returncode == 0
+    assert stand_in_alb.cli("drift").returncode == 0
+
+
+class FailingClient(ElbClient):
+    """Fails the n-th write call, as AWS may (throttling, a limit, a network cut)."""
+
+    WRITES = {"create_rule", "modify_rule", "delete_rule", "set_rule_priorities",
+              "modify_listener", "create_target_group", "register_targets"}  # fmt: skip
+
+    def __init__(self, client: Any, fail_at: set[int]) -> None:
+        super().__init__(client)
+        self.fail_at, self.writes = fail_at, 0
+
+    def call(self, operation: str, **kwargs: Any) -> dict[str, Any]:
+        if operation in self.WRITES:
+            self.writes += 1
+            if self.writes in self.fail_at:
+                raise AwsError(f"{operation}: Throttling: injected")
+        return super().call(operation, **kwargs)
+
+
+def _four_changes(alb_: Alb) -> None:
+    """Edit the file so that the plan is: move two rules (a new first route shifts the
+    numbered ones), modify one, create one, change the default."""
+    text = alb_.routing.read_text()
+    alb_.routing.write_text(
+        text.replace("targets: {monolith: 90, orders: 10}", "targets: {monolith: 50, orders: 50}")
+        .replace("default: monolith", "default: {targets: {monolith: 80, catalog: 20}}")
+        .replace("routes:\n", "routes:\n  - {name: pages, match: {paths: ['/shop/*']}, "
+                 "targets: {catalog: 100}, priority: 5}\n")
+    )  # fmt: skip
+
+
+def _apply_failing(alb_: Alb, fail_at: set[int]) -> ApplyFailed:
+    want = alb.desired(load_table(alb_.routing), alb_.prefix)
+    client = FailingClient(alb_.client, fail_at)
+    plan = make_plan(want, live.read(client, alb_.listener, want))
+    assert [type(s) for s in plan.steps] == [SetPriorities, ModifyRule, CreateRule, ModifyDefault]
+    with pytest.raises(ApplyFailed) as failure:
+        AwsExecutor(client, lambda _: None).execute(plan)
+    return failure.value
+
+
+@pytest.mark.parametrize("fail_at", [1, 2, 3, 4, 5])  # the n-th of the 5 write calls
+def test_a_failure_mid_apply_is_undone_and_leaves_aws_as_it_was(
+    stand_in_alb: Alb, fail_at: int
+) -> None:
+    assert stand_in_alb.cli("apply").returncode == 0
+    _four_changes(stand_in_alb)
+    before = stand_in_alb.state()
+    failure = _apply_failing(stand_in_alb, {fail_at})
+    assert failure.undone
+    assert "failed: " in str(failure)
+    assert "Throttling: injected" in str(failure)
+    assert stand_in_alb.state() == before
+    # and the same plan then goes through
+    assert stand_in_alb.cli("apply").returncode == 0
+    assert stand_in_alb.cli("drift").returncode == 0
+
+
+def test_an_undo_that_fails_too_says_what_is_left(stand_in_alb: Alb) -> None:
+    assert stand_in_alb.cli("apply").returncode == 0
+    _four_changes(stand_in_alb)
+    failure = _apply_failing(stand_in_alb, {5, 6})  # the default fails, then undoing the create
+    assert not failure.undone
+    assert "could not undo: + rule pages" in str(failure)
+    assert "strangler plan" in str(failure)
+
+
+def test_a_failed_apply_of_a_shift_leaves_the_file_and_aws_unchanged(stand_in_alb: Alb) -> None:
+    assert stand_in_alb.cli("apply").returncode == 0
+    text, before = stand_in_alb.routing.read_text(), stand_in_alb.state()
+    result = subprocess.run(
+        [STRANGLER, "shift", "orders", "--to", "orders", "--percent", "50", "--apply",
+         "-f", str(stand_in_alb.routing), "--prefix", stand_in_alb.prefix,
+         "--listener", stand_in_alb.listener.replace("listener/", "listener/x")],
+        capture_output=True, text=True, timeout=120, check=False, env=stand_in_alb.env,
+    )  # fmt: skip
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "strangler: error: describe_listeners" in result.stderr
+    assert stand_in_alb.routing.read_text() == text
+    assert stand_in_alb.state() == before
+
+
+def test_a_foreign_rule_on_a_priority_the_file_needs_is_an_error(stand_in_alb: Alb) -> None:
+    hold = stand_in_alb.client.describe_listeners(ListenerArns=[stand_in_alb.listener])[
+        "Listeners"
+    ][0]
+    stand_in_alb.client.create_rule(
+        ListenerArn=stand_in_alb.listener, Priority=20,
+        Conditions=[{"Field": "path-pattern", "PathPatternConfig": {"Values": ["/legacy/*"]}}],
+        Actions=hold["DefaultActions"],
+    )  # fmt: skip
+    result = stand_in_alb.cli("plan")
+    assert result.returncode == 2
+    assert "route orders needs priority 20, held by a rule strangler does not own" in result.stderr
