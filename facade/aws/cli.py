@@ -10,6 +10,8 @@ unless ``--aws`` is given, then on AWS with boto3's usual configuration.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -146,4 +148,28 @@ def drift(
         raise CheckFailed(f"{len(changes.steps)} difference(s) between {routing} and the listener")
 
 
-COMMANDS = (render, plan, apply, drift)
+@click.command()
+@click.argument("templates", nargs=-1, type=click.Path(exists=True, dir_okay=False))
+@click.option("--rules-path", is_flag=True, help="Print the folder of the rules and exit.")
+def lint(templates: tuple[str, ...], rules_path: bool) -> None:
+    """cfn-lint TEMPLATES with strangler's rules for the ALB limits cfn-lint leaves unchecked
+    (exit 1 when anything is found). For your own cfn-lint runs:
+    cfn-lint --append-rules "$(strangler lint --rules-path)" -t TEMPLATE"""
+    from facade.aws import lint_rules
+
+    folder = str(Path(lint_rules.__file__).parent)
+    if rules_path:
+        click.echo(folder)
+        return
+    if not templates:
+        raise click.UsageError("name at least one template")
+    result = subprocess.run(  # noqa: S603 - cfn-lint beside this interpreter, our arguments
+        [str(Path(sys.executable).with_name("cfn-lint")), "--append-rules", folder,
+         "-t", *templates],
+        check=False,
+    )  # fmt: skip
+    if result.returncode:
+        raise CheckFailed(f"cfn-lint found problems (exit {result.returncode})")
+
+
+COMMANDS = (render, plan, apply, drift, lint)

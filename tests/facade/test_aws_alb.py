@@ -29,7 +29,6 @@ from facade.routing.model import shares_from_alb
 REPO = Path(__file__).resolve().parents[2]
 GOLDEN = Path(__file__).parent / "golden"
 STRANGLER = str(Path(sys.executable).with_name("strangler"))
-CFN_LINT = str(Path(sys.executable).with_name("cfn-lint"))
 
 
 def _render(path: Path, form: str = "yaml") -> str:
@@ -62,9 +61,10 @@ def _big_table(routes: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _cfn_lint(path: Path) -> subprocess.CompletedProcess[str]:
+def _lint(path: Path) -> subprocess.CompletedProcess[str]:
+    """cfn-lint with strangler's ALB-limit rules (``strangler lint``)."""
     return subprocess.run(
-        [CFN_LINT, str(path)], capture_output=True, text=True, timeout=300, check=False
+        [STRANGLER, "lint", str(path)], capture_output=True, text=True, timeout=300, check=False
     )
 
 
@@ -97,8 +97,31 @@ def test_cfn_lint_finds_nothing_in_the_sample_or_a_50_route_table(tmp_path: Path
     big.write_text(_render(big_file, "json"))
     assert len(json.loads(big.read_text())["Resources"]) == 50 + 1 + 3 + 1  # rules, listener, …
     for template in (sample, big):
-        result = _cfn_lint(template)
+        result = _lint(template)
         assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_alb_limit_rules_catch_what_cfn_lints_schema_lets_through(tmp_path: Path) -> None:
+    template = cloudformation.template(alb.desired(load_table(REPO / "routing.yaml")), "r")
+    forward = template["Resources"]["RuleOrders"]["Properties"]["Actions"][0]["ForwardConfig"]
+    forward["TargetGroups"][0]["Weight"] = 1500
+    forward["TargetGroups"] += [
+        {"TargetGroupArn": f"arn:aws:elasticloadbalancing:us-east-1:123456789012:"
+                           f"targetgroup/x{i}/0123456789abcdef", "Weight": 1}
+        for i in range(4)
+    ]  # fmt: skip
+    forward["TargetGroupStickinessConfig"]["DurationSeconds"] = 700_000
+    bad = tmp_path / "bad.json"
+    bad.write_text(cloudformation.dump(template, "json"))
+    result = _lint(bad)
+    assert result.returncode == 1
+    found = {line.split()[0] for line in result.stdout.splitlines() if line.startswith("E")}
+    assert found == {"E9101", "E9102", "E9103"}, result.stdout
+    assert "6 target groups; a forward action takes at most 5" in result.stdout
+    folder = subprocess.run(
+        [STRANGLER, "lint", "--rules-path"], capture_output=True, text=True, check=True
+    )
+    assert Path(folder.stdout.strip(), "alb_limits.py").is_file()
 
 
 def test_what_an_alb_cannot_do_is_refused_at_render_naming_the_route() -> None:
