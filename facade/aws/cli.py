@@ -18,7 +18,7 @@ from typing import Any
 
 import click
 
-from facade.aws import alb, cloudformation, live
+from facade.aws import alb, cloudformation, ecs, iam, live, sam
 from facade.aws.client import ElbClient
 from facade.aws.executor import AwsExecutor, DisplayExecutor
 from facade.aws.plan import Plan, make_plan
@@ -87,22 +87,67 @@ def render() -> None:
     """Generate AWS configuration from routing.yaml (standard output, or --out FILE)."""
 
 
-@render.command("alb")
-@routing_option
-@click.option("--format", "form", type=click.Choice(["yaml", "json"]), default="yaml")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None)
-@click.option("--prefix", default=alb.DEFAULT_PREFIX, show_default=True)
-def render_alb(routing: Path, form: str, out: Path | None, prefix: str) -> None:
-    """CloudFormation: target groups, Lambda permissions, the listener and its rules."""
-    table = load_table(routing)
-    text = cloudformation.dump(
-        cloudformation.template(alb.desired(table, prefix), routing.name), form
-    )
+def _emit(text: str, out: Path | None) -> None:
     if out is None:
         click.echo(text, nl=False)
     else:
         out.write_text(text)
         click.echo(f"wrote {out}", err=True)
+
+
+def _render_options(func: Any) -> Any:
+    for option in reversed(
+        [
+            routing_option,
+            click.option("--format", "form", type=click.Choice(["yaml", "json"]), default="yaml"),
+            click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None),
+        ]
+    ):
+        func = option(func)
+    return func
+
+
+@render.command("alb")
+@_render_options
+@click.option("--prefix", default=alb.DEFAULT_PREFIX, show_default=True)
+def render_alb(routing: Path, form: str, out: Path | None, prefix: str) -> None:
+    """CloudFormation: target groups, Lambda permissions, the listener and its rules."""
+    table = load_table(routing)
+    document = cloudformation.template(alb.desired(table, prefix), routing.name)
+    _emit(cloudformation.dump(document, form), out)
+
+
+@render.command("sam")
+@_render_options
+@click.option(
+    "--deployment-preference",
+    type=click.Choice(sam.DEPLOYMENT_TYPES),
+    default=None,
+    help="Let CodeDeploy shift each function's alias to a new version this way.",
+)
+def render_sam(
+    routing: Path, form: str, out: Path | None, deployment_preference: str | None
+) -> None:
+    """SAM: the Lambda backends (alias, SQS event sources with partial batch failures)
+    and every sync stream's FIFO queue and dead-letter queue."""
+    document = sam.template(load_table(routing), routing.name, deployment_preference)
+    _emit(cloudformation.dump(document, form), out)
+
+
+@render.command("ecs")
+@_render_options
+def render_ecs(routing: Path, form: str, out: Path | None) -> None:
+    """CloudFormation: a Fargate task definition and service per ECS backend."""
+    _emit(cloudformation.dump(ecs.template(load_table(routing), routing.name), form), out)
+
+
+@render.command("iam")
+@click.option("--listener", envvar="STRANGLER_ALB_LISTENER", required=True)
+@click.option("--prefix", default=alb.DEFAULT_PREFIX, show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None)
+def render_iam(listener: str, prefix: str, out: Path | None) -> None:
+    """The least-privilege IAM policy for plan, apply and drift on LISTENER (JSON)."""
+    _emit(json.dumps(iam.policy(listener, prefix), indent=2) + "\n", out)
 
 
 @click.command()

@@ -72,9 +72,24 @@ FACADE_KEYS = (
     "audit_log",
     "access_log",
 )
+# whole-number settings of the aws blocks and the ranges AWS takes
+AWS_RANGES: dict[BackendKind, dict[str, tuple[int, int]]] = {
+    BackendKind.LAMBDA: {"timeout": (1, 900), "memory": (128, 10_240)},
+    BackendKind.ECS: {"memory": (512, 122_880), "desired_count": (0, 1000)},
+}
+FARGATE_CPU = (256, 512, 1024, 2048, 4096, 8192, 16384)
 AWS_KEYS: dict[BackendKind, tuple[str, ...]] = {
     BackendKind.MONOLITH: ("target_group_arn", "instances", "port", "vpc_id", "health_check"),
-    BackendKind.LAMBDA: ("function", "alias", "target_group_arn"),
+    BackendKind.LAMBDA: (
+        "function",
+        "alias",
+        "target_group_arn",
+        "code",
+        "timeout",
+        "memory",
+        "environment",
+        "policies",
+    ),
     BackendKind.ECS: (
         "cluster",
         "service",
@@ -82,6 +97,11 @@ AWS_KEYS: dict[BackendKind, tuple[str, ...]] = {
         "vpc_id",
         "health_check",
         "target_group_arn",
+        "image",
+        "cpu",
+        "memory",
+        "desired_count",
+        "environment",
     ),
     BackendKind.URL: ("target_group_arn",),
 }
@@ -394,6 +414,21 @@ def _check_aws(check: _Checker, node: CommentedMap, path: str, kind: BackendKind
         )
     if kind is BackendKind.LAMBDA and "function" not in node:
         check.at(node, None, f"{path}.aws", "a lambda backend's aws block needs 'function'")
+    for key, (low, high) in AWS_RANGES.get(kind, {}).items():
+        value = node.get(key)
+        if key in node and (isinstance(value, bool) or not isinstance(value, int)
+                            or not low <= value <= high):  # fmt: skip
+            check.at(node, key, f"{path}.aws.{key}", f"{value!r}: AWS allows {low}-{high}")
+    if kind is BackendKind.ECS and "cpu" in node and node["cpu"] not in FARGATE_CPU:
+        check.at(node, "cpu", f"{path}.aws.cpu", f"{node['cpu']!r}: Fargate CPU units, one of "
+                 + ", ".join(map(str, FARGATE_CPU)))  # fmt: skip
+    if "environment" in node and not (
+        isinstance(node["environment"], CommentedMap)
+        and all(isinstance(v, str | int | float) for v in node["environment"].values())
+    ):
+        check.at(
+            node, "environment", f"{path}.aws.environment", "a mapping of NAME: value (strings)"
+        )
     if kind is BackendKind.ECS:
         for key in ("cluster", "service", "container_port"):
             if key not in node:

@@ -69,6 +69,8 @@ class SyncStream:
     dlq_retention: int = 1_209_600  # 14 days, SQS's maximum: time to fix and replay
     # how the toolkit reaches each side here: backfill, emit, verify, outbox_status
     commands: Mapping[str, str] = field(default_factory=dict)
+    # a Lambda target's SQS handler ("module:function"), for its event source on AWS
+    consumer: str | None = None
 
     @property
     def dlq(self) -> str:

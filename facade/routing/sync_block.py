@@ -16,6 +16,7 @@
           verify: "{python} -m extracted.catalog.manage sync_verify --source ..."
           outbox_status: "{python} -m monolith.manage outbox_status --json"
           inbox_status: ...         # the applying side's figures (conflicts), if it has any
+        consumer: extracted.orders.sync:lambda_handler   # a Lambda target's SQS handler
 
 The same definitions create the local queues (``facade.sync.queues``) and, rendered,
 the CloudFormation/SAM queues on AWS; SQS's own limits are checked here, since the
@@ -33,7 +34,9 @@ from facade.routing.model import Backend, SyncStream
 
 STREAM_KEYS = (
     "from", "to", "queue", "max_receives", "visibility_timeout", "retention", "commands",
+    "consumer",
 )  # fmt: skip
+HANDLER = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 COMMANDS = ("backfill", "emit", "verify", "outbox_status", "inbox_status")
 # SQS: up to 80 characters of letters, digits, '-' and '_'; FIFO names end in .fifo. The
 # dead-letter queue adds "-dlq", so the base leaves room for it.
@@ -114,6 +117,9 @@ def sync_streams(
                     commands[str(key)] = command
                 elif key in COMMANDS:
                     check.at(given, key, f"{path}.commands.{key}", f"{show(command)}: a command")
+        consumer = body.get("consumer")
+        if consumer is not None and not HANDLER.match(str(consumer)):
+            check.at(body, "consumer", f"{path}.consumer", f"{show(consumer)}: module:function")
         streams.append(
             SyncStream(
                 name=str(name),
@@ -124,6 +130,7 @@ def sync_streams(
                 visibility_timeout=numbers.get("visibility_timeout", 30),
                 retention=numbers.get("retention", 345_600),
                 commands=commands,
+                consumer=str(consumer) if consumer is not None else None,
             )
         )
     return tuple(streams)

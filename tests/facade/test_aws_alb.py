@@ -18,7 +18,7 @@ import boto3
 import pytest
 
 from facade import aws_local
-from facade.aws import alb, cloudformation, live
+from facade.aws import alb, cloudformation, iam, live
 from facade.aws.client import ElbClient
 from facade.aws.executor import AwsExecutor
 from facade.aws.plan import CreateRule, ModifyDefault, ModifyRule, SetPriorities, make_plan
@@ -438,3 +438,32 @@ def test_a_foreign_rule_on_a_priority_the_file_needs_is_an_error(stand_in_alb: A
     result = stand_in_alb.cli("plan")
     assert result.returncode == 2
     assert "route orders needs priority 20, held by a rule strangler does not own" in result.stderr
+
+
+class RecordingClient(ElbClient):
+    def __init__(self, client: Any) -> None:
+        super().__init__(client)
+        self.operations: set[str] = set()
+
+    def call(self, operation: str, **kwargs: Any) -> dict[str, Any]:
+        self.operations.add(operation)
+        return super().call(operation, **kwargs)
+
+
+def test_every_call_an_apply_makes_is_allowed_by_the_rendered_iam_policy(
+    stand_in_alb: Alb,
+) -> None:
+    client = RecordingClient(stand_in_alb.client)
+    for _ in range(2):  # the first apply creates; the second changes rules and the default
+        want = alb.desired(load_table(stand_in_alb.routing), stand_in_alb.prefix)
+        AwsExecutor(client, lambda _: None).execute(
+            make_plan(want, live.read(client, stand_in_alb.listener, want))
+        )
+        _four_changes(stand_in_alb)
+    allowed = {
+        action
+        for statement in iam.policy(stand_in_alb.listener, stand_in_alb.prefix)["Statement"]
+        for action in statement["Action"]
+    }
+    assert client.operations >= {"create_target_group", "create_rule", "modify_rule"}
+    assert {iam.ACTIONS[op] for op in client.operations} <= allowed
