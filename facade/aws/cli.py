@@ -18,7 +18,7 @@ from typing import Any
 
 import click
 
-from facade.aws import alb, cloudformation, ecs, iam, live, sam
+from facade.aws import alb, apigw, cloudformation, ecs, iam, live, sam
 from facade.aws.client import ElbClient
 from facade.aws.executor import AwsExecutor, DisplayExecutor
 from facade.aws.plan import Plan, make_plan
@@ -139,6 +139,36 @@ def render_sam(
 def render_ecs(routing: Path, form: str, out: Path | None) -> None:
     """CloudFormation: a Fargate task definition and service per ECS backend."""
     _emit(cloudformation.dump(ecs.template(load_table(routing), routing.name), form), out)
+
+
+@render.command("apigw")
+@_render_options
+@click.option("--cloudformation", "as_template", is_flag=True, help="The template that deploys it.")
+@click.option("--listener", default="${ListenerArn}", help="ALB listener ARN for the OpenAPI.")
+@click.option("--vpc-link", default="${VpcLinkId}", help="VPC link id for the OpenAPI.")
+@click.option("--region", default="${AWS::Region}", help="For the Lambda ARNs of the OpenAPI.")
+@click.option("--account", default="${AWS::AccountId}", help="For the Lambda ARNs of the OpenAPI.")
+def render_apigw(
+    routing: Path,
+    form: str,
+    out: Path | None,
+    as_template: bool,
+    listener: str,
+    vpc_link: str,
+    region: str,
+    account: str,
+) -> None:
+    """API Gateway HTTP API: OpenAPI 3 with x-amazon-apigateway-integration (or, with
+    --cloudformation, the template deploying it): $default through a VPC link to the ALB,
+    routes fully on a Lambda invoked directly, JWT authorizer on auth routes."""
+    table = load_table(routing)
+    if as_template:
+        document = apigw.template(table, routing.name)
+    else:
+        document = apigw.openapi(
+            table, listener=listener, vpc_link=vpc_link, region=region, account=account
+        )
+    _emit(cloudformation.dump(document, form), out)
 
 
 @render.command("iam")

@@ -17,6 +17,8 @@ from facade.exceptions import Problem
 
 # Names of backends, routes and sync streams: they become AWS resource names.
 NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$")
+# "module:function": set-up hooks, a Lambda target's SQS handler
+CALLABLE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 
 
 @dataclass

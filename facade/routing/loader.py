@@ -24,6 +24,7 @@ from ruamel.yaml.error import MarkedYAMLError
 
 from facade.exceptions import Problem, RoutingFileError
 from facade.routing import patterns
+from facade.routing.api_block import api_settings
 from facade.routing.checker import NAME
 from facade.routing.checker import Checker as _Checker
 from facade.routing.checker import position as _position
@@ -55,9 +56,9 @@ STICKY_MIN, STICKY_MAX = 1, 604_800
 HANDLER = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 DEFAULT_ROUTE = "default"
 
-TOP_KEYS = ("version", "facade", "backends", "routes", "default", "local", "sync")
+TOP_KEYS = ("version", "facade", "backends", "routes", "default", "local", "sync", "api")
 BACKEND_KEYS = ("kind", "url", "handler", "multi_value_headers", "aws", "local")
-ROUTE_KEYS = ("name", "priority", "match", "targets", "stickiness", "stable_key")
+ROUTE_KEYS = ("name", "priority", "match", "targets", "stickiness", "stable_key", "auth")
 MATCH_KEYS = ("paths", "methods", "headers")
 FACADE_KEYS = (
     "listen",
@@ -167,11 +168,16 @@ def parse_table(text: str, file: str = "routing.yaml") -> RoutingTable:
     default = _default(check, document, backends, routes)
     local = local_stack(check, document)
     sync = sync_streams(check, document, backends)
+    api = api_settings(check, document)
+    for route in routes:
+        if route.auth and api.jwt is None:
+            check.at(document, "api" if "api" in document else "routes", f"routes[{route.name}]"
+                     ".auth", "needs api.jwt (issuer and audience) for its authorizer")  # fmt: skip
 
     if check.problems:
         raise RoutingFileError(sorted(check.problems, key=lambda p: (p.line, p.column)))
     assert default is not None
-    return RoutingTable(file, settings, backends, tuple(routes), default, local, sync)
+    return RoutingTable(file, settings, backends, tuple(routes), default, local, sync, api)
 
 
 # -- facade settings -------------------------------------------------------------------
@@ -530,7 +536,12 @@ def _routes(
                 "set on first visit) or stable_key (a hash of the user), not both",
             )
         line, _ = _position(node, index, value=True)
-        routes.append(Route(name, priority, match, targets, stickiness, stable_key, line))
+        auth = body.get("auth", False)
+        if not isinstance(auth, bool):
+            check.at(body, "auth", f"{path}.auth", f"{_show(auth)}: true or false")
+        routes.append(
+            Route(name, priority, match, targets, stickiness, stable_key, line, auth=auth is True)
+        )
     return routes
 
 

@@ -31,13 +31,13 @@ from urllib.parse import urlsplit
 
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
-from facade.routing.checker import Checker, show
+from facade.routing.checker import CALLABLE, Checker, show
 from facade.routing.model import LocalAws, LocalRun, LocalStack
 
 RUN_KEYS = ("setup", "run", "health", "env", "workers")
 STACK_KEYS = ("aws", "env")
 AWS_KEYS = ("endpoint", "dynamodb", "sqs", "data", "setup")
-HOOK = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -146,7 +146,7 @@ def local_stack(check: Checker, document: CommentedMap) -> LocalStack:
             sqs = _address(check, body, "sqs", required=False)
             hooks = _commands(check, body, "setup", "local.aws") if "setup" in body else ()
             for hook in hooks:
-                if not HOOK.match(hook):
+                if not CALLABLE.match(hook):
                     check.at(body, "setup", "local.aws.setup", f"{hook!r}: use 'module:function'")
             data = str(body["data"]) if body.get("data") else None
             aws = LocalAws(endpoint, dynamodb, sqs, data, hooks)

@@ -145,6 +145,34 @@ class StableKey:
 
 
 @dataclass(frozen=True)
+class Cors:
+    allow_origins: tuple[str, ...] = ()
+    allow_methods: tuple[str, ...] = ()
+    allow_headers: tuple[str, ...] = ()
+    max_age: int = 0
+    allow_credentials: bool = False
+
+
+@dataclass(frozen=True)
+class Jwt:
+    """A JWT authorizer: the issuer (a Cognito user pool's URL) and accepted audiences."""
+
+    issuer: str
+    audience: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ApiSettings:
+    """The public edge on AWS (routing.yaml ``api:``), for ``strangler render apigw``."""
+
+    name: str = "strangler"
+    cors: Cors | None = None
+    burst: int | None = None  # throttling of the stage's routes
+    rate: int | None = None
+    jwt: Jwt | None = None
+
+
+@dataclass(frozen=True)
 class Route:
     name: str
     priority: int
@@ -153,6 +181,7 @@ class Route:
     stickiness: Stickiness | None = None
     stable_key: StableKey | None = None
     line: int = 0  # where the route starts in its file, for messages
+    auth: bool = False  # the API's JWT authorizer guards it (render apigw)
 
     @property
     def is_split(self) -> bool:
@@ -203,6 +232,7 @@ class RoutingTable:
     default: Route  # the ALB listener's default action: never has conditions
     local: LocalStack = LocalStack()
     sync: tuple[SyncStream, ...] = ()
+    api: ApiSettings = ApiSettings()
 
     def stream(self, name: str) -> SyncStream:
         for stream in self.sync:

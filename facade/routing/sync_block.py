@@ -29,14 +29,13 @@ import re
 
 from ruamel.yaml.comments import CommentedMap
 
-from facade.routing.checker import NAME, Checker, show
+from facade.routing.checker import CALLABLE, NAME, Checker, show
 from facade.routing.model import Backend, SyncStream
 
 STREAM_KEYS = (
     "from", "to", "queue", "max_receives", "visibility_timeout", "retention", "commands",
     "consumer",
 )  # fmt: skip
-HANDLER = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 COMMANDS = ("backfill", "emit", "verify", "outbox_status", "inbox_status")
 # SQS: up to 80 characters of letters, digits, '-' and '_'; FIFO names end in .fifo. The
 # dead-letter queue adds "-dlq", so the base leaves room for it.
@@ -118,7 +117,7 @@ def sync_streams(
                 elif key in COMMANDS:
                     check.at(given, key, f"{path}.commands.{key}", f"{show(command)}: a command")
         consumer = body.get("consumer")
-        if consumer is not None and not HANDLER.match(str(consumer)):
+        if consumer is not None and not CALLABLE.match(str(consumer)):
             check.at(body, "consumer", f"{path}.consumer", f"{show(consumer)}: module:function")
         streams.append(
             SyncStream(

@@ -13,10 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from openapi_spec_validator import validate
+from ruamel.yaml import YAML
 from samtranslator.translator.transform import transform
 
-from facade.aws import cloudformation, ecs, iam, sam
-from facade.exceptions import ConfigError
+from facade.aws import apigw, cloudformation, ecs, iam, sam
+from facade.exceptions import ConfigError, RoutingFileError
 from facade.routing.loader import load_table, parse_table
 
 REPO = Path(__file__).resolve().parents[2]
@@ -26,6 +28,10 @@ LISTENER = (
     "arn:aws:elasticloadbalancing:eu-west-1:123456789012:"
     "listener/app/shop/0123456789abcdef/fedcba9876543210"
 )
+
+
+def yaml_load(text: str) -> Any:
+    return YAML(typ="safe").load(text)
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -140,3 +146,102 @@ def test_ecs_services_register_in_their_target_group_and_roll_back_failed_deploy
     assert cloudformation.dump(document, "json") == cloudformation.dump(
         ecs.template(load_table(REPO / "routing.yaml"), "routing.yaml"), "json"
     )
+
+
+EDGE = """\
+version: 1
+backends:
+  monolith: {kind: monolith, url: 'http://127.0.0.1:9', aws: {instances: [i-0123456789abcdef0]}}
+  orders: {kind: lambda, handler: 'pkg.api:handler', aws: {function: shop-orders, alias: live}}
+routes:
+  - {name: special, match: {paths: ['/api/orders/export']}, targets: {monolith: 100}}
+  - {name: orders, match: {paths: ['/api/orders', '/api/orders/*']}, targets: {orders: 100}}
+  - {name: carts, match: {paths: ['/api/carts/*']}, targets: {orders: 100}}
+  - name: beta
+    match: {paths: ['/api/beta/*'], headers: {X-Beta: ['on']}}
+    targets: {orders: 100}
+  - {name: account, match: {paths: ['/api/account/*'], methods: [GET, PATCH]}, auth: true,
+     targets: {monolith: 50, orders: 50}}
+default: monolith
+api:
+  name: shop
+  cors: {allow_origins: ['https://shop.example.com'], allow_methods: [GET], max_age: 60}
+  throttling: {burst: 50, rate: 20}
+  jwt:
+    issuer: https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_AbCdEf123
+    audience: [client-1]
+"""
+
+
+def test_api_routes_go_direct_to_a_lambda_only_where_api_gateway_matches_as_the_alb() -> None:
+    routes = {r.key: r for r in apigw.api_routes(parse_table(EDGE, "edge.yaml"))}
+    # orders could be shadowed by the earlier, more specific 'special': it stays on the ALB
+    assert "ANY /api/orders/{proxy+}" not in routes
+    assert routes["ANY /api/carts/{proxy+}"].target == "orders"  # direct, no overlap
+    assert not any("/api/beta" in key for key in routes)  # header conditions: the ALB's job
+    assert {k: (r.target, r.auth) for k, r in routes.items() if "account" in k} == {
+        "GET /api/account/{proxy+}": ("alb", True),
+        "PATCH /api/account/{proxy+}": ("alb", True),
+    }
+
+
+def test_the_openapi_document_validates_and_the_template_lints_clean(tmp_path: Path) -> None:
+    routing = tmp_path / "edge.yaml"
+    routing.write_text(EDGE)
+    document = apigw.openapi(load_table(routing), region="eu-west-1", account="123456789012")
+    validate(document)
+    carts = document["paths"]["/api/carts/{proxy+}"]["x-amazon-apigateway-any-method"]
+    assert carts["x-amazon-apigateway-integration"]["uri"] == (
+        "arn:aws:lambda:eu-west-1:123456789012:function:shop-orders:live"
+    )
+    account = document["paths"]["/api/account/{proxy+}"]["get"]
+    assert account["security"] == [{"jwt": []}]
+    assert account["x-amazon-apigateway-integration"]["connectionType"] == "VPC_LINK"
+    out = tmp_path / "api.json"
+    written = _cli("render", "apigw", "--cloudformation", "-f", str(routing), "--format", "json",
+                   "--out", str(out))  # fmt: skip
+    assert written.returncode == 0, written.stderr
+    template = json.loads(out.read_text())
+    stage = template["Resources"]["Stage"]["Properties"]
+    assert stage["DefaultRouteSettings"] == {"ThrottlingBurstLimit": 50, "ThrottlingRateLimit": 20}
+    routes = [r["Properties"] for r in template["Resources"].values()
+              if r["Type"] == "AWS::ApiGatewayV2::Route"]  # fmt: skip
+    guarded = [r for r in routes if "AuthorizationType" in r]
+    assert sorted(r["RouteKey"] for r in guarded) == [
+        "GET /api/account/{proxy+}", "PATCH /api/account/{proxy+}"
+    ]  # fmt: skip
+    linted = _cli("lint", str(out))
+    assert linted.returncode == 0, linted.stdout + linted.stderr
+
+
+def test_the_sample_api_renders_its_golden_files(tmp_path: Path) -> None:
+    for args, name in ((["render", "apigw"], "apigw-openapi.yaml"),
+                       (["render", "apigw", "--cloudformation"], "apigw.yaml")):  # fmt: skip
+        rendered = _cli(*args, "-f", "routing.yaml")
+        assert rendered.returncode == 0, rendered.stderr
+        if os.environ.get("STRANGLER_UPDATE_GOLDEN"):
+            (GOLDEN / name).write_text(rendered.stdout)
+        assert rendered.stdout == (GOLDEN / name).read_text()
+    validate(yaml_load((GOLDEN / "apigw-openapi.yaml").read_text()))
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            "paths: ['/api/account/*'], methods",
+            "paths: ['/api/account/*'], headers: {X-A: ['1']}, methods",
+        ),
+        ("paths: ['/api/account/*']", "paths: ['/api/*/account']"),
+    ],
+)
+def test_an_auth_route_api_gateway_cannot_guard_exactly_is_refused(
+    change: str, message: str
+) -> None:
+    with pytest.raises(ConfigError, match=r"edge\.yaml:\d+: routes\[account\]: auth"):
+        apigw.api_routes(parse_table(EDGE.replace(change, message), "edge.yaml"))
+
+
+def test_auth_without_a_jwt_authorizer_is_a_routing_file_error() -> None:
+    with pytest.raises(RoutingFileError, match=r"routes\[account\]\.auth: needs api\.jwt"):
+        parse_table(EDGE.split("  jwt:")[0], "edge.yaml")
