@@ -245,3 +245,34 @@ def test_an_auth_route_api_gateway_cannot_guard_exactly_is_refused(
 def test_auth_without_a_jwt_authorizer_is_a_routing_file_error() -> None:
     with pytest.raises(RoutingFileError, match=r"routes\[account\]\.auth: needs api\.jwt"):
         parse_table(EDGE.split("  jwt:")[0], "edge.yaml")
+
+
+def test_the_api_of_a_50_route_table_lints_clean(tmp_path: Path) -> None:
+    routes = "".join(
+        f"  - {{name: r{i}, match: {{paths: ['/api/r{i}/*']}}, "
+        f"targets: {['{fn: 100}', '{monolith: 100}', '{monolith: 50, fn: 50}'][i % 3]}"
+        f"{', auth: true' if i % 4 == 0 else ''}}}\n"
+        for i in range(50)
+    )
+    routing = tmp_path / "big.yaml"
+    routing.write_text(
+        "version: 1\nbackends:\n"
+        "  monolith: {kind: monolith, url: 'http://127.0.0.1:9'}\n"
+        "  fn: {kind: lambda, handler: 'pkg.api:handler', aws: {function: shop-fn, alias: live}}\n"
+        f"routes:\n{routes}default: monolith\n"
+        "api: {jwt: {issuer: 'https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_X', "
+        "audience: [c]}}\n"
+    )
+    table = load_table(routing)
+    direct = [r for r in apigw.api_routes(table) if r.target == "fn"]
+    assert len(direct) == 17  # every route fully on the function
+    validate(apigw.openapi(table))
+    out = tmp_path / "api.yaml"
+    assert (
+        _cli(
+            "render", "apigw", "--cloudformation", "-f", str(routing), "--out", str(out)
+        ).returncode
+        == 0
+    )
+    linted = _cli("lint", str(out))
+    assert linted.returncode == 0, linted.stdout + linted.stderr
