@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -217,8 +218,9 @@ local:
 
 
 @pytest.fixture
-def stand_in_alb(aws_endpoints: aws_local.Endpoints, tmp_path: Path) -> Alb:
-    """A load balancer with a listener (default: a placeholder group) in the stand-in."""
+def stand_in_alb(aws_endpoints: aws_local.Endpoints, tmp_path: Path) -> Iterator[Alb]:
+    """A load balancer with a listener (default: a placeholder group) in the stand-in;
+    removed afterwards (the stand-in's state is shared by every server in this process)."""
     kw: dict[str, Any] = {"endpoint_url": aws_endpoints.aws, **aws_local.CREDENTIALS}
     ec2, client = boto3.client("ec2", **kw), boto3.client("elbv2", **kw)
     tag = uuid.uuid4().hex[:6]
@@ -249,8 +251,17 @@ def stand_in_alb(aws_endpoints: aws_local.Endpoints, tmp_path: Path) -> Alb:
         )
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    return Alb(client, listener, lambda_group["TargetGroups"][0]["TargetGroupArn"], routing,
+    yield Alb(client, listener, lambda_group["TargetGroups"][0]["TargetGroupArn"], routing,
               f"t{tag}", env)  # fmt: skip
+    client.delete_load_balancer(LoadBalancerArn=lb_arn)
+    for group in client.describe_target_groups()["TargetGroups"]:
+        if group["TargetGroupName"].endswith(tag) or group["TargetGroupName"].startswith(
+            f"t{tag}-"
+        ):
+            client.delete_target_group(TargetGroupArn=group["TargetGroupArn"])
+    for subnet in subnets:
+        ec2.delete_subnet(SubnetId=subnet)
+    ec2.delete_vpc(VpcId=vpc)
 
 
 def test_plan_apply_plan_shows_no_changes_and_aws_holds_the_file(stand_in_alb: Alb) -> None:
