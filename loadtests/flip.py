@@ -1,0 +1,163 @@
+"""Flip a route under load: ``make flip`` (or ``locust -f loadtests/flip.py --headless``).
+
+    .venv/bin/locust -f loadtests/flip.py --headless --host http://127.0.0.1:8000 \\
+        --flip-routing routing.yaml --flip-route orders --flip-to orders \\
+        --flip-path /api/orders/ --flip-header "Authorization: Token …" \\
+        --flip-steps 0,10,50,100,0 --flip-seconds 20 --flip-users 20
+
+While the users request ``--flip-path`` as fast as answered, the shape shifts
+``--flip-route`` to give ``--flip-to`` each percentage of ``--flip-steps`` in turn
+(``strangler shift`` on the running facade's routing file), holding each for
+``--flip-seconds``, then stops. Requests are tallied per phase and backend; those sent
+between a shift and the facade confirming the new table live (its ``/__facade/health``
+generation) count as ``transition`` and are left out of the shares.
+
+The run passes (exit 0) only if no request failed and, in every phase, the share of
+``--flip-to`` is within tolerance of its weight: **4 standard deviations of a binomial
+share over the phase's requests, at least 2 percentage points** — exact for 0 % and
+100 %. The users send no cookies, so every request is assigned by weight (a sticky
+client would keep its backend across phases, by design). Runs in one process: the phase
+labels live where the shifts are made.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, cast
+
+import httpx
+from backend_stats import install_listener, on
+from locust import FastHttpUser, LoadTestShape, constant, events, task
+from locust.env import Environment
+
+STRANGLER = str(Path(sys.executable).with_name("strangler"))
+TRANSITION = "transition"
+
+backends = install_listener()
+logging.getLogger("httpx").setLevel(logging.WARNING)  # one health check per poll is noise
+
+
+@on(events.init_command_line_parser)
+def _(parser: Any) -> None:
+    group = parser.add_argument_group("flip under load")
+    group.add_argument("--flip-routing", default="routing.yaml", help="the facade's routing file")
+    group.add_argument("--flip-route", default="orders")
+    group.add_argument("--flip-to", default="orders", help="the backend whose share moves")
+    group.add_argument("--flip-steps", default="0,10,50,100,0", help="percentages, in order")
+    group.add_argument("--flip-seconds", type=float, default=20.0, help="each phase's length")
+    group.add_argument("--flip-path", default="/api/orders/", help="what the users request")
+    group.add_argument("--flip-header", action="append", default=[], help="'Name: value'")
+    group.add_argument("--flip-users", type=int, default=10, help="concurrent users")
+
+
+def _options(environment: Environment) -> Any:
+    return environment.parsed_options
+
+
+class Flipper(FastHttpUser):
+    wait_time = constant(0)
+
+    @task
+    def request(self) -> None:
+        options = _options(self.environment)
+        headers: dict[str, str] = {}
+        for header in options.flip_header:
+            name, _, value = header.partition(":")
+            headers[name.strip()] = value.strip()
+        self.client.cookiejar.clear()  # no stickiness: each request is assigned by weight
+        self.client.get(options.flip_path, headers=headers, name=options.flip_path)
+
+
+def _generation(host: str) -> int:
+    return int(httpx.get(f"{host}/__facade/health", timeout=5).json()["generation"])
+
+
+class FlipShape(LoadTestShape):
+    """Constant users; a shift at each phase boundary; stop after the last phase."""
+
+    phase_index = -1
+
+    def tick(self) -> tuple[int, float] | None:
+        environment = cast(Any, self.runner).environment
+        options = _options(environment)
+        steps = [float(p) for p in options.flip_steps.split(",")]
+        run_time: float = cast(Any, self).get_run_time()  # locust leaves it unannotated
+        index = int(run_time // options.flip_seconds)
+        if index >= len(steps):
+            return None
+        if index != self.phase_index:
+            self.phase_index = index
+            self._shift(environment, options, index, steps[index])
+        return options.flip_users, float(options.flip_users)
+
+    def _shift(self, environment: Environment, options: Any, index: int, percent: float) -> None:
+        backends.phase = TRANSITION
+        host = str(environment.host)
+        before = _generation(host)
+        result = subprocess.run(
+            [STRANGLER, "shift", options.flip_route, "--to", options.flip_to,
+             "--percent", f"{percent:g}", "-f", options.flip_routing],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        if result.returncode != 0:
+            print(f"flip: shift failed: {result.stderr.strip()}", file=sys.stderr)
+            environment.process_exit_code = 1
+            cast(Any, self.runner).quit()
+            return
+        deadline = time.monotonic() + 10
+        changed = "nothing written" not in result.stdout
+        while changed and _generation(host) == before and time.monotonic() < deadline:
+            time.sleep(0.05)
+        backends.phase = f"{index + 1}:{percent:g}%"
+        print(f"flip: phase {backends.phase} live", flush=True)
+
+
+def phase_verdicts(target: str) -> list[dict[str, Any]]:
+    """Per phase: the expected and observed share of ``target``, and whether it is within
+    tolerance."""
+    verdicts = []
+    rows = [r for r in backends.rows(by_phase=True) if r.phase and r.phase != TRANSITION]
+    for phase in dict.fromkeys(r.phase for r in rows):
+        mine = [r for r in rows if r.phase == phase]
+        total = sum(r.requests for r in mine)
+        hits = sum(r.requests for r in mine if r.backend == target)
+        expected = float(phase.split(":", 1)[1].rstrip("%"))
+        observed = 100 * hits / total if total else 0.0
+        p = expected / 100
+        sigma = 100 * math.sqrt(p * (1 - p) / total) if total else 0.0
+        tolerance = 0.0 if p in (0.0, 1.0) else max(2.0, 4 * sigma)
+        verdicts.append(
+            {
+                "phase": phase,
+                "requests": total,
+                "expected_percent": expected,
+                "observed_percent": round(observed, 2),
+                "tolerance_points": round(tolerance, 2),
+                "ok": total > 0 and abs(observed - expected) <= tolerance,
+            }
+        )
+    return verdicts
+
+
+@on(events.quitting)
+def _verdict(environment: Environment, **_: Any) -> None:
+    options = _options(environment)
+    verdicts = phase_verdicts(options.flip_to)
+    print(f"\nShare of {options.flip_to} per phase (tolerance: 4 sigma, at least 2 points):")
+    for v in verdicts:
+        mark = "ok  " if v["ok"] else "FAIL"
+        print(
+            f"  {mark} {v['phase']:<8} expected {v['expected_percent']:>5.1f} %  observed "
+            f"{v['observed_percent']:>6.2f} %  ± {v['tolerance_points']:.2f}  "
+            f"({v['requests']} requests)"
+        )
+    failures = environment.stats.total.num_failures
+    print(f"  failed requests: {failures}")
+    steps = options.flip_steps.split(",")
+    if failures or len(verdicts) != len(steps) or not all(v["ok"] for v in verdicts):
+        environment.process_exit_code = 1
