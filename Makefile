@@ -11,7 +11,7 @@ STAMP   = $(VENV)/.installed
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint typecheck pytest lock clean bootstrap bench soak package-orders
+.PHONY: demo test lint typecheck pytest lock clean bootstrap bench soak loadtest flip package-orders
 
 NODE_STAMP = node_modules/.installed
 
@@ -54,6 +54,21 @@ bench: bootstrap
 	$(BIN)/python loadtests/bench_dynamodb.py --dynalite .
 	$(BIN)/python loadtests/bench_sqs.py
 	$(BIN)/python loadtests/bench_sync.py
+
+# The shop's traffic against the running `make demo` stack: headless, bounded, results
+# (locust's CSV and HTML report, requests per backend) under results/<timestamp>/.
+LOADTEST_ARGS ?= --users 20 --spawn-rate 5 --run-time 60s
+loadtest: bootstrap
+	$(BIN)/python loadtests/loadtest.py $(LOADTEST_ARGS)
+
+# Flip the orders route 0 -> 10 -> 50 -> 100 -> 0 % under load on the running demo stack;
+# fails if a request fails or a phase's share is off its weight (loadtests/flip.py).
+FLIP_ARGS ?= --flip-seconds 20 --flip-users 20
+flip: bootstrap
+	$(BIN)/locust -f loadtests/flip.py --headless --host http://127.0.0.1:8000 \
+	  --flip-routing routing.yaml --flip-route orders --flip-to orders --flip-path /api/orders/ \
+	  --flip-header "Authorization: Token $$($(BIN)/python -m monolith.manage issue_token customer1@example.com)" \
+	  --csv results/flip --only-summary $(FLIP_ARGS)
 
 # Both sides of the orders canary take writes for 60 s under load; then ids, echo, stock
 # and drift are checked (also part of make test).

@@ -175,6 +175,14 @@ class BackendStats:
         by_phase = any(phase for _, phase in self.stats.entries)
         print("\nRequests by the backend that answered (header " + self.header + "):")
         print(self.table(by_phase))
+        # locust's summary counts the same events; its CSV files are a snapshot of up to a
+        # second before the end, so the comparison is made here, with the final figures
+        print(
+            f"backends: {sums(self.rows())} requests, {self.stats.total.num_failures} failed; "
+            f"locust: {environment.stats.total.num_requests} requests, "
+            f"{environment.stats.total.num_failures} failed",
+            flush=True,
+        )
         prefix = getattr(environment.parsed_options, "csv_prefix", None)
         if prefix:
             with open(f"{prefix}_backends.csv", "w", encoding="utf-8", newline="") as f:

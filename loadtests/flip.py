@@ -8,9 +8,10 @@
 While the users request ``--flip-path`` as fast as answered, the shape shifts
 ``--flip-route`` to give ``--flip-to`` each percentage of ``--flip-steps`` in turn
 (``strangler shift`` on the running facade's routing file), holding each for
-``--flip-seconds``, then stops. Requests are tallied per phase and backend; those sent
-between a shift and the facade confirming the new table live (its ``/__facade/health``
-generation) count as ``transition`` and are left out of the shares.
+``--flip-seconds``, then stops and puts the route's weights back as they were. Requests
+are tallied per phase and backend; those sent between a shift and the facade confirming
+the new table live (its ``/__facade/health`` generation) count as ``transition`` and are
+left out of the shares.
 
 The run passes (exit 0) only if no request failed and, in every phase, the share of
 ``--flip-to`` is within tolerance of its weight: **4 standard deviations of a binomial
@@ -78,21 +79,23 @@ def _generation(host: str) -> int:
 
 
 class FlipShape(LoadTestShape):
-    """Constant users; a shift at each phase boundary; stop after the last phase."""
+    """Constant users; a shift at each phase boundary; stop after the last phase. A phase
+    lasts ``--flip-seconds`` from the moment its table is live, so none is cut short."""
 
     phase_index = -1
+    phase_started = 0.0
 
     def tick(self) -> tuple[int, float] | None:
         environment = cast(Any, self.runner).environment
         options = _options(environment)
         steps = [float(p) for p in options.flip_steps.split(",")]
-        run_time: float = cast(Any, self).get_run_time()  # locust leaves it unannotated
-        index = int(run_time // options.flip_seconds)
-        if index >= len(steps):
-            return None
-        if index != self.phase_index:
-            self.phase_index = index
-            self._shift(environment, options, index, steps[index])
+        due = self.phase_index < 0 or time.monotonic() - self.phase_started >= options.flip_seconds
+        if due:
+            if self.phase_index + 1 >= len(steps):
+                return None
+            self.phase_index += 1
+            self._shift(environment, options, self.phase_index, steps[self.phase_index])
+            self.phase_started = time.monotonic()
         return options.flip_users, float(options.flip_users)
 
     def _shift(self, environment: Environment, options: Any, index: int, percent: float) -> None:
@@ -109,24 +112,32 @@ class FlipShape(LoadTestShape):
             environment.process_exit_code = 1
             cast(Any, self.runner).quit()
             return
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + options.flip_seconds
         changed = "nothing written" not in result.stdout
-        while changed and _generation(host) == before and time.monotonic() < deadline:
+        while changed and _generation(host) == before:
+            if time.monotonic() > deadline:
+                print(f"flip: the facade did not take the shift to {percent:g} % within "
+                      f"{options.flip_seconds:g} s", flush=True)  # fmt: skip
+                break
             time.sleep(0.05)
-        backends.phase = f"{index + 1}:{percent:g}%"
+        backends.phase = phase_label(index, percent)
         print(f"flip: phase {backends.phase} live", flush=True)
 
 
-def phase_verdicts(target: str) -> list[dict[str, Any]]:
+def phase_label(index: int, percent: float) -> str:
+    return f"{index + 1}:{percent:g}%"
+
+
+def phase_verdicts(target: str, steps: list[float]) -> list[dict[str, Any]]:
     """Per phase: the expected and observed share of ``target``, and whether it is within
-    tolerance."""
+    tolerance (a phase without requests fails)."""
     verdicts = []
-    rows = [r for r in backends.rows(by_phase=True) if r.phase and r.phase != TRANSITION]
-    for phase in dict.fromkeys(r.phase for r in rows):
+    rows = backends.rows(by_phase=True)
+    for index, expected in enumerate(steps):
+        phase = phase_label(index, expected)
         mine = [r for r in rows if r.phase == phase]
         total = sum(r.requests for r in mine)
         hits = sum(r.requests for r in mine if r.backend == target)
-        expected = float(phase.split(":", 1)[1].rstrip("%"))
         observed = 100 * hits / total if total else 0.0
         p = expected / 100
         sigma = 100 * math.sqrt(p * (1 - p) / total) if total else 0.0
@@ -144,10 +155,26 @@ def phase_verdicts(target: str) -> list[dict[str, Any]]:
     return verdicts
 
 
+class Restore:
+    """The flipped backend's share before the run, put back when it ends."""
+
+    percent: float | None = None
+
+
+@on(events.init)
+def _remember(environment: Environment, **_: Any) -> None:
+    from facade.routing.loader import load_table
+
+    options = _options(environment)
+    route = load_table(options.flip_routing).route(options.flip_route)
+    Restore.percent = route.share_of(options.flip_to) / 10
+
+
 @on(events.quitting)
 def _verdict(environment: Environment, **_: Any) -> None:
     options = _options(environment)
-    verdicts = phase_verdicts(options.flip_to)
+    steps = [float(p) for p in options.flip_steps.split(",")]
+    verdicts = phase_verdicts(options.flip_to, steps)
     print(f"\nShare of {options.flip_to} per phase (tolerance: 4 sigma, at least 2 points):")
     for v in verdicts:
         mark = "ok  " if v["ok"] else "FAIL"
@@ -158,6 +185,13 @@ def _verdict(environment: Environment, **_: Any) -> None:
         )
     failures = environment.stats.total.num_failures
     print(f"  failed requests: {failures}")
-    steps = options.flip_steps.split(",")
-    if failures or len(verdicts) != len(steps) or not all(v["ok"] for v in verdicts):
+    if failures or not all(v["ok"] for v in verdicts):
         environment.process_exit_code = 1
+    backends.phase = "ended"  # what users still send while the run winds down counts nowhere
+    if Restore.percent is not None:
+        subprocess.run(
+            [STRANGLER, "shift", options.flip_route, "--to", options.flip_to,
+             "--percent", f"{Restore.percent:g}", "-f", options.flip_routing],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        print(f"flip: {options.flip_route} back at {Restore.percent:g} % {options.flip_to}")

@@ -40,17 +40,12 @@ import argparse
 import json
 import os
 import random
-import re
-import signal
-import subprocess
 import sys
 import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -58,77 +53,13 @@ from typing import Any
 import httpx
 import psycopg
 from bench_sync import database
+from demo_stack import sample_routing, stack, strangler
 
-from facade.aws_local import free_port
-
-REPO = Path(__file__).resolve().parents[1]
-STRANGLER = str(Path(sys.executable).with_name("strangler"))
 ORDER_ID_BASE = 1_000_000_000
 OVERRIDE = "X-Strangler-Backend-Override"
 BACKEND = "x-strangler-backend"
 SIDES = ("monolith", "orders")
 ORDER_STREAMS = ("orders-to-lambda", "orders-to-monolith")
-
-
-def sample_routing(directory: Path) -> tuple[Path, str]:
-    """The repository's routing.yaml on free ports, override on; (file, front door)."""
-    text = (REPO / "routing.yaml").read_text()
-    for old in (8000, 8001, 8002, 4566, 4567, 4568):
-        text = text.replace(f"127.0.0.1:{old}", f"127.0.0.1:{free_port()}")
-    text, count = re.subn(r"(override:\s*#[^\n]*\n\s*enabled:) false", r"\1 true", text)
-    if count != 1:
-        raise SystemExit("routing.yaml: could not switch the tester override on")
-    path = directory / "routing.yaml"
-    path.write_text(text)
-    listen = re.search(r"listen: (127\.0\.0\.1:\d+)", text)
-    assert listen is not None
-    return path, f"http://{listen.group(1)}"
-
-
-def strangler(
-    *args: str, env: dict[str, str], check: bool = True
-) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(
-        [STRANGLER, *args], capture_output=True, text=True, env=env, timeout=600, check=False
-    )
-    if check and result.returncode != 0:
-        raise SystemExit(f"strangler {' '.join(args)} failed:\n{result.stdout}{result.stderr}")
-    return result
-
-
-@contextmanager
-def stack(routing: Path, env: dict[str, str], customers: int) -> Iterator[list[str]]:
-    """``strangler up`` in the background until the block ends; yields its output lines."""
-    process = subprocess.Popen(
-        [STRANGLER, "up", "-f", str(routing), "-e", "SEED_PRODUCTS=60",
-         "-e", f"SEED_CUSTOMERS={customers}", "-e", "SEED_ORDERS=200"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
-    )  # fmt: skip
-    lines: list[str] = []
-    up = threading.Event()
-
-    def pump() -> None:
-        assert process.stdout is not None
-        for line in iter(process.stdout.readline, ""):
-            lines.append(line)
-            if "the stack is up" in line:
-                up.set()
-        up.set()
-
-    reader = threading.Thread(target=pump, daemon=True)
-    reader.start()
-    try:
-        if not up.wait(300) or process.poll() is not None:
-            raise SystemExit("the stack did not come up:\n" + "".join(lines[-40:]))
-        yield lines
-    finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        reader.join(10)
 
 
 @dataclass
