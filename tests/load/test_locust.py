@@ -103,7 +103,7 @@ def test_the_flip_verdict_fails_when_the_facade_does_not_follow_the_shifts(
     shutil.copy(facade.routing, elsewhere)  # shifted, but the facade reads another file
     result = _flip(facade, elsewhere, tmp_path / "flip")
     assert result.returncode == 1, result.stdout + result.stderr
-    assert "FAIL 2:10%" in result.stdout
+    assert "FAIL 1:0%" in result.stdout
     assert "FAIL 4:100%" in result.stdout
 
 
@@ -164,7 +164,7 @@ def test_make_loadtest_against_the_demo_stack_reports_backends_that_add_up(
     (folder,) = (tmp_path / "results").iterdir()
     assert (folder / "report.html").stat().st_size > 1000
     backends = _rows(folder / "shop_backends.csv")
-    assert sum(int(r["requests"]) for r in backends) == _totals_agree(result.stdout) > 50
+    assert sum(int(r["requests"]) for r in backends) == _totals_agree(result.stdout) > 20
     assert {r["backend"] for r in backends} >= {"catalog", "monolith"}
     assert "Requests by the backend that answered" in result.stdout
 
