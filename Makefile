@@ -46,14 +46,23 @@ pytest: bootstrap
 
 test: lint typecheck pytest
 
-# Facade vs nginx vs direct (needs the Debian packages nginx-light and wrk), and the
-# DynamoDB stand-ins (moto vs dynalite) under the orders function's calls, and the SQS
-# stand-ins (moto vs fauxqs) under the sync's traffic, and the sync's throughput and lag.
+# The benchmark suite, each against a reference measured in the same run, JSON under
+# results/bench/: (a) facade vs nginx vs direct (nginx and wrk come from Debian's packages,
+# installed here when missing and this is root), (b) a routing decision against table
+# size, (c) the data sync's throughput and lag, and the stand-ins it runs on (DynamoDB,
+# SQS), (d) rendering every AWS output of a 100-route table.
 bench: bootstrap
-	$(BIN)/python loadtests/bench_facade.py
-	$(BIN)/python loadtests/bench_dynamodb.py --dynalite .
-	$(BIN)/python loadtests/bench_sqs.py
-	$(BIN)/python loadtests/bench_sync.py
+	@command -v wrk >/dev/null && test -x /usr/sbin/nginx || { [ "$$(id -u)" = 0 ] && \
+	  command -v apt-get >/dev/null && apt-get update -qq && \
+	  apt-get install -y -qq nginx-light wrk >/dev/null; } || \
+	  echo "bench: the facade benchmark needs nginx and wrk (apt-get install nginx-light wrk)"
+	@mkdir -p results/bench
+	-$(BIN)/python loadtests/bench_facade.py --json results/bench/facade.json
+	$(BIN)/python loadtests/bench_routing.py --json results/bench/routing.json
+	$(BIN)/python loadtests/bench_sync.py --json results/bench/sync.json
+	$(BIN)/python loadtests/bench_sqs.py --json results/bench/sqs.json
+	$(BIN)/python loadtests/bench_dynamodb.py --dynalite . --json results/bench/dynamodb.json
+	$(BIN)/python loadtests/bench_render.py --json results/bench/render.json
 
 # The shop's traffic against the running `make demo` stack: headless, bounded, results
 # (locust's CSV and HTML report, requests per backend) under results/<timestamp>/.

@@ -9,9 +9,14 @@ case-insensitive) matching any of its values (case-insensitive, wildcards).
 The local proxy, ``strangler explain`` and the ALB generator all use this module, so
 the local decision and the AWS decision for a request cannot differ.
 
-Speed: all path patterns are compiled into one alternation, in priority order, so a
-single regex search finds the first rule whose path matches; only when that rule's
-method or header conditions fail does the search continue past it.
+Speed: rules are indexed by the literal path prefix of their patterns, cut back to
+whole segments (``/api/orders/*`` → ``/api/orders``, ``/api/ord*`` → ``/api``, an exact
+path → itself, a leading wildcard → the root). A request looks up only the prefixes of
+its own path (one dict lookup per ``/``), and the rules found there — in priority order —
+are compiled into one alternation, cached per set of prefixes, so a single regex match
+finds the first rule whose path matches. Only when that rule's method or header
+conditions fail does the search continue past it. The cost grows with the rules that
+share a request's prefixes, not with the table (``loadtests/bench_routing.py``).
 """
 
 from __future__ import annotations
@@ -31,6 +36,14 @@ class _Rule:
     route: Route
     methods: frozenset[str] | None
     headers: tuple[tuple[str, tuple[re.Pattern[str], ...]], ...]
+
+
+def _bucket(pattern: str) -> str:
+    """Where a pattern is indexed: its literal prefix cut back to whole segments."""
+    if "*" not in pattern and "?" not in pattern:
+        return pattern  # an exact path: only that path
+    literal = pattern[: min(i for i in (pattern.find("*"), pattern.find("?")) if i >= 0)]
+    return literal[: max(literal.rfind("/"), 0)]
 
 
 def _path_regex(route: Route) -> str:
@@ -84,25 +97,49 @@ class Matcher:
             for route in table.routes
         )
         self._paths = [re.compile(f"(?:{_path_regex(r.route)})", re.DOTALL) for r in self._rules]
-        self._combined: dict[int, re.Pattern[str]] = {}
+        self._buckets: dict[str, list[int]] = {}
+        for index, rule in enumerate(self._rules):
+            for key in {_bucket(p) for p in rule.route.match.paths} or {""}:
+                self._buckets.setdefault(key, []).append(index)
+        self._root = tuple(self._buckets.get("", ()))
+        # prefixes deeper than the deepest indexed one can be in no bucket: stop there
+        self._depth = max((k.count("/") for k in self._buckets), default=0)
+        self._combined: dict[tuple[tuple[str, ...], int], tuple[re.Pattern[str], int]] = {}
 
-    def _first_path_match(self, path: str, start: int) -> int:
+    def _prefixes(self, path: str) -> tuple[str, ...]:
+        """The bucket keys this path can match: the path's prefixes up to each '/', and
+        the whole path (exact patterns), that the table has rules for."""
+        buckets = self._buckets
+        found = []
+        j, depth = path.find("/", 1), self._depth
+        while j > 0 and depth:
+            prefix = path[:j]
+            if prefix in buckets:
+                found.append(prefix)
+            j, depth = path.find("/", j + 1), depth - 1
+        if path in buckets:
+            found.append(path)
+        return tuple(found)
+
+    def _first_path_match(self, path: str, start: int, keys: tuple[str, ...]) -> int:
         """Index of the first rule at or after ``start`` whose path patterns match."""
-        combined = self._combined.get(start)
-        if combined is None:
+        cached = self._combined.get((keys, start))
+        if cached is None:
+            candidates = sorted({i for key in keys for i in self._buckets[key]}.union(self._root))
             alternatives = "|".join(
-                f"(?P<r{i}>{_path_regex(self._rules[i].route)})"
-                for i in range(start, len(self._rules))
+                f"(?P<r{i}>{_path_regex(self._rules[i].route)})" for i in candidates if i >= start
             )
-            combined = re.compile(alternatives or "(?!)", re.DOTALL)
-            self._combined[start] = combined
+            cached = (re.compile(alternatives or "(?!)", re.DOTALL), len(self._rules))
+            self._combined[keys, start] = cached
+        combined, none = cached
         found = combined.fullmatch(path)
         if found is None or found.lastgroup is None:
-            return len(self._rules)
+            return none
         return int(found.lastgroup[1:])
 
     def match(self, method: str, path: str, headers: Headers) -> Route:
-        index = self._first_path_match(path, 0)
+        keys = self._prefixes(path)
+        index = self._first_path_match(path, 0, keys)
         rules = self._rules
         while index < len(rules):
             rule = rules[index]
@@ -110,7 +147,7 @@ class Matcher:
                 not rule.headers or _headers_hold(rule.headers, headers)
             ):
                 return rule.route
-            index = self._first_path_match(path, index + 1)
+            index = self._first_path_match(path, index + 1, keys)
         return self.table.default
 
     def explain(self, method: str, path: str, headers: Headers) -> Explanation:

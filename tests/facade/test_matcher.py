@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from facade.proxy.normalize import BadPath, normalize_path
@@ -130,3 +132,46 @@ def test_first_match_is_found_past_rules_that_fail_on_method_or_header() -> None
                     MATCHER.match(method, path, headers).name
                     == MATCHER.explain(method, path, headers).route.name
                 )
+
+
+SEGMENTS = ("a", "b", "ab", "x1", "")
+
+
+def _random_pattern(rng: random.Random) -> str:
+    parts = [rng.choice(SEGMENTS) for _ in range(rng.randint(1, 3))]
+    pattern = "/" + "/".join(parts)
+    roll = rng.random()
+    if roll < 0.3:
+        return pattern + "/*"
+    if roll < 0.45:
+        return pattern + "*"
+    if roll < 0.55:
+        return pattern[:-1] + "?" if len(pattern) > 1 else "/?"
+    if roll < 0.65:
+        return "*" + pattern[1:]
+    if roll < 0.75:
+        cut = rng.randrange(1, len(pattern) + 1)
+        return pattern[:cut] + "*" + pattern[cut:]
+    return pattern
+
+
+@pytest.mark.parametrize("seed", range(60))
+def test_the_prefix_index_finds_the_same_route_as_trying_every_rule_in_order(seed: int) -> None:
+    rng = random.Random(seed)
+    routes = []
+    for i in range(rng.randint(1, 25)):
+        paths = sorted({_random_pattern(rng) for _ in range(rng.randint(1, 3))})
+        methods = ", methods: [POST]" if rng.random() < 0.2 else ""
+        quoted = ", ".join(f"'{p}'" for p in paths)
+        routes.append(f"  - {{name: r{i}, match: {{paths: [{quoted}]{methods}}}, targets: m}}")
+    table = parse_table(
+        "version: 1\nbackends:\n  m: {kind: monolith, url: 'http://127.0.0.1:1'}\n"
+        "routes:\n" + "\n".join(routes) + "\ndefault: m\n"
+    )
+    matcher = Matcher(table)
+    for _ in range(200):
+        path = "/" + "/".join(rng.choice(SEGMENTS) for _ in range(rng.randint(0, 4)))
+        method = rng.choice(("GET", "POST"))
+        # explain() tries every rule's own patterns in priority order: the reference
+        expected = matcher.explain(method, path, {}).route.name
+        assert matcher.match(method, path, {}).name == expected, (path, method)
