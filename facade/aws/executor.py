@@ -28,7 +28,7 @@ from facade.aws.plan import (
 from facade.exceptions import ApplyFailed, AwsError
 
 Echo = Callable[[str], None]
-Undo = Callable[[], None]
+Undo = Callable[[], object]
 
 
 class DisplayExecutor:
@@ -96,7 +96,9 @@ class AwsExecutor:
             conditions, actions = step.rule.raw_parts()
             client.delete_rule(step.rule.arn)
             tags = {ROUTE_TAG: step.route}
-            return lambda: self._recreate(listener, step.rule.priority, conditions, actions, tags)
+            return lambda: client.create_rule(
+                listener, step.rule.priority, conditions, actions, tags
+            )
         if isinstance(step, SetPriorities):
             done: list[tuple[str, int]] = []
 
@@ -135,13 +137,3 @@ class AwsExecutor:
             before = json.loads(step.before_raw)
             return lambda: client.modify_default(listener, before)
         raise TypeError(f"unknown step {step!r}")
-
-    def _recreate(
-        self,
-        listener: str,
-        priority: int,
-        conditions: list[dict[str, Any]],
-        actions: list[dict[str, Any]],
-        tags: dict[str, str],
-    ) -> None:
-        self.client.create_rule(listener, priority, conditions, actions, tags)

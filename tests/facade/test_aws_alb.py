@@ -478,3 +478,29 @@ def test_every_call_an_apply_makes_is_allowed_by_the_rendered_iam_policy(
     }
     assert client.operations >= {"create_target_group", "create_rule", "modify_rule"}
     assert {iam.ACTIONS[op] for op in client.operations} <= allowed
+
+
+def test_a_deleted_rule_is_put_back_when_a_later_call_fails(stand_in_alb: Alb) -> None:
+    _four_changes(stand_in_alb)
+    assert stand_in_alb.cli("apply").returncode == 0
+    text = stand_in_alb.routing.read_text()
+    stand_in_alb.routing.write_text(
+        text.replace("  - {name: pages, match: {paths: ['/shop/*']}, targets: {catalog: 100}, "
+                     "priority: 5}\n", "")
+        .replace("default: {targets: {monolith: 80, catalog: 20}}", "default: monolith")
+    )  # fmt: skip
+    before = stand_in_alb.state()
+    want = alb.desired(load_table(stand_in_alb.routing), stand_in_alb.prefix)
+    client = FailingClient(stand_in_alb.client, set())
+    plan = make_plan(want, live.read(client, stand_in_alb.listener, want))
+    assert [type(s).__name__ for s in plan.steps] == [
+        "DeleteRule",
+        "SetPriorities",
+        "ModifyDefault",
+    ]
+    writes = sum(len(s.moves) if isinstance(s, SetPriorities) else 1 for s in plan.steps)
+    client.fail_at = {writes}  # the default action, after the rule is gone
+    with pytest.raises(ApplyFailed) as failure:
+        AwsExecutor(client, lambda _: None).execute(plan)
+    assert failure.value.undone
+    assert stand_in_alb.state() == before  # the rule is back, priorities and default as they were
