@@ -26,7 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from facade.aws.cloudformation import logical_id
+from facade.aws.cloudformation import function_arn, logical_id, qualified_function
 from facade.exceptions import ConfigError
 from facade.routing.model import Backend, BackendKind, Route, RoutingTable
 
@@ -114,13 +114,6 @@ def api_routes(table: RoutingTable) -> tuple[ApiRoute, ...]:
     return tuple(found.values())
 
 
-def _function_arn(table: RoutingTable, name: str, region: str, account: str) -> str:
-    aws = table.backends[name].aws
-    alias = aws.get("alias")
-    qualified = f"{aws['function']}:{alias}" if alias else str(aws["function"])
-    return f"arn:aws:lambda:{region}:{account}:function:{qualified}"
-
-
 def openapi(
     table: RoutingTable,
     *,
@@ -147,7 +140,8 @@ def openapi(
             integration = {
                 "type": "aws_proxy",
                 "httpMethod": "POST",
-                "uri": _function_arn(table, api_route.target, region, account),
+                "uri": f"arn:aws:lambda:{region}:{account}:function:"
+                f"{qualified_function(table.backends[api_route.target].aws)}",
                 "payloadFormatVersion": "2.0",
             }
         operation: dict[str, Any] = {
@@ -267,13 +261,13 @@ def template(table: RoutingTable, source: str) -> dict[str, Any]:
             },
         }
     for target in sorted({r.target for r in routes} - {ALB}):
-        arn = _function_arn(table, target, "${AWS::Region}", "${AWS::AccountId}")
+        arn = function_arn(table.backends[target].aws)
         resources[logical_id("Integration", target)] = {
             "Type": "AWS::ApiGatewayV2::Integration",
             "Properties": {
                 "ApiId": {"Ref": "Api"},
                 "IntegrationType": "AWS_PROXY",
-                "IntegrationUri": {"Fn::Sub": arn.replace("arn:aws:", "arn:${AWS::Partition}:")},
+                "IntegrationUri": arn,
                 "PayloadFormatVersion": "2.0",
             },
         }
@@ -281,7 +275,7 @@ def template(table: RoutingTable, source: str) -> dict[str, Any]:
             "Type": "AWS::Lambda::Permission",
             "Properties": {
                 "Action": "lambda:InvokeFunction",
-                "FunctionName": {"Fn::Sub": arn.replace("arn:aws:", "arn:${AWS::Partition}:")},
+                "FunctionName": arn,
                 "Principal": "apigateway.amazonaws.com",
                 "SourceArn": {
                     "Fn::Sub": "arn:${AWS::Partition}:execute-api:${AWS::Region}:"

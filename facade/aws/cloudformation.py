@@ -21,12 +21,13 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from ruamel.yaml import YAML
 
-from facade.aws.alb import Forward, Listener, TargetGroup
-from facade.routing.model import BackendKind
+from facade.aws.alb import Listener, TargetGroup
+from facade.routing.model import Backend, BackendKind
 
 PARTITION_ARN = "arn:${AWS::Partition}"
 
@@ -37,14 +38,25 @@ def logical_id(prefix: str, name: str) -> str:
     return prefix + "".join(w[:1].upper() + w[1:] for w in words)
 
 
-def _function_arn(group: TargetGroup) -> dict[str, str]:
-    function = str(group.aws["function"])
-    alias = group.aws.get("alias")
-    qualified = f"{function}:{alias}" if alias else function
+def qualified_function(aws: Mapping[str, object]) -> str:
+    """A Lambda backend's ``function[:alias]``: what the ALB and the API invoke."""
+    alias = aws.get("alias")
+    return f"{aws['function']}:{alias}" if alias else str(aws["function"])
+
+
+def function_arn(aws: Mapping[str, object]) -> dict[str, str]:
+    """The ARN of a Lambda backend's function (alias) in the stack's partition, region and
+    account."""
     return {
         "Fn::Sub": f"{PARTITION_ARN}:lambda:${{AWS::Region}}:${{AWS::AccountId}}:function:"
-        f"{qualified}"
+        f"{qualified_function(aws)}"
     }
+
+
+def aws_int(backend: Backend, key: str, default: int) -> int:
+    """A whole-number setting of the backend's aws block (the loader checked its range)."""
+    value = backend.aws.get(key, default)
+    return value if isinstance(value, int) else default
 
 
 def _health_check(group: TargetGroup) -> dict[str, Any]:
@@ -92,7 +104,7 @@ def target_group_resources(group: TargetGroup) -> dict[str, Any]:
             "Type": "AWS::Lambda::Permission",
             "Properties": {
                 "Action": "lambda:InvokeFunction",
-                "FunctionName": _function_arn(group),
+                "FunctionName": function_arn(group.aws),
                 "Principal": "elasticloadbalancing.amazonaws.com",
                 "SourceArn": {
                     "Fn::Sub": f"{PARTITION_ARN}:elasticloadbalancing:${{AWS::Region}}:"
@@ -103,7 +115,7 @@ def target_group_resources(group: TargetGroup) -> dict[str, Any]:
         resource["DependsOn"] = permission_id
         properties.update(
             TargetType="lambda",
-            Targets=[{"Id": _function_arn(group)}],
+            Targets=[{"Id": function_arn(group.aws)}],
             TargetGroupAttributes=[
                 {
                     "Key": "lambda.multi_value_headers.enabled",
@@ -121,10 +133,6 @@ def _arns(listener: Listener) -> dict[str, Any]:
         g.backend: g.arn if g.arn else {"Ref": logical_id("TargetGroup", g.backend)}
         for g in listener.target_groups
     }
-
-
-def _actions(forward: Forward, arns: dict[str, Any]) -> list[dict[str, Any]]:
-    return forward.as_aws(arns)
 
 
 def template(listener: Listener, source: str) -> dict[str, Any]:
@@ -146,7 +154,7 @@ def template(listener: Listener, source: str) -> dict[str, Any]:
                     {"Ref": "AWS::NoValue"},
                 ]
             },
-            "DefaultActions": _actions(listener.default, arns),
+            "DefaultActions": listener.default.as_aws(arns),
         },
     }
     for rule in listener.rules:
@@ -156,7 +164,7 @@ def template(listener: Listener, source: str) -> dict[str, Any]:
                 "ListenerArn": {"Ref": "Listener"},
                 "Priority": rule.priority,
                 "Conditions": [c.as_aws() for c in rule.body.conditions],
-                "Actions": _actions(rule.body.forward, arns),
+                "Actions": rule.body.forward.as_aws(arns),
             },
         }
     outputs: dict[str, Any] = {"ListenerArn": {"Value": {"Ref": "Listener"}}}

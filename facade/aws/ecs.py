@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from facade.aws.cloudformation import logical_id
+from facade.aws.cloudformation import aws_int, logical_id
 from facade.exceptions import ConfigError
 from facade.routing.model import Backend, BackendKind, RoutingTable
 
@@ -29,15 +29,10 @@ def _health_command(port: int, path: str) -> list[str]:
     return ["CMD-SHELL", f'python -c "{probe}" || exit 1']
 
 
-def _int(backend: Backend, key: str, default: int) -> int:
-    value = backend.aws.get(key, default)
-    return value if isinstance(value, int) else default
-
-
 def _resources(backend: Backend, parameters: dict[str, Any]) -> dict[str, Any]:
     aws = backend.aws
     name = backend.name
-    port = _int(backend, "container_port", 8000)
+    port = aws_int(backend, "container_port", 8000)
     image: Any = aws.get("image")
     if not image:
         image_param = logical_id("Image", name)
@@ -90,8 +85,8 @@ def _resources(backend: Backend, parameters: dict[str, Any]) -> dict[str, Any]:
                 "Family": str(aws.get("service", name)),
                 "RequiresCompatibilities": ["FARGATE"],
                 "NetworkMode": "awsvpc",
-                "Cpu": str(_int(backend, "cpu", 256)),
-                "Memory": str(_int(backend, "memory", 512)),
+                "Cpu": str(aws_int(backend, "cpu", 256)),
+                "Memory": str(aws_int(backend, "memory", 512)),
                 "ExecutionRoleArn": {"Fn::GetAtt": ["TaskExecutionRole", "Arn"]},
                 "ContainerDefinitions": [container],
             },
@@ -102,7 +97,7 @@ def _resources(backend: Backend, parameters: dict[str, Any]) -> dict[str, Any]:
                 "Cluster": str(aws["cluster"]),
                 "ServiceName": str(aws["service"]),
                 "LaunchType": "FARGATE",
-                "DesiredCount": _int(backend, "desired_count", 2),
+                "DesiredCount": aws_int(backend, "desired_count", 2),
                 "TaskDefinition": {"Ref": task_id},
                 "HealthCheckGracePeriodSeconds": 60,
                 "DeploymentConfiguration": {

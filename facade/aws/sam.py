@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from facade.aws.cloudformation import logical_id
+from facade.aws.cloudformation import aws_int, logical_id
 from facade.exceptions import ConfigError
 from facade.routing.model import Backend, BackendKind, RoutingTable, SyncStream
 
@@ -42,18 +42,13 @@ def _handler(spec: str) -> str:
     return f"{module}.{function}"
 
 
-def _number(backend: Backend, key: str, default: int) -> int:
-    value = backend.aws.get(key, default)
-    return value if isinstance(value, int) else default  # the loader checked the range
-
-
 def _function(backend: Backend, handler: str, name: str | None) -> dict[str, Any]:
     aws = backend.aws
     properties: dict[str, Any] = {
         "Handler": _handler(handler),
         "CodeUri": str(aws.get("code", f"dist/{backend.name}-lambda.zip")),
-        "Timeout": _number(backend, "timeout", DEFAULT_TIMEOUT),
-        "MemorySize": _number(backend, "memory", DEFAULT_MEMORY),
+        "Timeout": aws_int(backend, "timeout", DEFAULT_TIMEOUT),
+        "MemorySize": aws_int(backend, "memory", DEFAULT_MEMORY),
     }
     if name:
         properties["FunctionName"] = name
