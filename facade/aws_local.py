@@ -38,6 +38,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypedDict
 
+from facade.exceptions import ConfigError
+from facade.routing.model import LocalAws, RoutingTable
+
 READY_PATH = "/__strangler/ready"
 REGION = "us-east-1"
 
@@ -142,6 +145,13 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
+
+
+def stand_ins(table: RoutingTable) -> LocalAws:
+    """The stand-ins a routing file names (``local.aws``), for commands run without --aws."""
+    if table.local.aws is None:
+        raise ConfigError(f"{table.source}: no local.aws block; use --aws for AWS itself")
+    return table.local.aws
 
 
 def local_environment(endpoint: str) -> dict[str, str]:

@@ -60,6 +60,10 @@ def _options(environment: Environment) -> Any:
     return environment.parsed_options
 
 
+def _steps(options: Any) -> list[float]:
+    return [float(p) for p in options.flip_steps.split(",")]
+
+
 class Flipper(FastHttpUser):
     wait_time = constant(0)
 
@@ -88,7 +92,7 @@ class FlipShape(LoadTestShape):
     def tick(self) -> tuple[int, float] | None:
         environment = cast(Any, self.runner).environment
         options = _options(environment)
-        steps = [float(p) for p in options.flip_steps.split(",")]
+        steps = _steps(options)
         due = self.phase_index < 0 or time.monotonic() - self.phase_started >= options.flip_seconds
         if due:
             if self.phase_index + 1 >= len(steps):
@@ -173,7 +177,7 @@ def _remember(environment: Environment, **_: Any) -> None:
 @on(events.quitting)
 def _verdict(environment: Environment, **_: Any) -> None:
     options = _options(environment)
-    steps = [float(p) for p in options.flip_steps.split(",")]
+    steps = _steps(options)
     verdicts = phase_verdicts(options.flip_to, steps)
     print(f"\nShare of {options.flip_to} per phase (tolerance: 4 sigma, at least 2 points):")
     for v in verdicts:

@@ -22,7 +22,7 @@ from facade.aws import alb, apigw, cloudformation, ecs, iam, live, sam
 from facade.aws.client import ElbClient
 from facade.aws.executor import AwsExecutor, DisplayExecutor
 from facade.aws.plan import Plan, make_plan
-from facade.exceptions import CheckFailed, ConfigError
+from facade.exceptions import CheckFailed
 from facade.options import routing_option
 from facade.routing.loader import load_table
 from facade.routing.model import RoutingTable
@@ -31,12 +31,9 @@ from facade.routing.model import RoutingTable
 def _connect(table: RoutingTable, use_aws: bool) -> ElbClient:
     if use_aws:
         return ElbClient.connect()
-    from facade.aws_local import CREDENTIALS
+    from facade.aws_local import CREDENTIALS, stand_ins
 
-    local = table.local.aws
-    if local is None:
-        raise ConfigError(f"{table.source}: no local.aws block; use --aws for AWS itself")
-    return ElbClient.connect(local.endpoint, CREDENTIALS)
+    return ElbClient.connect(stand_ins(table).endpoint, CREDENTIALS)
 
 
 def aws_options(*, listener_required: bool = True) -> Callable[[Any], Any]:

@@ -28,6 +28,7 @@ from facade.aws.plan import (
 from facade.exceptions import ApplyFailed, AwsError
 
 Echo = Callable[[str], None]
+NO_CHANGES = "no changes: the listener is what the routing file says"
 Undo = Callable[[], object]
 
 
@@ -37,7 +38,7 @@ class DisplayExecutor:
 
     def execute(self, plan: Plan) -> None:
         if not plan.steps:
-            self.echo("no changes: the listener is what the routing file says")
+            self.echo(NO_CHANGES)
         for line in plan.describe():
             self.echo(line)
 
@@ -57,7 +58,7 @@ class AwsExecutor:
                 self._fail(number, step, exc, undo)
             self.echo(step.describe())
         if not plan.steps:
-            self.echo("no changes: the listener is what the routing file says")
+            self.echo(NO_CHANGES)
 
     def _fail(self, number: int, step: Step, exc: AwsError, undo: list[tuple[str, Undo]]) -> None:
         left: list[str] = []

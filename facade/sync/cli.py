@@ -16,7 +16,7 @@ from typing import Any
 import boto3
 import click
 
-from facade.aws_local import CREDENTIALS
+from facade.aws_local import CREDENTIALS, stand_ins
 from facade.exceptions import CheckFailed, ConfigError
 from facade.options import routing_option as _routing
 from facade.routing.loader import load_table
@@ -32,9 +32,7 @@ _json = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def sqs_client(table: RoutingTable, use_aws: bool) -> Any:
     if use_aws:
         return boto3.client("sqs")
-    aws = table.local.aws
-    if aws is None:
-        raise ConfigError(f"{table.source}: no local.aws block; use --aws for AWS itself")
+    aws = stand_ins(table)
     return boto3.client("sqs", endpoint_url=aws.sqs or aws.endpoint, **CREDENTIALS)
 
 
