@@ -60,6 +60,7 @@ OVERRIDE = "X-Strangler-Backend-Override"
 BACKEND = "x-strangler-backend"
 SIDES = ("monolith", "orders")
 ORDER_STREAMS = ("orders-to-lambda", "orders-to-monolith")
+_BUSY = ("queued", "in_flight", "outbox_pending", "pending")  # sync status figures
 
 
 @dataclass
@@ -220,9 +221,6 @@ def drained(routing: Path, env: dict[str, str], timeout: float) -> dict[str, Any
         if time.monotonic() > deadline:
             raise SystemExit(f"the sync did not drain in {timeout:.0f}s: {busy}")
         time.sleep(0.5)
-
-
-_BUSY = ("queued", "in_flight", "outbox_pending", "pending")
 
 
 def _sql(url: str, query: str, *params: Any) -> list[tuple[Any, ...]]:

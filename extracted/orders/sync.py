@@ -25,7 +25,6 @@ import hashlib
 import json
 import sys
 from collections.abc import Mapping
-from decimal import Decimal
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -33,7 +32,7 @@ from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor, proce
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from extracted.orders.relay import AGGREGATE, STREAM
-from extracted.orders.store import STAMP_FORMAT, OrderStore
+from extracted.orders.store import STAMP_FORMAT, OrderStore, money
 from facade.sync.versions import Decision, Stamp
 
 logger = Logger(service="orders-sync")
@@ -107,15 +106,11 @@ def _moment(value: Any) -> str:
     return moment.astimezone(dt.UTC).isoformat(timespec="microseconds")
 
 
-def _money(value: Any) -> str:
-    return f"{Decimal(str(value)):.2f}"
-
-
 def digest(order: Mapping[str, Any]) -> str:
     """A digest of what both sides must agree on about an order, whichever shape it is
     read in (the store's item, or the monolith's row rendered by ``order_state``)."""
     lines = sorted(
-        (int(x["product"]), str(x["sku"]), int(x["quantity"]), _money(x["unit_price"]))
+        (int(x["product"]), str(x["sku"]), int(x["quantity"]), money(str(x["unit_price"])))
         for x in order["lines"]
     )
     fields = [
@@ -123,7 +118,7 @@ def digest(order: Mapping[str, Any]) -> str:
         str(int(order["customer"])),
         str(order["status"]),
         str(order["currency"]),
-        _money(order["total"]),
+        money(str(order["total"])),
         repr(lines),
         *(_moment(order.get(name)) for name in (
             "placed_at", "paid_at", "shipped_at", "cancelled_at", "updated_at"
