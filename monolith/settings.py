@@ -47,31 +47,28 @@ INSTALLED_APPS = [
     "monolith.orders",
     "monolith.storefront",
     "monolith.internal",
-    "monolith.outbox",
+    "facade.sync.django",
 ]
 
-# What the monolith publishes to the data sync (monolith.outbox): the catalog service
-# keeps a copy of categories, products and stock; the orders service, of every order.
-OUTBOX = {
+# The data sync (the toolkit's Django app, facade.sync.django). The monolith publishes
+# the catalog to the catalog service, and every order to the orders service; it applies
+# the orders service's orders. Orders travel both ways while their route is split: a
+# two-way pair, whose lifecycle and id split routing.yaml declares
+# (sync.orders-to-lambda.two_way).
+STRANGLER_SYNC = {
     "origin": "monolith",
-    "streams": {
-        "catalog": {
-            "catalog.Category": "monolith.outbox.serializers:concrete_fields",
-            "catalog.Product": "monolith.outbox.serializers:concrete_fields",
-            "catalog.StockLevel": "monolith.outbox.serializers:concrete_fields",
-        },
+    "routing": os.environ.get("STRANGLER_ROUTING") or str(BASE_DIR.parent / "routing.yaml"),
+    "publish": {
+        "catalog": {"catalog.Category": {}, "catalog.Product": {}, "catalog.StockLevel": {}},
         "orders-to-lambda": {
             "orders.Order": {
                 "serialize": "monolith.orders.sync:order_state",
-                "rank": "monolith.orders.sync:order_rank",
+                "parts": {"orders.OrderLine": "order"},
             },
         },
     },
+    "apply": {"orders-to-monolith": {"orders.Order": "monolith.orders.sync:apply_order"}},
 }
-# What the monolith applies from other services (monolith.outbox.inbox): orders placed
-# or changed on the orders service, so its pages, admin and reports stay whole. Orders
-# are in both: two-way, versioned per order (monolith.orders.sync).
-INBOX = {"orders-to-monolith": {"orders.Order": "monolith.orders.sync:apply_order"}}
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",

@@ -30,7 +30,14 @@ INSTALLED_APPS = [
     "django_filters",
     "monolith.catalog",
     "extracted.catalog",  # its management commands (import_catalog)
+    "facade.sync.django",  # the data sync: applies the monolith's catalog stream
 ]
+# A copy of the monolith's catalog, kept by the sync (the toolkit's ready-made applier
+# writes each row as it came): `manage.py inbox_consumer --stream catalog`.
+STRANGLER_SYNC = {
+    "origin": "catalog",
+    "apply": {"catalog": {"catalog.Category": {}, "catalog.Product": {}, "catalog.StockLevel": {}}},
+}
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "django.middleware.common.CommonMiddleware",

@@ -23,9 +23,9 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from facade.sync.django import recording as outbox
 from monolith.catalog.models import Product, ReservationStatus, StockLevel, StockReservation
 from monolith.core.errors import Conflict, NotFound, OutOfStock, ShopError
-from monolith.outbox import recording as outbox
 
 MAX_LINES = 50
 

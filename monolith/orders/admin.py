@@ -20,3 +20,6 @@ class OrderAdmin(admin.ModelAdmin[Order]):
     raw_id_fields = ["customer"]
     list_select_related = ["customer"]
     inlines = [OrderLineInline]
+    # the status moves through the order rules (orders.services.TRANSITIONS), forward
+    # only: an order is two-way during the canary and may never move back (routing.yaml)
+    readonly_fields = ["status"]

@@ -16,13 +16,13 @@ from decimal import Decimal
 from django.db import transaction
 from django.utils import timezone
 
+from facade.sync.django import recording as outbox
 from monolith.catalog import stock
 from monolith.catalog.models import Product
 from monolith.core.errors import InvalidTransition, NotFound, ShopError
 from monolith.customers.models import Customer
 from monolith.orders.models import Cart, CartItem, Order, OrderLine, OrderStatus
 from monolith.orders.sync import release_stock
-from monolith.outbox import recording as outbox
 
 TRANSITIONS: Mapping[str, frozenset[str]] = {
     OrderStatus.PLACED: frozenset({OrderStatus.PAID, OrderStatus.CANCELLED}),

@@ -2,13 +2,11 @@
 
 Two streams carry them (routing.yaml ``sync:``): ``orders-to-lambda`` publishes every
 change of an order here (``order_state``) to the service's table, ``orders-to-monolith``
-brings the service's changes here (``apply_order``, through ``monolith.outbox.inbox``).
-An order is a two-way entity: each change carries a version stamp, and concurrent changes
-are settled by ``facade.sync.versions`` with ``order_rank`` as the domain's precedence —
-the lifecycle stage, so that a cancellation is final on both sides.
-
-Ids never collide: the monolith's sequence stays below ``ORDER_ID_BASE`` (10^9, still a
-32-bit integer), the service allocates above it.
+brings the service's changes here (``apply_order``, through the toolkit's inbox,
+``facade.sync.django.inbox``). An order is a two-way entity: routing.yaml declares the
+pair once, with the order's lifecycle (a concurrent cancellation beats a payment, so a
+cancellation is final on both sides) and the id split (new orders here take ids below
+10^9, still a 32-bit integer, from the toolkit's allocator; the service's start at it).
 
 Stock stays with the monolith. A cancellation, made here or applied from the service,
 gives the order's stock back once (``catalog.stock.release_order``): through its
@@ -25,17 +23,6 @@ from django.utils import timezone
 
 from monolith.catalog import stock
 from monolith.orders.models import Order, OrderLine, OrderStatus
-
-STAGES = {OrderStatus.PLACED: 0, OrderStatus.PAID: 1, OrderStatus.SHIPPED: 2}
-CANCELLED_STAGE = 3  # after any other: a cancellation wins over a concurrent change
-
-
-def rank_of(status: str) -> int:
-    return CANCELLED_STAGE if status == OrderStatus.CANCELLED else STAGES[OrderStatus(status)]
-
-
-def order_rank(order: Order) -> int:
-    return rank_of(order.status)
 
 
 def _moment_text(value: dt.datetime | None) -> str | None:

@@ -4,11 +4,13 @@ rest of the repository for."""
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 import subprocess
 import sys
 import zipfile
+from importlib.metadata import packages_distributions
 from pathlib import Path
 
 import pytest
@@ -34,21 +36,72 @@ def _repo_modules(*imports: str, env: dict[str, str] | None = None) -> set[str]:
     return {f[len(root) :] for f in files if f.startswith(root) and "/.venv/" not in f}
 
 
-def test_the_catalog_image_copies_every_module_the_service_imports() -> None:
+def _locked(lock: Path) -> set[str]:
+    names = re.findall(r"^([A-Za-z0-9_.\-]+)==", lock.read_text(), flags=re.MULTILINE)
+    return {re.sub(r"[-_.]+", "-", n).lower() for n in names}
+
+
+@pytest.fixture(scope="module")
+def toolkit_wheel(tmp_path_factory: pytest.TempPathFactory) -> zipfile.ZipFile:
+    """The toolkit's wheel, built from this repository as the catalog image builds it."""
+    out = tmp_path_factory.mktemp("wheel")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--quiet", "--disable-pip-version-check",
+         "--no-deps", "--no-build-isolation", "--wheel-dir", str(out), str(ROOT)],
+        check=True,
+    )  # fmt: skip
+    return zipfile.ZipFile(next(out.glob("strangler-*.whl")))
+
+
+def test_the_catalog_image_holds_every_module_the_service_imports(
+    toolkit_wheel: zipfile.ZipFile,
+) -> None:
     dockerfile = (ROOT / "extracted" / "catalog" / "Dockerfile").read_text()
     copied: list[str] = []
     for line in dockerfile.replace("\\\n", " ").splitlines():
-        if line.startswith("COPY ") and "requirements" not in line:
+        if line.startswith("COPY ") and "requirements" not in line and "--from" not in line:
             copied += line.split()[1:-1]
-    loaded = _repo_modules(
-        "extracted.catalog.wsgi",
-        "extracted.catalog.urls",
-        "extracted.catalog.management.commands.import_catalog",
-        env={"PATH": "/usr/bin:/bin", "CATALOG_DATABASE_URL": "sqlite://"},
+    assert "COPY --from=toolkit /wheels" in dockerfile  # the toolkit comes as its wheel
+    copied += [n for n in toolkit_wheel.namelist() if n.startswith("facade/")]
+    code = (
+        "import json, sys\n"
+        "import django\n"
+        "from django.conf import settings\n"
+        "import extracted.catalog.settings as s\n"
+        "import extracted.catalog.wsgi, extracted.catalog.urls\n"
+        "import extracted.catalog.management.commands.import_catalog\n"
+        "import facade.sync.django.management.commands.inbox_consumer\n"
+        "print(json.dumps(sorted({m.__file__ for m in list(sys.modules.values()) "
+        "if getattr(m, '__file__', None)})))"
     )
-    assert loaded
+    env = {"PATH": "/usr/bin:/bin", "CATALOG_DATABASE_URL": "sqlite://",
+           "DJANGO_SETTINGS_MODULE": "extracted.catalog.settings"}  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
+    )
+    files = json.loads(result.stdout.splitlines()[-1])
+    root = str(ROOT) + "/"
+    loaded = {f[len(root) :] for f in files if f.startswith(root) and "/.venv/" not in f}
+    assert "facade/sync/django/inbox.py" in loaded
     missing = [f for f in loaded if not any(f == c or f.startswith(c + "/") for c in copied)]
     assert not missing, f"imported but not in the image: {missing}"
+    # every third-party distribution that code imports is pinned in the image's lock file
+    locked = _locked(ROOT / "extracted" / "catalog" / "requirements.lock")
+    assert _distributions_imported_by(loaded) - locked == set()
+
+
+def _distributions_imported_by(files: set[str]) -> set[str]:
+    """The installed distributions the import statements of ``files`` name."""
+    dists = packages_distributions()
+    top: set[str] = set()
+    for name in files:
+        for node in ast.walk(ast.parse((ROOT / name).read_text())):
+            if isinstance(node, ast.Import):
+                top |= {a.name.split(".")[0] for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                top.add(node.module.split(".")[0])
+    found = {d for t in top for d in dists.get(t, [])}
+    return {re.sub(r"[-_.]+", "-", d).lower() for d in found} - {"strangler"}
 
 
 def test_the_orders_package_is_reproducible_and_holds_the_function(tmp_path: Path) -> None:
@@ -61,7 +114,9 @@ def test_the_orders_package_is_reproducible_and_holds_the_function(tmp_path: Pat
     assert "extracted/orders/local.py" not in names
     assert any(n.startswith("aws_lambda_powertools/") for n in names)
     assert not any(n.startswith(("monolith/", "tests/")) for n in names)
-    assert {n for n in names if n.startswith("facade/")} == set(package.TOOLKIT)
+    # the toolkit is installed as its wheel (without dependencies), not copied file by file
+    assert any(re.fullmatch(r"strangler-[^/]+\.dist-info/RECORD", n) for n in names)
+    assert not any(n.startswith(("django/", "locust/", "moto/")) for n in names)
     loaded = _repo_modules("extracted.orders.handler")
     assert {n for n in names if n.startswith(("extracted/", "facade/"))} >= loaded
 

@@ -1,8 +1,10 @@
 """Writing outbox rows in the changing transaction.
 
-``save()`` and ``delete()`` of registered models are recorded through Django's signals.
-Queryset ``update()`` and ``bulk_create()`` send no signals: code that uses them on a
-registered model calls ``record_ids(Model, ids)`` in the same transaction. A change made
+``save()`` and ``delete()`` of published models are recorded through Django's signals,
+and so are those of a model that is part of a published entity (``parts``: saving an
+order line records its order). Queryset ``update()`` and ``bulk_create()`` send no
+signals: code that uses them on a published model calls ``record_ids(Model, ids)`` in
+the same transaction. A change made
 outside any transaction is still recorded, but in a transaction of its own — a crash
 between the two would lose its event (``sync verify`` finds such drift); the monolith's
 views run in transactions (``ATOMIC_REQUESTS``) so this does not happen there.
@@ -17,16 +19,17 @@ from contextvars import ContextVar
 from typing import Any
 
 from django.db import connection, models
-from django.db.models.signals import post_delete, post_save
+from django.db.models.signals import post_delete, post_save, pre_save
 
-from monolith.outbox import versions
-from monolith.outbox.models import EventKind, OutboxEvent
-from monolith.outbox.registry import Registration, origin, registrations
+from facade.sync.django import registry, stamps
+from facade.sync.django.ids import assign, id_range
+from facade.sync.django.models import EventKind, OutboxEvent
+from facade.sync.django.registry import Published, origin
 
 log = logging.getLogger(__name__)
 
 
-def _event(registration: Registration, pk: Any, kind: str, payload: Any) -> OutboxEvent:
+def _event(registration: Published, pk: Any, kind: str, payload: Any) -> OutboxEvent:
     return OutboxEvent(
         stream=registration.stream,
         aggregate=registration.label,
@@ -37,18 +40,19 @@ def _event(registration: Registration, pk: Any, kind: str, payload: Any) -> Outb
     )
 
 
-def _stamped(
-    registration: Registration, events: list[OutboxEvent], ranks: dict[str, int]
-) -> list[OutboxEvent]:
+def _stamped(registration: Published, events: list[OutboxEvent]) -> list[OutboxEvent]:
     """Give the events of a two-way entity their version stamps (one per entity and
     change, under the entity's version row lock)."""
-    if not registration.two_way:
+    pair = registration.two_way
+    if pair is None:
         return events
-    rows = versions.lock(registration.label, [e.aggregate_id for e in events])
+    rows = stamps.lock(registration.label, [e.aggregate_id for e in events])
+    describe = pair.lifecycle.describe if pair.lifecycle else str
     for event in events:
         row = rows[event.aggregate_id]
-        event.stamp = versions.bump(row, ranks.get(event.aggregate_id, row.rank), origin())
-    versions.save(rows.values())
+        rank = registration.rank(event.payload) if event.payload is not None else row.rank
+        event.stamp = stamps.bump(row, rank, origin(), describe)
+    stamps.save(rows.values())
     return events
 
 
@@ -80,8 +84,16 @@ def _is_suppressed(label: str) -> bool:
 
 
 def record(instance: models.Model, *, deleted: bool = False) -> None:
-    registration = registrations().get(type(instance))
-    if registration is None or _is_suppressed(registration.label):
+    registration = registry.published().get(type(instance))
+    if registration is None:
+        part = registry.parts().get(type(instance))
+        if part is not None:  # a part changed: the entity it belongs to changed
+            entity, key = part
+            parent = getattr(instance, key if key.endswith("_id") else f"{key}_id", None)
+            if parent is not None:
+                record_ids(entity.model, [parent])
+        return
+    if _is_suppressed(registration.label):
         return
     _warn_outside_transaction(registration.label)
     if deleted:
@@ -90,13 +102,13 @@ def record(instance: models.Model, *, deleted: bool = False) -> None:
         event = _event(
             registration, instance.pk, EventKind.UPSERT, registration.serialize(instance)
         )
-    _stamped(registration, [event], {str(instance.pk): registration.rank(instance)})[0].save()
+    _stamped(registration, [event])[0].save()
 
 
 def record_ids(model: type[models.Model], ids: Iterable[Any]) -> None:
     """Record the current state of these rows (after a queryset update); a row that is
     gone is recorded as deleted, unless the other side writes that model too."""
-    registration = registrations().get(model)
+    registration = registry.published().get(model)
     if registration is None or _is_suppressed(registration.label):
         return
     wanted = sorted(set(ids))
@@ -110,10 +122,9 @@ def record_ids(model: type[models.Model], ids: Iterable[Any]) -> None:
         if pk in rows
         else _event(registration, pk, EventKind.DELETE, None)
         for pk in wanted
-        if pk in rows or not registration.two_way
+        if pk in rows or registration.two_way is None
     ]
-    ranks = {str(pk): registration.rank(row) for pk, row in rows.items()}
-    OutboxEvent.objects.bulk_create(_stamped(registration, events, ranks))
+    OutboxEvent.objects.bulk_create(_stamped(registration, events))
 
 
 def _saved(sender: type[models.Model], instance: models.Model, raw: bool, **_: Any) -> None:
@@ -126,8 +137,10 @@ def _deleted(sender: type[models.Model], instance: models.Model, **_: Any) -> No
 
 
 def connect() -> None:
-    for model in registrations():
-        post_save.connect(_saved, sender=model, dispatch_uid=f"outbox-save-{model._meta.label}")
-        post_delete.connect(
-            _deleted, sender=model, dispatch_uid=f"outbox-delete-{model._meta.label}"
-        )
+    for model in [*registry.published(), *registry.parts()]:
+        label = model._meta.label
+        post_save.connect(_saved, sender=model, dispatch_uid=f"outbox-save-{label}")
+        post_delete.connect(_deleted, sender=model, dispatch_uid=f"outbox-delete-{label}")
+    for model in registry.published():
+        if id_range(model) is not None:
+            pre_save.connect(assign, sender=model, dispatch_uid=f"ids-{model._meta.label}")

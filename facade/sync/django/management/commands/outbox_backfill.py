@@ -1,4 +1,4 @@
-"""Stream existing rows into the sync: ``python -m monolith.manage outbox_backfill LABEL``.
+"""Stream existing rows into the sync: ``manage.py outbox_backfill LABEL``.
 
 Writes an upsert event for every row of a registered model (``catalog.Product``), in
 primary-key order and in chunks, each chunk in its own transaction; the relay then
@@ -17,9 +17,9 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 from django.utils import timezone
 
-from monolith.outbox.models import BackfillProgress
-from monolith.outbox.recording import record_ids
-from monolith.outbox.registry import registrations
+from facade.sync.django.models import BackfillProgress
+from facade.sync.django.recording import record_ids
+from facade.sync.django.registry import by_label
 
 
 class Command(BaseCommand):
@@ -34,10 +34,10 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        by_label = {r.label: model for model, r in registrations().items()}
-        model = by_label.get(options["label"])
+        published = by_label()
+        model = published[options["label"]].model if options["label"] in published else None
         if model is None:
-            known = ", ".join(sorted(by_label)) or "none"
+            known = ", ".join(sorted(published)) or "none"
             raise CommandError(f"{options['label']!r} is not published; published: {known}")
         progress, _ = BackfillProgress.objects.get_or_create(label=options["label"])
         if options["unless_done"] and progress.finished_at is not None and not options["restart"]:

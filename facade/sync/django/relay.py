@@ -1,0 +1,273 @@
+"""Publishing outbox rows to SQS FIFO queues.
+
+One pass (``Relay.pass_once``) takes up to 100 pending rows of a stream — on PostgreSQL
+with ``SELECT … FOR UPDATE SKIP LOCKED``, so several relays share the work without
+sending a row twice at once; on SQLite the IMMEDIATE transaction serialises them —
+sends them with ``SendMessageBatch`` (at most 10 entries and the stream's
+``max_message_bytes`` per call; MessageGroupId = the entity, MessageDeduplicationId =
+the SHA-256 of the body: ``facade.sync.messages``) and marks the sent ones, in the same
+transaction. A relay killed after sending but before committing leaves the rows
+pending: they are sent again with the same deduplication id, and consumers, which
+compare versions, apply them at most once.
+
+Nothing stalls a stream:
+
+* a row whose message is larger than the stream allows, or that SQS refuses for good
+  (``SenderFault``: invalid characters, too long), is **parked** with its error — it
+  leaves the stream, ``strangler sync status`` counts it and ``strangler sync dlq``
+  lists it — and the rows behind it flow on (they carry the entity's newer state);
+* a row SQS refuses for now waits (``retry_at``, exponential backoff with jitter) with
+  the rest of its entity, while other entities flow on;
+* a call SQS refuses whole for a reason of its request is retried entry by entry, so
+  the one to blame is parked alone;
+* when a whole pass fails (SQS unreachable), its transaction rolls back and the attempt
+  is recorded on the rows in a transaction of its own; the worker backs off and retries.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from botocore.exceptions import ClientError
+from django.db import connection, transaction
+from django.db.models import Exists, F, OuterRef, Q
+from django.utils import timezone
+
+from facade.sync import sqs
+from facade.sync.conflict import Stamp
+from facade.sync.django.models import OutboxEvent
+from facade.sync.messages import BATCH, MAX_MESSAGE_BYTES, Change, size
+
+log = logging.getLogger(__name__)
+ROWS_PER_PASS = 100  # rows per transaction: fewer commits per event
+RETRY_CAP = 300.0  # seconds a refused row waits at most before its next try
+
+
+def change(event: OutboxEvent) -> Change:
+    """The row as the consumers read it. A one-way stream's version is the outbox row's
+    id; a two-way entity's is its stamp (``rank``, ``version``, ``base``)."""
+    stamp = event.stamp or {}
+    two_way = bool(stamp)
+    return Change(
+        stream=event.stream,
+        aggregate=event.aggregate,
+        id=event.aggregate_id,
+        kind=event.kind,
+        data=event.payload,
+        version=int(stamp["version"]) if two_way else int(event.pk),
+        origin=event.origin,
+        event=str(event.event_id),
+        at=event.created_at.isoformat(),
+        rank=int(stamp.get("rank", 0)) if two_way else None,
+        base=Stamp.from_dict(stamp.get("base")) if two_way else None,
+    )
+
+
+@dataclass
+class Outcome:
+    """What one pass did to its rows."""
+
+    published: list[int] = field(default_factory=list)
+    waiting: list[OutboxEvent] = field(default_factory=list)  # refused for now
+    parked: list[OutboxEvent] = field(default_factory=list)  # refused for good
+
+
+@dataclass
+class Relay:
+    client: Any  # SQS client (facade.sync.sqs.client)
+    queues: dict[str, str]  # stream → queue URL
+    limits: dict[str, int] = field(default_factory=dict)  # stream → max message bytes
+    rows_per_pass: int = ROWS_PER_PASS
+    after_send: Callable[[list[OutboxEvent]], None] | None = None  # test hook: crash here
+    clock: Callable[[], dt.datetime] = timezone.now
+    rng: random.Random = field(default_factory=random.Random)
+    sent: int = field(default=0, init=False)
+    parked: int = field(default=0, init=False)
+
+    def pending(self, stream: str) -> list[OutboxEvent]:
+        """Up to ``rows_per_pass`` rows ready to send, in order; a row waits while an
+        earlier row of its entity waits to be retried."""
+        now = self.clock()
+        earlier_waits = OutboxEvent.objects.filter(
+            stream=stream,
+            published_at__isnull=True,
+            parked_at__isnull=True,
+            retry_at__gt=now,
+            aggregate=OuterRef("aggregate"),
+            aggregate_id=OuterRef("aggregate_id"),
+            id__lt=OuterRef("id"),
+        )
+        rows = (
+            OutboxEvent.objects.filter(
+                Q(retry_at__isnull=True) | Q(retry_at__lte=now),
+                stream=stream,
+                published_at__isnull=True,
+                parked_at__isnull=True,
+            )
+            .filter(~Exists(earlier_waits))
+            .order_by("id")
+        )
+        if connection.vendor == "postgresql":
+            rows = rows.select_for_update(skip_locked=True)
+        return list(rows[: self.rows_per_pass])
+
+    def pass_once(self, stream: str) -> int:
+        """Send up to ``rows_per_pass`` rows of the stream in one transaction; return how
+        many were published."""
+        tried: list[int] = []
+        try:
+            with transaction.atomic():
+                events = self.pending(stream)
+                if not events:
+                    return 0
+                tried = [e.pk for e in events]
+                outcome = self._publish(stream, events)
+                self._record(outcome)
+        except Exception as exc:
+            if tried:
+                self._record_failed_pass(tried, exc)
+            raise
+        self.sent += len(outcome.published)
+        self.parked += len(outcome.parked)
+        return len(outcome.published) + len(outcome.parked)
+
+    # -- one pass ------------------------------------------------------------------------
+
+    def _publish(self, stream: str, events: list[OutboxEvent]) -> Outcome:
+        limit = self.limits.get(stream, MAX_MESSAGE_BYTES)
+        outcome = Outcome()
+        blocked: set[tuple[str, str]] = set()  # entities with a row refused for now
+        batch: list[tuple[OutboxEvent, Change, str]] = []
+        batch_bytes = 0
+        for event in events:
+            entity = (event.aggregate, event.aggregate_id)
+            if entity in blocked:
+                continue
+            item = change(event)
+            body = item.encode()
+            length = size(body)
+            if length > limit:
+                self._park(
+                    outcome, event,
+                    f"message of {length:,} bytes is larger than the stream allows "
+                    f"({limit:,} bytes, sync.{stream}.max_message_bytes); shorten the "
+                    "entity or raise the limit (SQS allows 1 MiB), then emit it again",
+                )  # fmt: skip
+                continue
+            if batch and (
+                len(batch) == BATCH
+                or batch_bytes + length > limit
+                or any((e.aggregate, e.aggregate_id) == entity for e, _, _ in batch)
+            ):
+                self._send(stream, batch, outcome, blocked)
+                batch, batch_bytes = [], 0
+                if entity in blocked:
+                    continue
+            batch.append((event, item, body))
+            batch_bytes += length
+        if batch:
+            self._send(stream, batch, outcome, blocked)
+        return outcome
+
+    def _send(
+        self,
+        stream: str,
+        batch: list[tuple[OutboxEvent, Change, str]],
+        outcome: Outcome,
+        blocked: set[tuple[str, str]],
+    ) -> None:
+        entries = [item.entry(str(i), body) for i, (_, item, body) in enumerate(batch)]
+        try:
+            answer = self.client.send_message_batch(QueueUrl=self.queues[stream], Entries=entries)
+        except ClientError as exc:
+            if sqs.classify(exc) is not None:
+                raise  # transient or configuration: the worker decides
+            # refused whole for something in the request: find the entry to blame
+            answer = self._one_by_one(stream, entries)
+        if self.after_send is not None:
+            self.after_send([event for event, _, _ in batch])
+        for entry in answer.get("Successful", []):
+            outcome.published.append(batch[int(entry["Id"])][0].pk)
+        for failure in answer.get("Failed", []):
+            event = batch[int(failure["Id"])][0]
+            error = f"{failure.get('Code')}: {failure.get('Message', '')}"
+            if sqs.refused_for_good(failure):
+                self._park(outcome, event, f"refused by SQS: {error}")
+                continue
+            event.attempts += 1
+            event.last_error = error[:2000]
+            delay = self.rng.uniform(0.5, 1.0) * min(RETRY_CAP, 2.0**event.attempts)
+            event.retry_at = self.clock() + dt.timedelta(seconds=delay)
+            outcome.waiting.append(event)
+            blocked.add((event.aggregate, event.aggregate_id))
+            log.warning(
+                "outbox event %s (%s:%s) refused by SQS for now (%s); retried in %.0fs",
+                event.pk, event.aggregate, event.aggregate_id, error, delay,
+            )  # fmt: skip
+
+    def _one_by_one(self, stream: str, entries: list[dict[str, str]]) -> dict[str, Any]:
+        answer: dict[str, list[dict[str, Any]]] = {"Successful": [], "Failed": []}
+        for entry in entries:
+            single = {k: v for k, v in entry.items() if k != "Id"}
+            try:
+                self.client.send_message(QueueUrl=self.queues[stream], **single)
+            except ClientError as exc:
+                if sqs.classify(exc) is not None:
+                    raise
+                error = exc.response.get("Error", {})
+                answer["Failed"].append(
+                    {"Id": entry["Id"], "SenderFault": True, "Code": error.get("Code"),
+                     "Message": error.get("Message", str(exc))}
+                )  # fmt: skip
+            else:
+                answer["Successful"].append({"Id": entry["Id"]})
+        return answer
+
+    def _park(self, outcome: Outcome, event: OutboxEvent, error: str) -> None:
+        event.attempts += 1
+        event.last_error = error[:2000]
+        event.parked_at = self.clock()
+        outcome.parked.append(event)
+        log.error(
+            "outbox event %s (%s:%s) set aside: %s", event.pk, event.aggregate,
+            event.aggregate_id, error,
+        )  # fmt: skip
+
+    def _record(self, outcome: Outcome) -> None:
+        now = self.clock()
+        if outcome.published:
+            OutboxEvent.objects.filter(pk__in=outcome.published).update(
+                published_at=now, retry_at=None
+            )
+        changed = outcome.waiting + outcome.parked
+        if changed:
+            OutboxEvent.objects.bulk_update(
+                changed, ["attempts", "last_error", "retry_at", "parked_at"]
+            )
+
+    def _record_failed_pass(self, ids: list[int], exc: BaseException) -> None:
+        """The pass's transaction rolled back: count the attempt on its rows anyway."""
+        try:
+            with transaction.atomic():
+                OutboxEvent.objects.filter(pk__in=ids, published_at__isnull=True).update(
+                    attempts=F("attempts") + 1, last_error=f"{type(exc).__name__}: {exc}"[:2000]
+                )
+        except Exception:  # the database itself is away: the worker retries the pass
+            log.exception("outbox relay: could not record the failed attempt")
+
+    # -- loops ---------------------------------------------------------------------------
+
+    def drain(self, stream: str) -> int:
+        total = 0
+        while handled := self.pass_once(stream):
+            total += handled
+        return total
+
+    def step(self, streams: list[str]) -> bool:
+        """One pass over every stream; True when something was sent."""
+        return sum(self.pass_once(stream) for stream in streams) > 0
