@@ -7,8 +7,11 @@ share the routes of ``extracted.orders.api``.
 Configuration (Lambda environment variables):
 
 ``ORDERS_TABLE``             DynamoDB table (default ``strangler-orders``)
-``ORDER_ID_BASE``            first order id minus one (default 1,000,000,000: the
-                             monolith's integer keys stay below it, so ids never collide)
+``STRANGLER_SYNC_TWO_WAY``   the orders' pair of sync streams from routing.yaml (rendered
+                             by ``strangler up`` and ``strangler render sam``): their
+                             lifecycle, and the id split — new orders here take ids
+                             from it up, the monolith's stay below
+``STRANGLER_SYNC_SIDE``      this function's backend name in routing.yaml (``orders``)
 ``ORDERS_OWNER_URL``         base URL of the monolith, which owns stock and customers
 ``STRANGLER_SERVICE_TOKEN``  token for the monolith's internal API
 ``AWS_ENDPOINT_URL_DYNAMODB`` set only to use a local DynamoDB stand-in
@@ -26,19 +29,31 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from extracted.orders import api, errors
 from extracted.orders.owner import Owner
-from extracted.orders.store import OrderStore
+from extracted.orders.store import ORIGIN, OrderStore
+from facade.sync.conflict import SIDE_ENV, TWO_WAY_ENV, two_way_from_environment
 
 logger = Logger(service="orders")
 
 DEFAULT_TABLE = "strangler-orders"
-DEFAULT_ID_BASE = 1_000_000_000
+STREAM = "orders-to-monolith"  # the orders' changes made here travel on it
 
 
 def store_from_environment() -> OrderStore:
-    """The order table the environment names (the API, the relay and the sync share it)."""
+    """The order table the environment names (the API, the relay and the sync share it),
+    with the orders' two-way pair: their lifecycle and this side's id range."""
+    side = os.environ.get(SIDE_ENV, ORIGIN)
+    pair = two_way_from_environment().get(STREAM)
+    span = pair.id_range(side) if pair else None
+    if pair is None or span is None:
+        raise RuntimeError(
+            f"{TWO_WAY_ENV} does not declare the orders' pair of streams with an id split "
+            f"({STREAM}): run under `strangler up`, or deploy with `strangler render sam`"
+        )
     return OrderStore(
         os.environ.get("ORDERS_TABLE", DEFAULT_TABLE),
-        id_base=int(os.environ.get("ORDER_ID_BASE", DEFAULT_ID_BASE)),
+        id_base=span[0] - 1,
+        origin=side,
+        two_way=pair,
     )
 
 

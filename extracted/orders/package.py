@@ -1,7 +1,9 @@
 """Build the orders function's deployment package: ``python -m extracted.orders.package``.
 
-The zip holds the function's code (``extracted/orders``, minus the local HTTP front,
-plus the toolkit's conflict rule ``facade/sync/versions.py``)
+The zip holds the function's code (``extracted/orders``, minus the local HTTP front),
+the toolkit — built as a wheel from this repository and installed without its
+dependencies, as any dependency is: the function runs the toolkit's sync runtime
+(``facade.sync.conflict``, ``messages``, ``digest``), which needs nothing but boto3 —
 and its dependencies from ``extracted/orders/requirements.lock``, installed for the
 Lambda runtime (Python 3.11, x86_64, manylinux wheels only) with their hashes checked.
 Entries are written in sorted order with fixed timestamps, so the same sources make the
@@ -21,10 +23,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
-# the toolkit's conflict rule travels with the function: both sides of a two-way stream
-# must settle concurrent changes by the same code
-TOOLKIT = ("facade/__init__.py", "facade/sync/__init__.py", "facade/sync/versions.py")
-CODE = ("extracted/__init__.py", "extracted/orders", *TOOLKIT)
+CODE = ("extracted/__init__.py", "extracted/orders")
 LEFT_OUT = {"local.py", "package.py"}  # the laptop's HTTP front and this builder
 ZIPPED_LIMIT = 50 * 1024 * 1024
 UNZIPPED_LIMIT = 250 * 1024 * 1024
@@ -44,6 +43,23 @@ def _install(requirements: Path, target: Path) -> None:
     )  # fmt: skip
 
 
+def _toolkit(site: Path, scratch: Path) -> None:
+    """Build the toolkit's wheel and install it (without dependencies) into ``site``:
+    both sides of a two-way stream settle concurrent changes by the same code."""
+    wheels = scratch / "wheel"
+    subprocess.run(  # noqa: S603 - our own interpreter and arguments
+        [
+            sys.executable, "-m", "pip", "wheel", "--quiet", "--disable-pip-version-check",
+            "--no-deps", "--no-build-isolation", "--wheel-dir", str(wheels), str(ROOT),
+        ],
+        check=True,
+    )  # fmt: skip
+    # a wheel is a zip of the installed files: unpacking it is installing it without
+    # scripts and without the record of where it came from, the same bytes every build
+    (wheel,) = wheels.glob("strangler-*.whl")
+    zipfile.ZipFile(wheel).extractall(site)
+
+
 def code_files() -> list[tuple[Path, str]]:
     """(file, name in the zip) of the function's own code."""
     files: list[tuple[Path, str]] = []
@@ -60,8 +76,9 @@ def code_files() -> list[tuple[Path, str]]:
 def build(out: Path, *, with_sdk: bool) -> tuple[int, int, str]:
     """Write the zip; return (zipped bytes, unzipped bytes, sha256)."""
     with tempfile.TemporaryDirectory() as scratch:
-        site = Path(scratch)
+        site = Path(scratch) / "site"
         _install(HERE / "requirements.lock", site)
+        _toolkit(site, Path(scratch))
         if with_sdk:
             _install(HERE / "requirements-sdk.lock", site)
         entries = [

@@ -17,18 +17,23 @@ next order id            PK ``COUNTER#order``         atomic counter (``ADD``)
 
 Sort keys are ``<timestamp, fixed width>#<id, 12 digits>`` so that "newest first" is a
 descending query, ties broken by id as the monolith does (``-placed_at, -id``).
-Order ids come from the counter plus ``ORDER_ID_BASE``, a range the monolith's integer
-keys never reach, so ids from both sides never collide.
+Order ids come from the counter, counted from the start of this side's range (the id
+split routing.yaml declares for the orders' two-way pair: the monolith allocates below
+it, this table from it up), so ids from both sides never collide.
 
 A status change is one conditional ``UpdateItem`` (``status IN (allowed from)``), so
-two concurrent changes of one order cannot both win. Every change also bumps the order's
-``version``, marks it as made here (``origin``) and flags it in the sparse GSI3 in the
-same single-item write — the function's transactional outbox: ``publish_pending`` sends
-each flagged order's current state to the sync and unflags it only if no newer change
-happened meanwhile, recording the published stamp as ``synced_*`` (what the monolith
-knows of the order: the base of the next change sent).
+two concurrent changes of one order cannot both win. Every change also takes the next
+version of the order's Lamport ``clock`` (``facade.sync.conflict``: above every version
+made, held or received here), marks it as made here (``origin``) and flags it in the
+sparse GSI3 in the same single-item write — the function's transactional outbox:
+``publish_pending`` sends each flagged order's current state to the sync and unflags it
+only if no newer change happened meanwhile, recording the published stamp as
+``synced_*`` (what the monolith knows of the order: the base of the next change sent).
+GSI3's sort key is when the order is due to be sent: a change SQS refused for now is
+due again after a backoff, and the others go first meanwhile; one refused for good is
+set aside under ``PARKED`` (``strangler sync dlq`` lists it).
 
-Orders changed on the monolith arrive through ``apply_remote``: ``facade.sync.versions``
+Orders changed on the monolith arrive through ``apply_remote``: ``facade.sync.conflict``
 decides, the item is replaced (unflagged: an applied change is never sent back) or only
 its ``seen`` version moves, under a condition on the version and origin it was judged
 against, and concurrent changes are recorded as ``CONFLICT#<id>`` items and counted. Placing
@@ -52,15 +57,12 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from facade.sync.versions import Decision, Stamp, decide
+from facade.sync.conflict import Decision, Stamp, TwoWay, decide
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
 
 STATUSES = ("placed", "paid", "shipped", "cancelled")
-# the conflict rule's precedence: the lifecycle stage, a cancellation after any other
-# (the monolith ranks orders the same way: monolith.orders.sync)
-RANKS = {"placed": 0, "paid": 1, "shipped": 2, "cancelled": 3}
 STAMP_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 GSI_CUSTOMER = "GSI1"
 GSI_STATUS = "GSI2"
@@ -159,7 +161,8 @@ def _index_keys(order: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-ORIGIN = "orders-lambda"
+ORIGIN = "orders"  # this side's backend name in routing.yaml
+PARKED_PARTITION = "PARKED"
 
 
 class OrderStore:
@@ -170,11 +173,13 @@ class OrderStore:
         id_base: int,
         client: DynamoDBClient | None = None,
         origin: str = ORIGIN,
+        two_way: TwoWay | None = None,
     ) -> None:
         self.table = table
-        self.id_base = id_base
+        self.id_base = id_base  # the first order id minus one
         self.client = client or dynamodb_client()
         self.origin = origin
+        self.two_way = two_way  # the orders' pair of streams: their lifecycle
 
     # -- writes ----------------------------------------------------------------------
 
@@ -220,6 +225,7 @@ class OrderStore:
             **order,
             **_index_keys(order),
             "version": 1,
+            "clock": 1,
             "origin": self.origin,
             "GSI3PK": OUTBOX_PARTITION,
             "GSI3SK": f"{order['placed_at']}#{order_id:012d}",
@@ -247,7 +253,7 @@ class OrderStore:
         """Set ``status`` (and ``changes``) if the order's status is in ``allowed_from``;
         return the new order or raise ``Conflict``."""
         names = {"#status": "status", "#g2": "GSI2PK", "#v": "version", "#g3": "GSI3PK"}
-        names.update({"#g3s": "GSI3SK", "#o": "origin"})
+        names.update({"#g3s": "GSI3SK", "#o": "origin", "#c": "clock"})
         values: dict[str, Any] = {
             ":status": status,
             ":g2": f"STATUS#{status}",
@@ -256,8 +262,10 @@ class OrderStore:
             ":g3s": f"{changes.get('updated_at', '')}#{order_id:012d}",
             ":o": self.origin,
         }
-        sets = ["#status = :status", "#g2 = :g2", "#v = #v + :one", "#g3 = :g3", "#g3s = :g3s"]
-        sets.append("#o = :o")
+        # the next version of the order's clock (items written before it had one: their
+        # version); status changes only move forward (allowed_from), as the pair requires
+        sets = ["#status = :status", "#g2 = :g2", "#v = if_not_exists(#c, #v) + :one"]
+        sets += ["#c = if_not_exists(#c, #v) + :one", "#g3 = :g3", "#g3s = :g3s", "#o = :o"]
         for i, (name, value) in enumerate(changes.items()):
             names[f"#c{i}"] = name
             values[f":c{i}"] = value
@@ -283,8 +291,21 @@ class OrderStore:
             raise
         return _decode(answer["Attributes"])
 
-    def pending(self, limit: int = 100) -> list[dict[str, Any]]:
-        """Orders whose newest change is not published yet, oldest change first."""
+    def pending(self, limit: int = 100, now: dt.datetime | None = None) -> list[dict[str, Any]]:
+        """Orders whose newest change is due to be published, longest due first."""
+        due = stamp(now or dt.datetime.now(dt.UTC)) + "#~"
+        answer = self.client.query(
+            TableName=self.table,
+            IndexName=GSI_OUTBOX,
+            KeyConditionExpression="#pk = :pk AND #sk <= :due",
+            ExpressionAttributeNames={"#pk": "GSI3PK", "#sk": "GSI3SK"},
+            ExpressionAttributeValues={":pk": {"S": OUTBOX_PARTITION}, ":due": {"S": due}},
+            Limit=limit,
+        )
+        return [_decode(item) for item in answer.get("Items", [])]
+
+    def waiting(self, limit: int = 1000) -> list[dict[str, Any]]:
+        """Orders whose newest change is not published yet (due or not)."""
         answer = self.client.query(
             TableName=self.table,
             IndexName=GSI_OUTBOX,
@@ -295,6 +316,75 @@ class OrderStore:
         )
         return [_decode(item) for item in answer.get("Items", [])]
 
+    def retry_later(self, order: Mapping[str, Any], at: dt.datetime) -> None:
+        """A change SQS refused for now: due again at ``at`` (others go first)."""
+        try:
+            self.client.update_item(
+                TableName=self.table,
+                Key=_order_key(int(order["id"])),
+                UpdateExpression="SET GSI3SK = :due ADD attempts :one",
+                ConditionExpression="#v = :v AND attribute_exists(GSI3PK)",
+                ExpressionAttributeNames={"#v": "version"},
+                ExpressionAttributeValues={
+                    ":due": {"S": f"{stamp(at)}#{int(order['id']):012d}"},
+                    ":v": {"N": str(int(order["version"]))},
+                    ":one": {"N": "1"},
+                },
+            )
+        except ClientError as exc:
+            if not _failed_condition(exc):
+                raise
+
+    def park(self, order: Mapping[str, Any], error: str) -> None:
+        """A change SQS refused for good: unflag it (if unchanged) and keep it aside."""
+        order_id = int(order["id"])
+        self.client.put_item(
+            TableName=self.table,
+            Item=_encode(
+                {
+                    "PK": PARKED_PARTITION,
+                    "SK": f"{order_id:012d}",
+                    "order": order_id,
+                    "version": int(order["version"]),
+                    "error": error[:2000],
+                    "parked_at": stamp(dt.datetime.now(dt.UTC)),
+                }
+            ),
+        )
+        try:
+            self.client.update_item(
+                TableName=self.table,
+                Key=_order_key(order_id),
+                UpdateExpression="REMOVE GSI3PK, GSI3SK",
+                ConditionExpression="#v = :v",
+                ExpressionAttributeNames={"#v": "version"},
+                ExpressionAttributeValues={":v": {"N": str(int(order["version"]))}},
+            )
+        except ClientError as exc:
+            if not _failed_condition(exc):
+                raise
+
+    def parked(self) -> list[dict[str, Any]]:
+        """The changes set aside, oldest order first."""
+        items: list[dict[str, Any]] = []
+        args: dict[str, Any] = {
+            "TableName": self.table,
+            "KeyConditionExpression": "PK = :p",
+            "ExpressionAttributeValues": {":p": {"S": PARKED_PARTITION}},
+        }
+        while True:
+            page = self.client.query(**args)
+            items += [_decode(item) for item in page.get("Items", [])]
+            if "LastEvaluatedKey" not in page:
+                return items
+            args["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def unpark(self, order_id: int) -> None:
+        self.client.delete_item(
+            TableName=self.table,
+            Key={"PK": {"S": PARKED_PARTITION}, "SK": {"S": f"{order_id:012d}"}},
+        )
+
     def touch(self, order_id: int) -> bool:
         """Send the order again as a new change made here (the repair of a drift); False
         when there is no such order."""
@@ -302,9 +392,10 @@ class OrderStore:
             self.client.update_item(
                 TableName=self.table,
                 Key=_order_key(order_id),
-                UpdateExpression="SET #v = #v + :one, #o = :me, GSI3PK = :g3, GSI3SK = :g3s",
+                UpdateExpression="SET #v = if_not_exists(#c, #v) + :one, "
+                "#c = if_not_exists(#c, #v) + :one, #o = :me, GSI3PK = :g3, GSI3SK = :g3s",
                 ConditionExpression="attribute_exists(PK)",
-                ExpressionAttributeNames={"#v": "version", "#o": "origin"},
+                ExpressionAttributeNames={"#v": "version", "#o": "origin", "#c": "clock"},
                 ExpressionAttributeValues={
                     ":one": {"N": "1"},
                     ":me": {"S": self.origin},
@@ -318,10 +409,14 @@ class OrderStore:
             raise
         return True
 
+    def rank(self, order: Mapping[str, Any]) -> int:
+        """The order's stage in the pair's lifecycle (0 without one)."""
+        return self.two_way.rank(order) if self.two_way else 0
+
     def stamp(self, order: Mapping[str, Any]) -> Stamp:
-        """The stamp of the order's current state (``facade.sync.versions``)."""
+        """The stamp of the order's current state (``facade.sync.conflict``)."""
         return Stamp(
-            RANKS[str(order["status"])],
+            self.rank(order),
             int(order.get("version", 1)),
             str(order.get("origin", self.origin)),
         )
@@ -350,7 +445,7 @@ class OrderStore:
             self.client.update_item(
                 TableName=self.table,
                 Key=key,
-                UpdateExpression=f"{record} REMOVE GSI3PK, GSI3SK",
+                UpdateExpression=f"{record} REMOVE GSI3PK, GSI3SK, attempts",
                 ConditionExpression="#v = :v",
                 ExpressionAttributeNames={"#v": "version"},
                 ExpressionAttributeValues=values,
@@ -392,8 +487,11 @@ class OrderStore:
             decision = decide(incoming, base, current, seen, self.origin)
             if decision.duplicate:
                 return decision
+            clock = max(
+                int(held.get("clock", held.get("version", 0))) if held else 0, incoming.version
+            )
             try:
-                self._settle(state, incoming, current, decision, max(seen, incoming.version))
+                self._settle(state, incoming, current, decision, max(seen, incoming.version), clock)
             except ClientError as exc:
                 if _failed_condition(exc):
                     continue  # changed while it was judged: judge again
@@ -410,6 +508,7 @@ class OrderStore:
         current: Stamp | None,
         decision: Decision,
         seen: int,
+        clock: int,
     ) -> None:
         """Write the decision, on condition that the order is still as it was judged."""
         guard: dict[str, Any]
@@ -434,6 +533,7 @@ class OrderStore:
                 "version": incoming.version,
                 "origin": incoming.origin,
                 "seen": seen,
+                "clock": clock,
                 "synced_version": incoming.version,
                 "synced_rank": incoming.rank,
                 "synced_origin": incoming.origin,
@@ -444,12 +544,13 @@ class OrderStore:
         self.client.update_item(
             TableName=self.table,
             Key=_order_key(int(state["id"])),
-            UpdateExpression="SET seen = :seen",
+            UpdateExpression="SET seen = :seen, clock = :clock",
             ConditionExpression=guard["ConditionExpression"],
             ExpressionAttributeNames=guard["ExpressionAttributeNames"],
             ExpressionAttributeValues={
                 **guard["ExpressionAttributeValues"],
                 ":seen": {"N": str(seen)},
+                ":clock": {"N": str(clock)},
             },
         )
 

@@ -3,28 +3,30 @@
 ``lambda_handler`` is the function's SQS entry point for the ``orders-to-lambda`` stream
 (a FIFO queue; on AWS an event source mapping with ``ReportBatchItemFailures``, locally
 ``python -m facade.sync.event_source`` plays that part). Powertools'
-``SqsFifoPartialProcessor`` applies the records in order and, at the first that fails,
-reports it and every record after it as ``batchItemFailures``: SQS gives them back in
-order, and after the queue's ``max_receives`` moves a poison message to the DLQ.
+``SqsFifoPartialProcessor`` applies the records in order; when one fails it reports it
+and every later record **of the same message group** (the same order) as
+``batchItemFailures`` (``skip_group_on_error``): SQS gives them back in order, and after
+the queue's ``max_receives`` moves a poison message to the DLQ — while the other orders
+of the batch apply and are done with.
 
-Each record is judged by ``OrderStore.apply_remote`` (``facade.sync.versions``): a
+Each record is judged by ``OrderStore.apply_remote`` (``facade.sync.conflict``): a
 duplicate or overtaken change does nothing, the greater stamp wins, and a change made
 concurrently with one made here is recorded as a conflict.
 
 ``python -m extracted.orders.sync status --json`` prints this side's figures for
-``strangler sync status``: changes waiting to be published, the age of the oldest, and
-the conflicts each incoming stream met; ``emit orders.Order --ids 1,2`` sends orders
-again as new changes (the repair of ``strangler sync verify --repair``).
+``strangler sync status`` (``--parked``: the changes set aside); ``emit orders.Order
+--ids 1,2`` (or ``emit --parked``) sends orders again as new changes (the repair of
+``strangler sync verify --repair``); ``digest`` is this side's half of ``strangler sync
+verify`` (``facade.sync.digest``).
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
-import hashlib
 import json
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -32,12 +34,14 @@ from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor, proce
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from extracted.orders.relay import AGGREGATE, STREAM
-from extracted.orders.store import STAMP_FORMAT, OrderStore, money
-from facade.sync.versions import Decision, Stamp
+from extracted.orders.store import STAMP_FORMAT, OrderStore
+from facade.sync import digest as digests
+from facade.sync.conflict import Decision
+from facade.sync.messages import Change, Malformed, decode
 
 logger = Logger(service="orders-sync")
 INBOUND = "orders-to-lambda"
-processor = SqsFifoPartialProcessor()
+processor = SqsFifoPartialProcessor(skip_group_on_error=True)
 _store: OrderStore | None = None
 
 
@@ -60,27 +64,30 @@ def use_store(given: OrderStore | None) -> None:
     _store = given
 
 
-def apply(body: Mapping[str, Any], into: OrderStore) -> Decision:
+def apply(body: str | Mapping[str, Any] | Change, into: OrderStore) -> Decision:
     """Apply one change of the monolith's; raises ``Unusable`` for a malformed one."""
     try:
-        if body["aggregate"] != AGGREGATE:
-            raise Unusable(f"not an order: {body['aggregate']!r}")
-        if body["kind"] != "upsert" or not isinstance(body.get("data"), dict):
-            raise Unusable(
-                f"{body['kind']!r} event: orders are cancelled, not deleted, across the cut"
-            )
-        incoming = Stamp(int(body.get("rank", 0)), int(body["version"]), str(body["origin"]))
-        base = Stamp.from_dict(body.get("base"))
-        data = body["data"]
-        if str(data.get("id")) != str(body["id"]):
-            raise Unusable(f"event for order {body['id']} carries order {data.get('id')}")
+        change = body if isinstance(body, Change) else decode(body)
+    except Malformed as exc:
+        raise Unusable(str(exc)) from exc
+    if change.aggregate != AGGREGATE:
+        raise Unusable(f"not an order: {change.aggregate!r}")
+    if change.kind != "upsert" or change.data is None:
+        raise Unusable(f"{change.kind!r} event: orders are cancelled, not deleted, across the cut")
+    if not change.two_way:
+        raise Unusable(f"{change.entity}: an order's change without a version stamp")
+    if str(change.data.get("id")) != change.id:
+        raise Unusable(f"event for order {change.id} carries order {change.data.get('id')}")
+    try:
+        return into.apply_remote(
+            change.data, change.stamp, change.base, stream=change.stream or INBOUND
+        )
     except (KeyError, TypeError, ValueError) as exc:
-        raise Unusable(f"malformed event: {exc!r}") from exc
-    return into.apply_remote(data, incoming, base, stream=str(body.get("stream") or INBOUND))
+        raise Unusable(f"{change.entity}: malformed order: {exc!r}") from exc
 
 
 def record_handler(record: SQSRecord) -> None:
-    decision = apply(json.loads(record.body), store())
+    decision = apply(record.body, store())
     logger.debug("applied" if decision.apply else "kept", extra={"id": record.message_id})
 
 
@@ -95,48 +102,29 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
 # -- comparing both sides ----------------------------------------------------------------
 
 
-def _moment(value: Any) -> str:
-    if not value:
-        return "-"
-    text = str(value)
-    if text.endswith("Z") and "." in text and len(text) == 27:  # the store's own format
-        moment = dt.datetime.strptime(text, STAMP_FORMAT).replace(tzinfo=dt.UTC)
-    else:
-        moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return moment.astimezone(dt.UTC).isoformat(timespec="microseconds")
+def states(into: OrderStore) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Every order as the sync carries it (the monolith's ``order_state`` shape)."""
+    from extracted.orders.api import render
 
-
-def digest(order: Mapping[str, Any]) -> str:
-    """A digest of what both sides must agree on about an order, whichever shape it is
-    read in (the store's item, or the monolith's row rendered by ``order_state``)."""
-    lines = sorted(
-        (int(x["product"]), str(x["sku"]), int(x["quantity"]), money(str(x["unit_price"])))
-        for x in order["lines"]
-    )
-    fields = [
-        str(int(order["id"])),
-        str(int(order["customer"])),
-        str(order["status"]),
-        str(order["currency"]),
-        money(str(order["total"])),
-        repr(lines),
-        *(_moment(order.get(name)) for name in (
-            "placed_at", "paid_at", "shipped_at", "cancelled_at", "updated_at"
-        )),
-        str(order.get("reservation") or "-"),
-    ]  # fmt: skip
-    return hashlib.sha256("\x1f".join(fields).encode()).hexdigest()
+    for order in into.every_order():
+        yield int(order["id"]), {**render(order), "reservation": order.get("reservation")}
 
 
 def status(into: OrderStore) -> dict[str, Any]:
-    pending = into.pending(limit=1000)
+    pending = into.waiting(limit=1000)
     oldest = min((str(o.get("updated_at") or o["placed_at"]) for o in pending), default=None)
     age = 0.0
     if oldest:
         moment = dt.datetime.strptime(oldest, STAMP_FORMAT).replace(tzinfo=dt.UTC)
         age = max(0.0, (dt.datetime.now(dt.UTC) - moment).total_seconds())
     return {
-        "streams": {STREAM: {"pending": len(pending), "oldest_pending_age_s": age}},
+        "streams": {
+            STREAM: {
+                "pending": len(pending),
+                "oldest_pending_age_s": age,
+                "parked": len(into.parked()),
+            }
+        },
         "inbox": {INBOUND: {"conflicts": into.conflicts(INBOUND)}},
     }
 
@@ -146,17 +134,53 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     shown = commands.add_parser("status", help="this side's sync figures")
     shown.add_argument("--json", action="store_true")
+    shown.add_argument("--parked", action="store_true", help="list the changes set aside")
+    shown.add_argument("--stream", default=None)
     emit = commands.add_parser("emit", help="send orders again, as new changes made here")
-    emit.add_argument("label", choices=[AGGREGATE])
-    emit.add_argument("--ids", required=True, help="comma-separated order ids")
+    emit.add_argument("label", nargs="?", choices=[AGGREGATE])
+    emit.add_argument("--ids", help="comma-separated order ids")
+    emit.add_argument("--parked", action="store_true", help="every order set aside")
+    emit.add_argument("--stream", default=None)
+    digests.arguments(commands.add_parser("digest", help="this side's half of sync verify"))
     args = parser.parse_args(argv)
+    if args.command == "digest":
+        if args.entity is None:
+            print(json.dumps({"entities": [AGGREGATE]}))
+            return 0
+        if args.entity != AGGREGATE:
+            print(f"{args.entity!r}: only {AGGREGATE} is kept here", file=sys.stderr)
+            return 2
+        print(json.dumps(digests.report(states(store()), args.buckets, digests.only(args.only))))
+        return 0
     if args.command == "emit":
+        if args.parked:
+            parked = store().parked()
+            for item in parked:
+                store().touch(int(item["order"]))
+                store().unpark(int(item["order"]))
+            print(f"emitted {len(parked)} set-aside orders again")
+            return 0
+        if not args.ids:
+            parser.error("emit: give orders.Order --ids 1,2,… or --parked")
         ids = [int(i) for i in args.ids.split(",") if i.strip()]
         missing = [i for i in ids if not store().touch(i)]
         print(f"emitted {len(ids) - len(missing)} {AGGREGATE} changes")
         if missing:
             print(f"not in the table: {', '.join(map(str, missing))}", file=sys.stderr)
         return 1 if missing else 0
+    if args.parked:
+        letters = [
+            {
+                "event": f"{AGGREGATE}:{item['order']}:{item['version']}",
+                "stream": STREAM,
+                "entity": f"{AGGREGATE}:{item['order']}",
+                "parked_at": item.get("parked_at"),
+                "error": item.get("error", ""),
+            }
+            for item in store().parked()
+        ]
+        print(json.dumps({"parked": letters}) if args.json else "\n".join(map(str, letters)))
+        return 0
     figures = status(store())
     if args.json:
         print(json.dumps(figures))
