@@ -21,6 +21,9 @@ $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --require-hashes --no-deps -r requirements.lock
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	@# the wheel holds the toolkit only; the sample shop (monolith/, extracted/) runs from
+	@# this tree, which goes on the virtualenv's path
+	$(BIN)/python -c "import pathlib, sysconfig; pathlib.Path(sysconfig.get_paths()['purelib'], 'strangler-sample.pth').write_text('$(CURDIR)\n')"
 	@touch $@
 
 # The npm-side stand-ins (dynalite for DynamoDB). Without npm the stack still runs:

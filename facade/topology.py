@@ -160,7 +160,7 @@ def base_environment(
 def backend_environment(
     table: RoutingTable, backend: Backend, environ: Mapping[str, str], base: Mapping[str, str]
 ) -> dict[str, str]:
-    env = dict(base)
+    env = {**dict(base), **table.sync_environment(backend.name)}
     where = f"{table.source}: backends.{backend.name}.local"
     for name, value in (backend.local.env if backend.local else {}).items():
         env[name] = expand(value, {**environ, **env}, f"{where}.env.{name}")
@@ -222,7 +222,8 @@ def build_stack(config: LocalConfig) -> Stack:
                 argv = _fill(command, backend, config.python, scope, f"{where}.setup[{i}]")
                 setup.append(SetupStep(f"{backend.name} {_step_name(argv)}", argv, env))
         if backend.handler:  # runs inside the facade, with its environment
-            facade_env.update(local.env and {k: env[k] for k in local.env})
+            own = [*local.env, *table.sync_environment(backend.name)]
+            facade_env.update({k: env[k] for k in own})
         elif local.run is not None:
             if not backend.url:
                 raise ConfigError(f"{where}: a backend that runs locally needs a url")

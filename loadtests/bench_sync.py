@@ -5,7 +5,7 @@
 
 Two scratch PostgreSQL databases (the monolith's, seeded, and the catalog service's,
 filled by ``import_catalog``), the SQS stand-in (fauxqs when installed), and the real
-processes: one ``outbox_relay`` and one ``sync_consumer``. Two phases:
+processes: one ``outbox_relay`` and one ``inbox_consumer``. Two phases:
 
 * **steady**: a writer changes ``--rate`` stock levels per second for ``--duration``
   seconds, each in its own transaction (each row once, so every event's version is the
@@ -88,7 +88,7 @@ def wait_applied(catalog: str, versions: int, since: int, timeout: float) -> flo
 def steady(monolith: str, catalog: str, rate: int, duration: float) -> dict[str, Any]:
     ids = [r[0] for r in rows(monolith, "SELECT id FROM catalog_stocklevel ORDER BY id")]
     count = min(len(ids), int(rate * duration))
-    (since,) = rows(monolith, "SELECT coalesce(max(id), 0) FROM outbox_outboxevent")[0]
+    (since,) = rows(monolith, "SELECT coalesce(max(id), 0) FROM strangler_sync_outboxevent")[0]
     writer = subprocess.Popen(
         [sys.executable, "-c", WRITER, str(rate), ",".join(map(str, ids[:count]))],
         env={**os.environ, "DATABASE_URL": monolith, "DJANGO_SETTINGS_MODULE": "monolith.settings"},
@@ -98,7 +98,8 @@ def steady(monolith: str, catalog: str, rate: int, duration: float) -> dict[str,
     committed = dict(
         rows(
             monolith,
-            "SELECT id, extract(epoch from created_at) FROM outbox_outboxevent WHERE id > %s",
+            "SELECT id, extract(epoch from created_at) FROM strangler_sync_outboxevent"
+            " WHERE id > %s",
             since,
         )
     )
@@ -125,7 +126,7 @@ import sys, time, django
 django.setup()
 from django.db import transaction
 from monolith.catalog.models import StockLevel
-from monolith.outbox.recording import record_ids
+from facade.sync.django.recording import record_ids
 from django.db.models import F
 rate, ids = float(sys.argv[1]), [int(i) for i in sys.argv[2].split(",")]
 start = time.monotonic()
@@ -142,21 +143,21 @@ for n, pk in enumerate(ids):
 def burst(monolith: str, catalog: str, size: int, env: dict[str, str]) -> dict[str, Any]:
     """Backfill rounds until ``size`` events are written; time the writing, the
     publishing into SQS (outbox empty) and the applying (newest version applied)."""
-    (since,) = rows(monolith, "SELECT coalesce(max(id), 0) FROM outbox_outboxevent")[0]
+    (since,) = rows(monolith, "SELECT coalesce(max(id), 0) FROM strangler_sync_outboxevent")[0]
     started = time.monotonic()
     written = 0
     while written < size:
         for label in ("catalog.StockLevel", "catalog.Product"):
             args = ("outbox_backfill", label, "--restart", "--chunk", "5000")
             manage("monolith.manage", *args, env=env)
-        count_sql = "SELECT count(*) FROM outbox_outboxevent WHERE id > %s"
+        count_sql = "SELECT count(*) FROM strangler_sync_outboxevent WHERE id > %s"
         written = int(rows(monolith, count_sql, since)[0][0])
     wrote = time.monotonic() - started
-    pending_sql = "SELECT count(*) FROM outbox_outboxevent WHERE published_at IS NULL"
+    pending_sql = "SELECT count(*) FROM strangler_sync_outboxevent WHERE published_at IS NULL"
     _wait(lambda: rows(monolith, pending_sql)[0][0] == 0, "the outbox did not empty")
     published = time.monotonic() - started
     # entities repeat across rounds: wait until the newest version of each is applied
-    (latest,) = rows(monolith, "SELECT max(id) FROM outbox_outboxevent")[0]
+    (latest,) = rows(monolith, "SELECT max(id) FROM strangler_sync_outboxevent")[0]
     applied_sql = "SELECT count(*) FROM catalog_service_syncstate WHERE version = %s"
     _wait(lambda: rows(catalog, applied_sql, latest)[0][0] > 0, "the burst did not drain")
     elapsed = time.monotonic() - started
@@ -228,7 +229,7 @@ def main() -> int:
             )
             for module, command, env in (
                 [("monolith.manage", "outbox_relay", mono_env)] * args.relays
-                + [("extracted.catalog.manage", "sync_consumer", cat_env)] * args.consumers
+                + [("extracted.catalog.manage", "inbox_consumer", cat_env)] * args.consumers
             )
         ]
         try:

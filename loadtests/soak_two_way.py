@@ -238,14 +238,14 @@ def check(tally: Tally, url: str, stock_before: dict[int, int], verify: dict[str
     versions = dict(
         _sql(
             url,
-            "SELECT object_id::bigint, version FROM outbox_entityversion "
+            "SELECT object_id::bigint, version FROM strangler_sync_entityversion "
             "WHERE aggregate = 'orders.Order' AND object_id::bigint = ANY(%s)",
             ours,
         )
     )
     (published,) = _sql(
         url,
-        "SELECT count(*) FROM outbox_outboxevent WHERE aggregate = 'orders.Order' "
+        "SELECT count(*) FROM strangler_sync_outboxevent WHERE aggregate = 'orders.Order' "
         "AND aggregate_id::bigint = ANY(%s)",
         lambda_ids,
     )[0]

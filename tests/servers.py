@@ -17,11 +17,15 @@ import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 
+from extracted.orders.store import OrderStore
 from facade.aws_local import Endpoints
+from facade.routing.loader import load_table
 
 PG_URL = os.environ.get("STRANGLER_TEST_PG", "postgres://postgres@127.0.0.1:5432/test")
 # Registration-heavy tests would spend most of their time in PBKDF2 otherwise.
@@ -72,7 +76,17 @@ def manage(*args: str, env: Mapping[str, str], module: str = "monolith.manage") 
 
 
 SERVICE_TOKEN = "test-service-token-0123456789"
-ORDERS_ID_BASE = 1_000_000_000
+# the sample's two-way pair of order streams: its lifecycle and id split
+SAMPLE_ROUTING = load_table(Path(__file__).resolve().parents[1] / "routing.yaml")
+ORDERS_PAIR = SAMPLE_ROUTING.stream("orders-to-lambda").two_way
+assert ORDERS_PAIR is not None
+assert ORDERS_PAIR.id_split is not None
+ORDERS_ID_BASE = ORDERS_PAIR.id_split - 1  # the orders function's ids are above it
+
+
+def orders_store(table: str, client: Any, cls: type[OrderStore] = OrderStore) -> OrderStore:
+    """The orders function's store as the sample configures it (its side of the pair)."""
+    return cls(table, id_base=ORDERS_ID_BASE, client=client, two_way=ORDERS_PAIR)
 
 
 @dataclass
@@ -180,8 +194,8 @@ def orders_environment(monolith_url: str, aws: Endpoints, table: str) -> dict[st
     """The orders function's configuration, pointed at the local AWS stand-ins."""
     return {
         **aws.environment(),
+        **SAMPLE_ROUTING.sync_environment("orders"),
         "ORDERS_TABLE": table,
-        "ORDER_ID_BASE": str(ORDERS_ID_BASE),
         "ORDERS_OWNER_URL": monolith_url,
         "STRANGLER_SERVICE_TOKEN": SERVICE_TOKEN,
         "POWERTOOLS_LOG_LEVEL": "WARNING",

@@ -42,7 +42,9 @@ def _handler(spec: str) -> str:
     return f"{module}.{function}"
 
 
-def _function(backend: Backend, handler: str, name: str | None) -> dict[str, Any]:
+def _function(
+    table: RoutingTable, backend: Backend, handler: str, name: str | None
+) -> dict[str, Any]:
     aws = backend.aws
     properties: dict[str, Any] = {
         "Handler": _handler(handler),
@@ -56,8 +58,13 @@ def _function(backend: Backend, handler: str, name: str | None) -> dict[str, Any
     if isinstance(policies, list) and policies:
         properties["Policies"] = policies
     environment = aws.get("environment")
-    if isinstance(environment, dict) and environment:
-        properties["Environment"] = {"Variables": {str(k): str(v) for k, v in environment.items()}}
+    variables = (
+        {str(k): str(v) for k, v in environment.items()} if isinstance(environment, dict) else {}
+    )
+    # a side of two-way streams reads their lifecycle and id split from here
+    variables.update(table.sync_environment(backend.name))
+    if variables:
+        properties["Environment"] = {"Variables": variables}
     return properties
 
 
@@ -79,6 +86,7 @@ def _queues(stream: SyncStream) -> dict[str, Any]:
                 "FifoQueue": True,
                 "ContentBasedDeduplication": False,  # the publisher sets the deduplication id
                 "VisibilityTimeout": stream.visibility_timeout,
+                "MaximumMessageSize": stream.max_message_bytes,
                 "MessageRetentionPeriod": stream.retention,
                 "RedrivePolicy": {
                     "deadLetterTargetArn": {"Fn::GetAtt": [dlq_id, "Arn"]},
@@ -96,7 +104,7 @@ def _consumer(table: RoutingTable, stream: SyncStream, backend: Backend) -> dict
             "function: name the handler that takes the queue's batches with "
             "consumer: module:function"
         )
-    properties = _function(backend, stream.consumer, None)
+    properties = _function(table, backend, stream.consumer, None)
     if properties["Timeout"] > stream.visibility_timeout:
         raise ConfigError(
             f"{table.source}: sync.{stream.name}: visibility_timeout {stream.visibility_timeout}"
@@ -126,7 +134,7 @@ def template(table: RoutingTable, source: str, deployment: str | None = None) ->
                 f"{table.source}: backends.{name}: a Lambda backend needs handler and "
                 "aws.function to be deployed"
             )
-        properties = _function(backend, backend.handler, str(backend.aws["function"]))
+        properties = _function(table, backend, backend.handler, str(backend.aws["function"]))
         properties["AutoPublishAlias"] = str(backend.aws.get("alias", "live"))
         if deployment:
             properties["DeploymentPreference"] = {"Type": deployment}

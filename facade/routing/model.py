@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from urllib.parse import urlsplit
 
+from facade.sync.conflict import SIDE_ENV, TWO_WAY_ENV, TwoWay, two_way_env
+
 SHARE_TOTAL = 1000  # tenths of a percent
 ALB_MAX_WEIGHT = 999
 
@@ -67,10 +69,15 @@ class SyncStream:
     visibility_timeout: int = 30  # seconds
     retention: int = 345_600  # seconds a message is kept (4 days, SQS's default)
     dlq_retention: int = 1_209_600  # 14 days, SQS's maximum: time to fix and replay
-    # how the toolkit reaches each side here: backfill, emit, verify, outbox_status
+    # how the toolkit reaches each side here: backfill, emit, outbox_status, inbox_status,
+    # source_digest, target_digest (facade.sync.commands)
     commands: Mapping[str, str] = field(default_factory=dict)
     # a Lambda target's SQS handler ("module:function"), for its event source on AWS
     consumer: str | None = None
+    # SQS's limit for one message and one SendMessageBatch (256 KiB; AWS allows 1 MiB)
+    max_message_bytes: int = 262_144
+    # both sides change the entities it carries: the pair, its lifecycle and id split
+    two_way: TwoWay | None = None
 
     @property
     def dlq(self) -> str:
@@ -240,6 +247,24 @@ class RoutingTable:
                 return stream
         known = ", ".join(s.name for s in self.sync) or "none"
         raise KeyError(f"no sync stream named {name!r}; streams: {known}")
+
+    def two_way_pairs(self, backend: str | None = None) -> tuple[TwoWay, ...]:
+        """The two-way pairs of streams (each once), or only those ``backend`` is a side of."""
+        pairs: dict[tuple[str, str], TwoWay] = {}
+        for stream in self.sync:
+            pair = stream.two_way
+            if pair is not None and (backend is None or backend in pair.sides):
+                pairs[pair.streams] = pair
+        return tuple(pairs.values())
+
+    def sync_environment(self, backend: str) -> dict[str, str]:
+        """What a side of two-way streams that does not read this file (a Lambda
+        function) finds in its environment: its pairs (lifecycle, id split) and its own
+        name — locally (``strangler up``) and on AWS (``render sam``) alike."""
+        pairs = self.two_way_pairs(backend)
+        if not pairs:
+            return {}
+        return {TWO_WAY_ENV: two_way_env(pairs), SIDE_ENV: backend}
 
     def route(self, name: str) -> Route:
         for route in (*self.routes, self.default):

@@ -13,10 +13,16 @@
         commands:                   # how `strangler sync` reaches each side
           backfill: "{python} -m monolith.manage outbox_backfill"
           emit: "{python} -m monolith.manage outbox_emit"
-          verify: "{python} -m extracted.catalog.manage sync_verify --source ..."
-          outbox_status: "{python} -m monolith.manage outbox_status --json"
+          outbox_status: "{python} -m monolith.manage sync_status --json"
+          source_digest: "{python} -m monolith.manage sync_digest"          # sync verify:
+          target_digest: "{python} -m extracted.catalog.manage sync_digest" # both halves
           inbox_status: ...         # the applying side's figures (conflicts), if it has any
         consumer: extracted.orders.sync:lambda_handler   # a Lambda target's SQS handler
+        max_message_bytes: 262144   # SQS's limit per message and per batch (AWS: up to 1 MiB)
+        two_way:                    # both sides change these entities (declared once a pair)
+          reverse: orders-to-monolith           # the stream carrying the other direction
+          lifecycle: {field: status, order: [placed, paid, shipped, cancelled]}
+          ids: {split: 1000000000}  # new ids: `from` allocates below, `to` from here up
 
 The same definitions create the local queues (``facade.sync.queues``) and, rendered,
 the CloudFormation/SAM queues on AWS; SQS's own limits are checked here, since the
@@ -26,17 +32,22 @@ local stand-ins do not check them.
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 from ruamel.yaml.comments import CommentedMap
 
 from facade.routing.checker import CALLABLE, NAME, Checker, show
 from facade.routing.model import Backend, SyncStream
+from facade.sync.conflict import Lifecycle, TwoWay
 
 STREAM_KEYS = (
     "from", "to", "queue", "max_receives", "visibility_timeout", "retention", "commands",
-    "consumer",
+    "consumer", "max_message_bytes", "two_way",
 )  # fmt: skip
-COMMANDS = ("backfill", "emit", "verify", "outbox_status", "inbox_status")
+TWO_WAY_KEYS = ("reverse", "lifecycle", "ids")
+COMMANDS = (
+    "backfill", "emit", "outbox_status", "inbox_status", "source_digest", "target_digest",
+)  # fmt: skip
 # SQS: up to 80 characters of letters, digits, '-' and '_'; FIFO names end in .fifo. The
 # dead-letter queue adds "-dlq", so the base leaves room for it.
 QUEUE = re.compile(r"^[A-Za-z0-9_-]{1,71}\.fifo$")
@@ -44,7 +55,9 @@ LIMITS = {
     "max_receives": (1, 1000),
     "visibility_timeout": (0, 43_200),
     "retention": (60, 1_209_600),
+    "max_message_bytes": (1_024, 1_048_576),
 }
+ID_SPLIT = (2, 2**53)  # JSON numbers stay exact below 2^53
 
 
 def sync_streams(
@@ -130,6 +143,97 @@ def sync_streams(
                 retention=numbers.get("retention", 345_600),
                 commands=commands,
                 consumer=str(consumer) if consumer is not None else None,
+                max_message_bytes=numbers.get("max_message_bytes", 262_144),
             )
         )
-    return tuple(streams)
+    return _pair(check, node, streams)
+
+
+def _at(
+    check: Checker, node: CommentedMap, key: str, parent: CommentedMap, name: str, path: str,
+    message: str,
+) -> None:  # fmt: skip
+    """Report at ``node[key]``, or at ``parent[name]`` when the key is missing."""
+    if key in node:
+        check.at(node, key, path, message)
+    else:
+        check.at(parent, name, path, message)
+
+
+def _lifecycle(check: Checker, body: CommentedMap, path: str) -> Lifecycle | None:
+    spec = check.mapping(body["lifecycle"], body, "lifecycle", path, ("field", "order"))
+    if spec is None:
+        return None
+    field, order = spec.get("field"), spec.get("order")
+    ok = True
+    if not isinstance(field, str) or not field:
+        message = f"{show(field)}: the name of the entity's stage field"
+        _at(check, spec, "field", body, "lifecycle", f"{path}.field", message)
+        ok = False
+    stages = [str(v) for v in order] if isinstance(order, list) else []
+    if (
+        not isinstance(order, list)
+        or len(stages) < 2
+        or len(set(stages)) != len(stages)
+        or not all(isinstance(v, str) and v for v in order)
+    ):
+        message = (
+            f"{show(order)}: the stages in order, at least two distinct names, the stage a "
+            "concurrent change should win with last (e.g. [placed, paid, shipped, cancelled])"
+        )
+        _at(check, spec, "order", body, "lifecycle", f"{path}.order", message)
+        ok = False
+    return Lifecycle(str(field), tuple(stages)) if ok else None
+
+
+def _pair(check: Checker, node: CommentedMap, streams: list[SyncStream]) -> tuple[SyncStream, ...]:
+    """Resolve ``two_way`` declarations: each names its reverse stream, and both streams
+    of the pair carry the same ``TwoWay``."""
+    by_name = {s.name: s for s in streams}
+    pairs: dict[str, TwoWay] = {}
+    for name, spec in node.items():
+        if not isinstance(spec, CommentedMap) or "two_way" not in spec:
+            continue
+        path = f"sync.{name}.two_way"
+        body = check.mapping(spec["two_way"], spec, "two_way", path, TWO_WAY_KEYS)
+        if body is None:
+            continue
+        reverse = body.get("reverse")
+        this, other = by_name.get(str(name)), by_name.get(str(reverse))
+        if other is None or this is None or other is this:
+            known = ", ".join(s for s in by_name if s != name) or "none"
+            message = f"{show(reverse)}: the stream carrying the other direction; streams: {known}"
+            _at(check, body, "reverse", spec, "two_way", f"{path}.reverse", message)
+            continue
+        if (other.source, other.target) != (this.target, this.source):
+            check.at(
+                body, "reverse", f"{path}.reverse",
+                f"stream {other.name!r} goes from {other.source} to {other.target}; the reverse "
+                f"of {this.name!r} goes from {this.target} to {this.source}",
+            )  # fmt: skip
+            continue
+        if other.name in pairs or this.name in pairs:
+            check.at(
+                body, "reverse", f"{path}.reverse",
+                f"{other.name!r} is already paired: declare two_way once per pair of streams",
+            )  # fmt: skip
+            continue
+        lifecycle = _lifecycle(check, body, f"{path}.lifecycle") if "lifecycle" in body else None
+        split: int | None = None
+        if "ids" in body:
+            ids = check.mapping(body["ids"], body, "ids", f"{path}.ids", ("split",))
+            value = ids.get("split") if ids is not None else None
+            low, high = ID_SPLIT
+            if ids is not None and (
+                isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high
+            ):
+                message = (
+                    f"{show(value)}: a whole number from {low} to {high}: new ids on "
+                    f"{this.source} stay below it, on {this.target} they start at it"
+                )
+                _at(check, ids, "split", body, "ids", f"{path}.ids.split", message)
+            elif ids is not None:
+                split = value
+        pair = TwoWay((this.name, other.name), (this.source, this.target), lifecycle, split)
+        pairs[this.name] = pairs[other.name] = pair
+    return tuple(replace(s, two_way=pairs.get(s.name)) for s in streams)

@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import boto3
 import click
 
 from facade.aws_local import CREDENTIALS, stand_ins
@@ -21,7 +20,8 @@ from facade.exceptions import CheckFailed, ConfigError
 from facade.options import routing_option as _routing
 from facade.routing.loader import load_table
 from facade.routing.model import RoutingTable, SyncStream
-from facade.sync import commands, dlq, metrics
+from facade.sync import commands, dlq, metrics, sqs
+from facade.sync import verify as checking
 
 _aws = click.option(
     "--aws", "use_aws", is_flag=True, help="Talk to AWS instead of the local stand-ins."
@@ -31,9 +31,9 @@ _json = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 
 def sqs_client(table: RoutingTable, use_aws: bool) -> Any:
     if use_aws:
-        return boto3.client("sqs")
+        return sqs.client()
     aws = stand_ins(table)
-    return boto3.client("sqs", endpoint_url=aws.sqs or aws.endpoint, **CREDENTIALS)
+    return sqs.client(aws.sqs or aws.endpoint, **CREDENTIALS)
 
 
 def _stream(table: RoutingTable, name: str) -> SyncStream:
@@ -70,20 +70,39 @@ def dlq_group() -> None:
 @_aws
 @_json
 def dlq_list(stream: str, routing: Path, use_aws: bool, as_json: bool) -> None:
-    """The messages in STREAM's dead-letter queue."""
+    """The messages in STREAM's dead-letter queue, and the changes its publishing side
+    set aside (too large for the queue, or refused by SQS for good)."""
     table = load_table(routing)
     client = sqs_client(table, use_aws)
-    _, dead = _urls(client, _stream(table, stream))
+    item = _stream(table, stream)
+    _, dead = _urls(client, item)
     letters = [letter.summary() for letter in dlq.list_letters(client, dead)]
+    parked = set_aside(table, routing, item)
     if as_json:
-        click.echo(json.dumps(letters, indent=2))
+        click.echo(json.dumps({"dead_letters": letters, "set_aside": parked}, indent=2))
         return
-    click.echo(f"{len(letters)} message(s) in {_stream(table, stream).dlq}")
+    click.echo(f"{len(letters)} message(s) in {item.dlq}")
     for letter in letters:
         click.echo(
             f"{letter['message_id']}  {letter['entity'] or '(unreadable body)'}  "
             f"receives={letter['receives']}  sent={letter['sent']}"
         )
+    if parked:
+        click.echo(
+            f"{len(parked)} change(s) set aside by {item.source} "
+            f"(`strangler sync dlq replay {stream} --set-aside` once fixed)"
+        )
+        for entry in parked:
+            click.echo(f"{entry['event']}  {entry['entity']}  {entry['error']}")
+
+
+def set_aside(table: RoutingTable, routing: Path, stream: SyncStream) -> list[dict[str, Any]]:
+    """What the publishing side set aside, when its status command can tell."""
+    if "outbox_status" not in stream.commands:
+        return []
+    args = ["--parked", "--stream", stream.name, "--json"]
+    _, answer = commands.run_json(table, routing, stream, "outbox_status", args)
+    return list(answer.get("parked", []))
 
 
 @dlq_group.command(name="show")
@@ -107,16 +126,37 @@ def dlq_show(stream: str, message_id: str, routing: Path, use_aws: bool) -> None
 @click.argument("stream")
 @click.option("--id", "ids", multiple=True, help="Replay only these messages (repeatable).")
 @click.option("--all", "everything", is_flag=True, help="Replay every dead letter.")
+@click.option(
+    "--set-aside", "set_aside_", is_flag=True, help="Publish the set-aside changes' entities again."
+)
 @_routing
 @_aws
 @_json
 def dlq_replay(
-    stream: str, ids: tuple[str, ...], everything: bool, routing: Path, use_aws: bool, as_json: bool
+    stream: str,
+    ids: tuple[str, ...],
+    everything: bool,
+    set_aside_: bool,
+    routing: Path,
+    use_aws: bool,
+    as_json: bool,
 ) -> None:
-    """Send dead letters back to STREAM's queue, once their cause is fixed."""
-    if bool(ids) == everything:
-        raise click.UsageError("name the messages with --id, or give --all")
+    """Send dead letters back to STREAM's queue, once their cause is fixed (or, with
+    --set-aside, publish again the entities whose changes the publishing side set aside)."""
     table = load_table(routing)
+    if set_aside_:
+        result = commands.run(
+            table, routing, _stream(table, stream), "emit", ["--parked", "--stream", stream],
+            capture=True,
+        )  # fmt: skip
+        if result.returncode:
+            raise CheckFailed(
+                f"publishing again failed: {(result.stderr or result.stdout).strip()}"
+            )
+        click.echo(result.stdout.strip())
+        return
+    if bool(ids) == everything:
+        raise click.UsageError("name the messages with --id, or give --all (or --set-aside)")
     client = sqs_client(table, use_aws)
     queue, dead = _urls(client, _stream(table, stream))
     replayed = dlq.replay(client, dead, queue, set(ids) if ids else None)
@@ -261,11 +301,18 @@ def verify(
     use_aws: bool,
     as_json: bool,
 ) -> None:
-    """Compare both sides of STREAM row by row; exit 1 on drift."""
+    """Compare both sides of STREAM entity by entity; exit 1 on drift."""
     table = load_table(routing)
     item = _stream(table, stream)
-    args = ["--json", *(["--entity", entity] if entity else [])]
-    _, report = commands.run_json(table, routing, item, "verify", args)
+
+    def ask(side: str, args: list[str]) -> Any:
+        key = f"{side}_digest"
+        code, answer = commands.run_json(table, routing, item, key, args)
+        if code:
+            raise ConfigError(f"sync.{stream}.commands.{key} failed (exit {code}): {answer}")
+        return answer
+
+    report = checking.verify(ask, stream, entity)
     if report["drift"] and repair:
         for label, figures in report["entities"].items():
             if figures["drifted"]:
@@ -278,7 +325,7 @@ def verify(
         client = sqs_client(table, use_aws)
         if not wait_until_delivered(table, routing, client, item, timeout):
             raise CheckFailed(f"stream {stream} did not deliver in {timeout:.0f}s")
-        _, report = commands.run_json(table, routing, item, "verify", args)
+        report = checking.verify(ask, stream, entity)
         report["repaired"] = True
     if as_json:
         click.echo(json.dumps(report, indent=2))

@@ -1,7 +1,7 @@
 """Running a stream's own commands (routing.yaml ``sync.<stream>.commands``) on this
-machine, in the environment ``strangler up`` gives that side: backfill, emit and the
-outbox's status run on the publishing side (``from``), verify and the inbox's status on
-the applying side (``to``)."""
+machine, in the environment ``strangler up`` gives that side: backfill, emit, the
+outbox's status and ``source_digest`` run on the publishing side (``from``), the
+inbox's status and ``target_digest`` on the applying side (``to``)."""
 
 from __future__ import annotations
 
@@ -19,8 +19,8 @@ from facade.routing.model import RoutingTable, SyncStream
 from facade.topology import backend_environment, base_environment, expand
 
 SIDE = {
-    "backfill": "source", "emit": "source", "outbox_status": "source",
-    "verify": "target", "inbox_status": "target",
+    "backfill": "source", "emit": "source", "outbox_status": "source", "source_digest": "source",
+    "inbox_status": "target", "target_digest": "target",
 }  # fmt: skip
 
 
@@ -31,7 +31,7 @@ def argv_and_env(
     if template is None:
         raise ConfigError(
             f"{table.source}: sync.{stream.name}.commands has no {key!r} command; "
-            f'add one (e.g. "{{python}} -m monolith.manage outbox_{key}")'
+            "add one (README: routing.yaml's sync block)"
         )
     environ, base = base_environment(table, routing, {})
     backend = table.backends[stream.source if SIDE[key] == "source" else stream.target]

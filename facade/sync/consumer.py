@@ -1,32 +1,36 @@
 """Consuming a sync stream's SQS queue: the loop every consumer shares.
 
-Each receive (up to 10 messages) runs inside ``batch()`` — a database transaction, so
-the batch costs one commit — and each message's ``apply`` inside its own savepoint, so a
-message that fails rolls back alone. Applied (or already applied) messages are deleted;
-a failing one becomes visible again after a short backoff (an entity whose parent has not
-arrived yet), and after the queue's ``max_receives`` SQS moves it to the dead-letter
-queue; a ``Rejected`` one (it can never apply) is made visible at once, to reach the DLQ
-without waiting.
+Each receive (up to 10 messages) is decoded (``facade.sync.messages``) and handed to
+the side's ``apply`` as one batch, which returns an outcome per change: applied (or
+already applied) messages are deleted in one call; a failing one becomes visible again
+after a short backoff (an entity whose parent has not arrived yet), and after the
+queue's ``max_receives`` SQS moves it to the dead-letter queue; a ``Rejected`` one (it
+can never apply: malformed, or an entity nobody applies) is made visible at once, to
+reach the DLQ without waiting. How a batch is applied — one transaction for copies,
+one per change for two-way entities — is the applying side's business
+(``facade.sync.django.inbox``).
+
+The worker (``consume``) runs until SIGTERM/SIGINT, retrying what SQS or the database
+refuse for now, and stops with a message saying what to fix when the configuration is
+wrong (``facade.sync.sqs.run_worker``).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import signal
 import threading
-import time
-from collections.abc import Callable, Mapping
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import boto3
-from botocore.exceptions import EndpointConnectionError
+from facade.sync.messages import BATCH, Change, Malformed, decode
 
 log = logging.getLogger(__name__)
+Outcome = bool | BaseException
+ApplyBatch = Callable[[Sequence[Change]], Sequence[Outcome]]
 
 
 class Rejected(ValueError):
@@ -35,10 +39,9 @@ class Rejected(ValueError):
 
 @dataclass
 class Consumer:
-    client: Any  # boto3 SQS client
+    client: Any  # SQS client (facade.sync.sqs.client)
     queue_url: str
-    apply: Callable[[dict[str, Any]], bool]  # True: applied, False: already applied
-    batch: Callable[[], AbstractContextManager[Any]] = nullcontext  # one receive's transaction
+    apply: ApplyBatch  # an outcome per change: True applied, False already applied
     wait: int = 5  # long-poll seconds
     applied: int = field(default=0, init=False)
     skipped: int = field(default=0, init=False)
@@ -48,40 +51,31 @@ class Consumer:
         """One receive of up to 10 messages; return how many were handled."""
         answer = self.client.receive_message(
             QueueUrl=self.queue_url,
-            MaxNumberOfMessages=10,
+            MaxNumberOfMessages=BATCH,
             WaitTimeSeconds=self.wait,
             AttributeNames=["ApproximateReceiveCount"],
         )
         messages = answer.get("Messages", [])
+        if not messages:
+            return 0
+        changes: list[Change] = []
+        readable: list[dict[str, Any]] = []
+        for message in messages:
+            try:
+                changes.append(decode(message["Body"]))
+            except Malformed as exc:
+                self._failed(message, Rejected(str(exc)))
+                continue
+            readable.append(message)
+        outcomes = list(self.apply(changes)) if changes else []
         done = []
-        # one transaction per receive, a savepoint per message: a message that fails
-        # rolls back alone, and the batch costs one commit
-        with self.batch():
-            for message in messages:
-                try:
-                    applied = self.apply(json.loads(message["Body"]))  # its own savepoint
-                except Rejected as exc:
-                    self.failed += 1
-                    log.error(
-                        "event %s can never apply, to the DLQ with it: %s",
-                        message["MessageId"],
-                        exc,
-                    )
-                    self._retry_in(message, 0)
-                    continue
-                except Exception as exc:
-                    self.failed += 1
-                    receives = int(message.get("Attributes", {}).get("ApproximateReceiveCount", 1))
-                    log.warning(
-                        "event %s failed (receive %d): %r", message["MessageId"], receives, exc
-                    )
-                    # back off a little, instead of the whole visibility timeout, for entities
-                    # whose parent has not arrived yet; poison keeps failing into the DLQ
-                    self._retry_in(message, min(2 * receives, 30))
-                    continue
-                self.applied += applied
-                self.skipped += not applied
-                done.append(message)
+        for message, outcome in zip(readable, outcomes, strict=True):
+            if isinstance(outcome, BaseException):
+                self._failed(message, outcome)
+                continue
+            self.applied += outcome
+            self.skipped += not outcome
+            done.append(message)
         if done:
             self.client.delete_message_batch(
                 QueueUrl=self.queue_url,
@@ -90,6 +84,20 @@ class Consumer:
                 ],
             )
         return len(messages)
+
+    def _failed(self, message: dict[str, Any], error: BaseException) -> None:
+        self.failed += 1
+        if isinstance(error, Rejected):
+            log.error(
+                "event %s can never apply, to the DLQ with it: %s", message["MessageId"], error
+            )
+            self._retry_in(message, 0)
+            return
+        receives = int(message.get("Attributes", {}).get("ApproximateReceiveCount", 1))
+        log.warning("event %s failed (receive %d): %r", message["MessageId"], receives, error)
+        # back off a little, instead of the whole visibility timeout, for entities whose
+        # parent has not arrived yet; poison keeps failing into the DLQ
+        self._retry_in(message, min(2 * receives, 30))
 
     def _retry_in(self, message: dict[str, Any], seconds: int) -> None:
         self.client.change_message_visibility(
@@ -113,17 +121,6 @@ class Consumer:
             if not self.poll() and self.empty():
                 return
 
-    def run(self, stop: Callable[[], bool]) -> None:
-        while not stop():
-            try:
-                self.poll()
-            except EndpointConnectionError as exc:
-                log.warning("sync consumer: SQS unreachable (%s); retrying", exc)
-                time.sleep(1)
-            except Exception:
-                log.exception("sync consumer: receiving failed; retrying")
-                time.sleep(1)
-
 
 def stop_on_signals() -> threading.Event:
     """An event set by SIGTERM or SIGINT: workers finish the batch in hand, then stop."""
@@ -133,10 +130,10 @@ def stop_on_signals() -> threading.Event:
     return stop
 
 
-def add_arguments(parser: argparse.ArgumentParser, stream: str) -> None:
+def add_arguments(parser: argparse.ArgumentParser, stream: str | None = None) -> None:
     """The options every consumer command takes."""
     parser.add_argument("--routing", default=os.environ.get("STRANGLER_ROUTING", "routing.yaml"))
-    parser.add_argument("--stream", default=stream)
+    parser.add_argument("--stream", default=stream, required=stream is None)
     parser.add_argument("--wait", type=int, default=5, help="long-poll seconds (1-20)")
     parser.add_argument(
         "--drain", action="store_true", help="stop once the queue is empty, in flight included"
@@ -144,27 +141,22 @@ def add_arguments(parser: argparse.ArgumentParser, stream: str) -> None:
 
 
 def consume(
-    options: Mapping[str, Any],
-    apply: Callable[[dict[str, Any]], bool],
-    batch: Callable[[], AbstractContextManager[Any]],
-    say: Callable[[str], None],
-    into: str,
+    options: Mapping[str, Any], apply: ApplyBatch, say: Callable[[str], None], into: str
 ) -> Consumer:
     """Consume routing.yaml's stream ``options['stream']`` until stopped (or drained)."""
     from facade.routing.loader import load_table
+    from facade.sync import sqs
     from facade.sync.queues import wait_for_queue
 
     stream = load_table(options["routing"]).stream(options["stream"])
-    client = boto3.client("sqs")
-    consumer = Consumer(
-        client, wait_for_queue(client, stream.queue), apply, batch, wait=options["wait"]
-    )
+    client = sqs.client()
+    consumer = Consumer(client, wait_for_queue(client, stream.queue), apply, wait=options["wait"])
     stop = stop_on_signals()
     say(f"{stream.name} consumer: {stream.queue} → {into}")
     if options["drain"]:
         consumer.drain(stop.is_set)
     else:
-        consumer.run(stop.is_set)
+        sqs.run_worker(f"{stream.name} consumer", lambda: consumer.poll() > 0, stop, idle=0)
     say(
         f"{stream.name} consumer stopped: {consumer.applied} applied, {consumer.skipped} "
         f"already applied, {consumer.failed} failed"

@@ -17,13 +17,11 @@ import importlib
 import logging
 import os
 import sys
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import boto3
-from botocore.exceptions import EndpointConnectionError
+from facade.sync import sqs
 
 log = logging.getLogger(__name__)
 Handler = Callable[[dict[str, Any], Any], Any]
@@ -126,14 +124,11 @@ class EventSource:
         )["Attributes"]
         return not any(int(v) for v in attributes.values())
 
-    def run(self, stop: Callable[[], bool], drain: bool = False) -> None:
+    def drain(self, stop: Callable[[], bool]) -> None:
+        """Deliver until the queue is empty, in flight included."""
         while not stop():
-            try:
-                if not self.poll() and drain and self.empty():
-                    return
-            except EndpointConnectionError as exc:
-                log.warning("event source: SQS unreachable (%s); retrying", exc)
-                time.sleep(1)
+            if not self.poll() and self.empty():
+                return
 
 
 def load_handler(spec: str) -> Handler:
@@ -158,14 +153,26 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s %(message)s")
     stream = load_table(args.routing).stream(args.stream)
-    client = boto3.client("sqs")
+    client = sqs.client()
+    try:
+        url = wait_for_queue(client, stream.queue)
+    except sqs.ConfigurationProblem as exc:
+        print(f"{stream.name} event source: {exc}", file=sys.stderr)
+        return 2
     source = EventSource(
-        client, wait_for_queue(client, stream.queue), load_handler(args.handler),
+        client, url, load_handler(args.handler),
         batch_size=args.batch_size, wait=args.wait, backoff=args.backoff,
     )  # fmt: skip
     stop = stop_on_signals()
     print(f"{stream.name} event source: {stream.queue} → {args.handler}", flush=True)
-    source.run(stop.is_set, drain=args.drain)
+    try:
+        if args.drain:
+            source.drain(stop.is_set)
+        else:
+            sqs.run_worker(f"{stream.name} event source", lambda: source.poll() > 0, stop, idle=0)
+    except sqs.ConfigurationProblem as exc:
+        print(f"{stream.name} event source: {exc}", file=sys.stderr)
+        return 2
     print(
         f"{stream.name} event source stopped: {source.delivered} delivered, {source.failed} failed",
         flush=True,

@@ -3,6 +3,7 @@
 ``strangler_sync_queue_messages{stream}``, ``…_in_flight_messages``,
 ``…_dead_letters``, ``…_outbox_pending_events``, ``…_outbox_oldest_pending_seconds``,
 ``…_outbox_published_events`` (a counter), ``…_outbox_refused_events``,
+``…_outbox_retrying_events``, ``…_outbox_set_aside_events``,
 ``…_conflicts`` (a counter: concurrent changes of one entity on both sides, settled).
 """
 
@@ -30,6 +31,14 @@ GAUGES = {
     "outbox_refused": (
         "strangler_sync_outbox_refused_events",
         "Outbox rows SQS refused at least once.",
+    ),
+    "outbox_retrying": (
+        "strangler_sync_outbox_retrying_events",
+        "Outbox rows SQS refused for now, waiting for their next try.",
+    ),
+    "outbox_parked": (
+        "strangler_sync_outbox_set_aside_events",
+        "Changes set aside: too large for the queue or refused by SQS for good.",
     ),
 }
 

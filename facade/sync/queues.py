@@ -13,11 +13,11 @@ import os
 import time
 from typing import Any
 
-import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from facade.routing.loader import load_table
 from facade.routing.model import SyncStream
+from facade.sync import sqs
 
 
 def queue_attributes(stream: SyncStream, dlq_arn: str) -> dict[str, str]:
@@ -25,6 +25,7 @@ def queue_attributes(stream: SyncStream, dlq_arn: str) -> dict[str, str]:
         "FifoQueue": "true",
         "ContentBasedDeduplication": "false",  # the outbox event id is the deduplication id
         "VisibilityTimeout": str(stream.visibility_timeout),
+        "MaximumMessageSize": str(stream.max_message_bytes),
         "MessageRetentionPeriod": str(stream.retention),
         "RedrivePolicy": json.dumps(
             {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": stream.max_receives}
@@ -48,20 +49,32 @@ def create_queues(client: Any, stream: SyncStream) -> tuple[str, str]:
 
 
 def wait_for_queue(client: Any, name: str, timeout: float = 120.0) -> str:
-    """The queue's URL, waiting for it to exist (the stand-ins may still be starting)."""
+    """The queue's URL, waiting for it to exist (the stand-ins may still be starting);
+    raises ``ConfigurationProblem`` when it does not appear in time, or at once when the
+    credentials are refused."""
     deadline = time.monotonic() + timeout
     while True:
         try:
             return str(client.get_queue_url(QueueName=name)["QueueUrl"])
         except (ClientError, BotoCoreError) as exc:
+            missing = (
+                isinstance(exc, ClientError)
+                and "NonExistentQueue" in str(exc.response.get("Error", {}).get("Code", ""))
+            ) or "QueueDoesNotExist" in type(exc).__name__
+            if sqs.classify(exc) == "configuration" and not missing:
+                raise sqs.ConfigurationProblem(f"queue {name}: {sqs.explain(exc)}") from exc
             if time.monotonic() > deadline:
-                raise TimeoutError(f"queue {name} did not appear in {timeout:.0f}s: {exc}") from exc
+                raise sqs.ConfigurationProblem(
+                    f"queue {name} did not appear in {timeout:.0f}s ({exc}): create it "
+                    "(`strangler render sam`, or the local stand-ins' set-up) or fix the "
+                    "stream's `queue` in routing.yaml"
+                ) from exc
             time.sleep(0.5)
 
 
 def create_local_queues() -> None:
     """Set-up hook of the local AWS stand-ins: the queues of ``$STRANGLER_ROUTING``."""
     table = load_table(os.environ.get("STRANGLER_ROUTING", "routing.yaml"))
-    client = boto3.client("sqs")
+    client = sqs.client()
     for stream in table.sync:
         create_queues(client, stream)

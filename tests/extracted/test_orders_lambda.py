@@ -24,7 +24,13 @@ from extracted.orders.owner import Owner
 from extracted.orders.store import OrderStore
 from facade import aws_local
 from facade.aws_local import Endpoints
-from tests.servers import ORDERS_ID_BASE, SERVICE_TOKEN, MonolithServer, psql_url
+from tests.servers import (
+    ORDERS_ID_BASE,
+    SERVICE_TOKEN,
+    MonolithServer,
+    orders_store,
+    psql_url,
+)
 
 pytestmark = pytest.mark.postgresql
 EVENT = Path(__file__).parent.parent / "facade" / "events" / "alb_event.json"
@@ -84,7 +90,7 @@ def shop(pg_monolith: MonolithServer) -> Iterator[httpx.Client]:
 def _services(endpoint: str, table: str, owner_url: str) -> api.Services:
     client = boto3.client("dynamodb", endpoint_url=endpoint, **aws_local.CREDENTIALS)
     return api.Services(
-        OrderStore(table, id_base=ORDERS_ID_BASE, client=client),
+        orders_store(table, client),
         Owner(owner_url, SERVICE_TOKEN, timeout=2),
     )
 
@@ -216,7 +222,7 @@ def test_a_failed_save_releases_the_reservation(
     endpoint = endpoints.dynamodb
     client = boto3.client("dynamodb", endpoint_url=endpoint, **aws_local.CREDENTIALS)
     failing = api.Services(
-        _StoreThatFailsToSave(table, id_base=ORDERS_ID_BASE, client=client),
+        orders_store(table, client, _StoreThatFailsToSave),
         Owner(pg_monolith.base_url, SERVICE_TOKEN),
     )
     api.configure(lambda: failing)

@@ -21,7 +21,7 @@ import pytest
 from facade import aws_local
 from facade.routing.loader import load_table
 from facade.sync.queues import create_queues
-from tests.servers import MonolithServer, manage, psql_url, scratch_database
+from tests.servers import SAMPLE_ROUTING, MonolithServer, manage, psql_url, scratch_database
 
 pytestmark = pytest.mark.postgresql
 CATALOG = "extracted.catalog.manage"
@@ -60,8 +60,8 @@ class Sync:
 
     def consume(self) -> str:
         result = subprocess.run(
-            [sys.executable, "-m", "extracted.catalog.manage", "sync_consumer", "--drain",
-             "--wait", "1"],
+            [sys.executable, "-m", "extracted.catalog.manage", "inbox_consumer",
+             "--stream", "catalog", "--drain", "--wait", "1"],
             env={**os.environ, **self.env}, capture_output=True, text=True, timeout=120,
             check=False,
         )  # fmt: skip
@@ -114,7 +114,7 @@ def test_duplicates_and_older_versions_change_nothing(sync: Sync) -> None:
     sync.consume()
     assert sync.rows("SELECT name FROM catalog_product WHERE id = 10") == [("newest",)]
     assert sync.rows(
-        "SELECT version FROM catalog_service_syncstate WHERE aggregate = 'catalog.Product'"
+        "SELECT version FROM strangler_sync_appliedversion WHERE aggregate = 'catalog.Product'"
     ) == [(5,)]
     sync.send(_event("catalog.Product", 10, 6, None))
     sync.consume()
@@ -155,7 +155,7 @@ def test_a_message_that_keeps_failing_is_replayed_from_the_dlq_once_fixed(sync: 
     assert sync.rows("SELECT count(*) FROM catalog_product") == [(0,)]
     listed = strangler("sync", "dlq", "list", "catalog", "-f", str(sync.routing), "--json")
     assert listed.returncode == 0, listed.stderr
-    letters = json.loads(listed.stdout)
+    letters = json.loads(listed.stdout)["dead_letters"]
     assert [(letter["entity"], letter["group"]) for letter in letters] == [
         ("catalog.Product:30", "catalog.Product:30")
     ]
@@ -175,7 +175,7 @@ def test_a_message_that_keeps_failing_is_replayed_from_the_dlq_once_fixed(sync: 
         ("waits for its category",)
     ]
     empty = strangler("sync", "dlq", "list", "catalog", "-f", str(sync.routing), "--json")
-    assert json.loads(empty.stdout) == []
+    assert json.loads(empty.stdout) == {"dead_letters": [], "set_aside": []}
 
 
 def test_orders_on_the_monolith_reach_the_catalog_service(
@@ -201,7 +201,12 @@ def test_orders_on_the_monolith_reach_the_catalog_service(
             assert response.status_code == 201, response.text
             placed.append(response.json()["id"])
         shop.post(f"/api/orders/{placed[0]}/cancel/", headers={"Authorization": f"Token {token}"})
-    relay_env = {**sync.env, "DATABASE_URL": pg_monolith.database_url}
+    # the monolith's two-way pair comes from the sample's routing (this file has none)
+    relay_env = {
+        **sync.env,
+        **SAMPLE_ROUTING.sync_environment("monolith"),
+        "DATABASE_URL": pg_monolith.database_url,
+    }
     published = manage("outbox_relay", "--once", "--routing", str(sync.routing), env=relay_env)
     assert int(published.split()[1]) >= 6
     sync.consume()

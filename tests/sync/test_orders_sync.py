@@ -25,7 +25,7 @@ from extracted.orders import sync as lambda_sync
 from extracted.orders.handler import services_from_environment
 from extracted.orders.owner import Owner
 from extracted.orders.relay import publish_pending
-from extracted.orders.store import OrderStore, create_table
+from extracted.orders.store import create_table
 from facade import aws_local
 from facade.routing.loader import load_table
 from facade.sync.event_source import EventSource, sqs_event
@@ -37,6 +37,7 @@ from tests.servers import (
     MonolithServer,
     manage,
     monolith_server,
+    orders_store,
     psql_url,
     scratch_database,
 )
@@ -50,7 +51,8 @@ class TwoWay:
     def __init__(self, tmp: Path, endpoints: aws_local.Endpoints, monolith: MonolithServer) -> None:
         self.table = f"orders-{uuid.uuid4().hex[:8]}"
         suffix = uuid.uuid4().hex[:8]
-        verify = "'{python} -m monolith.manage orders_verify'"
+        monolith_digest = "'{python} -m monolith.manage sync_digest'"
+        lambda_digest = "'{python} -m extracted.orders.sync digest'"
         self.routing = tmp / "routing.yaml"
         self.routing.write_text(
             "version: 1\nbackends:\n"
@@ -62,18 +64,23 @@ class TwoWay:
             "sync:\n"
             f"  orders-to-lambda:\n    from: monolith\n    to: orders\n"
             f"    queue: tl-{suffix}.fifo\n    max_receives: 2\n    visibility_timeout: 1\n"
+            "    two_way:\n      reverse: orders-to-monolith\n"
+            "      lifecycle: {field: status, order: [placed, paid, shipped, cancelled]}\n"
+            f"      ids: {{split: {ORDERS_ID_BASE + 1}}}\n"
             "    commands:\n"
             "      backfill: '{python} -m monolith.manage outbox_backfill'\n"
             "      emit: '{python} -m monolith.manage outbox_emit'\n"
-            "      outbox_status: '{python} -m monolith.manage outbox_status --json'\n"
+            "      outbox_status: '{python} -m monolith.manage sync_status --json'\n"
             "      inbox_status: '{python} -m extracted.orders.sync status --json'\n"
-            f"      verify: {verify}\n"
+            f"      source_digest: {monolith_digest}\n"
+            f"      target_digest: {lambda_digest}\n"
             f"  orders-to-monolith:\n    from: orders\n    to: monolith\n"
             f"    queue: tm-{suffix}.fifo\n    visibility_timeout: 1\n"
             "    commands:\n"
             "      outbox_status: '{python} -m extracted.orders.sync status --json'\n"
-            "      inbox_status: '{python} -m monolith.manage outbox_status --json'\n"
-            f"      verify: {verify[:-1]} --monolith-side target'\n"
+            "      inbox_status: '{python} -m monolith.manage sync_status --json'\n"
+            f"      source_digest: {lambda_digest}\n"
+            f"      target_digest: {monolith_digest}\n"
             f"local:\n  aws: {{endpoint: '{endpoints.aws}', sqs: '{endpoints.sqs}', "
             f"dynamodb: '{endpoints.dynamodb}'}}\n"
         )
@@ -87,7 +94,7 @@ class TwoWay:
             "dynamodb", endpoint_url=endpoints.dynamodb, **aws_local.CREDENTIALS
         )
         create_table(dynamodb, self.table)
-        self.store = OrderStore(self.table, id_base=ORDERS_ID_BASE, client=dynamodb)
+        self.store = orders_store(self.table, dynamodb)
         self.monolith = monolith
         self.env = {
             **endpoints.environment(),
@@ -113,7 +120,7 @@ class TwoWay:
             self.sqs, self.to_lambda, lambda_sync.lambda_handler, wait=1, backoff=0
         )
         try:
-            source.run(lambda: False, drain=True)
+            source.drain(lambda: False)
         finally:
             lambda_sync.use_store(None)
         return source
@@ -247,7 +254,7 @@ def test_orders_written_on_both_sides_reach_the_other_once_without_echo(two_way:
 
 def _conflicts(both: TwoWay) -> tuple[int, int]:
     """(recorded by the monolith, recorded by the orders table)."""
-    (here,) = both.sql("SELECT count(*) FROM outbox_syncconflict")[0]
+    (here,) = both.sql("SELECT count(*) FROM strangler_sync_syncconflict")[0]
     return int(here), both.store.conflicts("orders-to-lambda")
 
 
@@ -305,7 +312,8 @@ def test_concurrent_changes_of_one_order_settle_alike_count_once_and_keep_stock_
     else:
         assert after == (before[0] + 1, before[1])
         (lost, won) = two_way.sql(
-            "SELECT lost, won FROM outbox_syncconflict WHERE object_id = %s", str(order["id"])
+            "SELECT lost, won FROM strangler_sync_syncconflict WHERE object_id = %s",
+            str(order["id"]),
         )[0]
         assert (lost["state"]["status"], won["state"]["status"]) == ("paid", "cancelled")
     code, report = two_way.verify()
@@ -385,7 +393,7 @@ def test_a_malformed_change_fails_alone_in_order_and_ends_in_the_dead_letter_que
     messages = two_way.sqs.receive_message(
         QueueUrl=two_way.to_lambda, MaxNumberOfMessages=10, WaitTimeSeconds=1
     )["Messages"]
-    # the function reports the poison (and, FIFO, whatever follows it in the batch)
+    # the function reports the poison alone: FIFO holds back only its own order
     lambda_sync.use_store(two_way.store)
     try:
         event = sqs_event(messages, "arn:aws:sqs:us-east-1:000000000000:tl", "us-east-1")
@@ -393,8 +401,7 @@ def test_a_malformed_change_fails_alone_in_order_and_ends_in_the_dead_letter_que
     finally:
         lambda_sync.use_store(None)
     failed = [f["itemIdentifier"] for f in answer["batchItemFailures"]]
-    poison_at = next(i for i, m in enumerate(messages) if m["Body"] == poison_body)
-    assert failed == [m["MessageId"] for m in messages[poison_at:]]
+    assert failed == [m["MessageId"] for m in messages if m["Body"] == poison_body]
     assert two_way.store.get(good["id"]) is not None  # applied before the poison
     for m in messages:  # as the event source mapping does: keep only the failures
         if m["MessageId"] in failed:

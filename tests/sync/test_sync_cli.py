@@ -18,14 +18,19 @@ import psycopg
 import pytest
 
 from facade import aws_local
-from tests.servers import MonolithServer, manage, psql_url, scratch_database
+from tests.servers import SAMPLE_ROUTING, MonolithServer, manage, psql_url, scratch_database
 
 pytestmark = pytest.mark.postgresql
 
 
+# the monolith publishes and applies orders: its two-way pair (which this test's routing
+# file leaves out) reaches the commands `strangler sync` runs on its side
+PAIR_ENV = SAMPLE_ROUTING.sync_environment("monolith")
+
+
 def strangler(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "facade.cli", *args],
+        [sys.executable, "-m", "facade.cli", *args], env={**os.environ, **PAIR_ENV},
         capture_output=True, text=True, timeout=180, check=False,
     )  # fmt: skip
 
@@ -47,12 +52,16 @@ class Stream:
             "    commands:\n"
             "      backfill: '{python} -m monolith.manage outbox_backfill'\n"
             "      emit: '{python} -m monolith.manage outbox_emit'\n"
-            "      outbox_status: '{python} -m monolith.manage outbox_status --json'\n"
-            "      verify: '{python} -m extracted.catalog.manage sync_verify"
-            f" --source {source}'\n"
+            "      outbox_status: '{python} -m monolith.manage sync_status --json'\n"
+            "      source_digest: '{python} -m monolith.manage sync_digest'\n"
+            "      target_digest: '{python} -m extracted.catalog.manage sync_digest'\n"
             f"local:\n  aws: {{endpoint: '{endpoints.aws}', sqs: '{endpoints.sqs}'}}\n"
         )
-        self.env = {**endpoints.environment(), "STRANGLER_ROUTING": str(self.routing)}
+        self.env = {
+            **endpoints.environment(),
+            **PAIR_ENV,
+            "STRANGLER_ROUTING": str(self.routing),
+        }
         self.source, self.target = source, target
         self.workers: dict[str, subprocess.Popen[str]] = {}
         self.output: list[str] = []
@@ -61,7 +70,7 @@ class Stream:
         module, command, env = {
             "relay": ("monolith.manage", "outbox_relay", {"DATABASE_URL": self.source}),
             "consumer": (
-                "extracted.catalog.manage", "sync_consumer", {"CATALOG_DATABASE_URL": self.target}
+                "extracted.catalog.manage", "inbox_consumer", {"CATALOG_DATABASE_URL": self.target}
             ),
         }[name]  # fmt: skip
         self.workers[name] = subprocess.Popen(
@@ -133,8 +142,8 @@ def test_backfill_then_verify_then_repair(stream: Stream) -> None:
     with psycopg.connect(psql_url(stream.source), autocommit=True) as conn:
         ids = [r[0] for r in conn.execute("SELECT id FROM catalog_product ORDER BY id")]
         conn.execute(
-            "UPDATE outbox_backfillprogress SET last_id = %s, rows = 100, finished_at = NULL "
-            "WHERE label = 'catalog.Product'",
+            "UPDATE strangler_sync_backfillprogress SET last_id = %s, rows = 100,"
+            " finished_at = NULL WHERE label = 'catalog.Product'",
             (ids[99],),
         )
     resumed = strangler("sync", "backfill", "catalog", "catalog.Product", "-f", str(stream.routing))
