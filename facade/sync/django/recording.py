@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from contextvars import ContextVar
 from typing import Any
 
-from django.db import connection, models
+from django.db import connection, models, transaction
 from django.db.models.signals import post_delete, post_save, pre_save
 
 from facade.sync.django import registry, stamps
@@ -56,9 +56,13 @@ def _stamped(registration: Published, events: list[OutboxEvent]) -> list[OutboxE
     return events
 
 
-def _warn_outside_transaction(label: str) -> None:
-    if not connection.in_atomic_block:
-        log.warning("%s changed outside a transaction: its outbox event is not atomic", label)
+def _own_transaction(label: str) -> AbstractContextManager[Any]:
+    """Inside the caller's transaction, nothing; outside one (autocommit), a transaction
+    of the event's own — written after the change it records, so not atomic with it."""
+    if connection.in_atomic_block:
+        return nullcontext()
+    log.warning("%s changed outside a transaction: its outbox event is not atomic", label)
+    return transaction.atomic()
 
 
 _suppressed: ContextVar[frozenset[str] | None] = ContextVar("outbox_suppressed", default=None)
@@ -95,14 +99,14 @@ def record(instance: models.Model, *, deleted: bool = False) -> None:
         return
     if _is_suppressed(registration.label):
         return
-    _warn_outside_transaction(registration.label)
-    if deleted:
-        event = _event(registration, instance.pk, EventKind.DELETE, None)
-    else:
-        event = _event(
-            registration, instance.pk, EventKind.UPSERT, registration.serialize(instance)
-        )
-    _stamped(registration, [event])[0].save()
+    with _own_transaction(registration.label):
+        if deleted:
+            event = _event(registration, instance.pk, EventKind.DELETE, None)
+        else:
+            event = _event(
+                registration, instance.pk, EventKind.UPSERT, registration.serialize(instance)
+            )
+        _stamped(registration, [event])[0].save()
 
 
 def record_ids(model: type[models.Model], ids: Iterable[Any]) -> None:
@@ -114,17 +118,17 @@ def record_ids(model: type[models.Model], ids: Iterable[Any]) -> None:
     wanted = sorted(set(ids))
     if not wanted:
         return
-    _warn_outside_transaction(registration.label)
-    rows = model._default_manager.in_bulk(wanted)
-    # a two-way entity missing here may not have arrived yet: it is not a deletion
-    events = [
-        _event(registration, pk, EventKind.UPSERT, registration.serialize(rows[pk]))
-        if pk in rows
-        else _event(registration, pk, EventKind.DELETE, None)
-        for pk in wanted
-        if pk in rows or registration.two_way is None
-    ]
-    OutboxEvent.objects.bulk_create(_stamped(registration, events))
+    with _own_transaction(registration.label):
+        rows = model._default_manager.in_bulk(wanted)
+        # a two-way entity missing here may not have arrived yet: it is not a deletion
+        events = [
+            _event(registration, pk, EventKind.UPSERT, registration.serialize(rows[pk]))
+            if pk in rows
+            else _event(registration, pk, EventKind.DELETE, None)
+            for pk in wanted
+            if pk in rows or registration.two_way is None
+        ]
+        OutboxEvent.objects.bulk_create(_stamped(registration, events))
 
 
 def _saved(sender: type[models.Model], instance: models.Model, raw: bool, **_: Any) -> None:
