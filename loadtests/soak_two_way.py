@@ -21,7 +21,7 @@ Then the sync drains (outbox, queues and in-flight messages empty on both orders
 streams) and the script checks, printing each figure:
 
 * **no id collision**: every order id answered is unique, the monolith's below
-  ``ORDER_ID_BASE``, the Lambda's above it;
+  the pair's id split (routing.yaml), the Lambda's from it up;
 * **no echo**: no order's version is greater than the number of changes made to it
   (an echoed change would add one), and the monolith's outbox holds exactly one event per
   change made *on the monolith* to the Lambda's orders (applied ones publish nothing);
@@ -53,13 +53,19 @@ from typing import Any
 import httpx
 import psycopg
 from bench_sync import database
-from demo_stack import sample_routing, stack, strangler
+from demo_stack import REPO, sample_routing, stack, strangler
 
-ORDER_ID_BASE = 1_000_000_000
+from facade.routing.loader import load_table
+
 OVERRIDE = "X-Strangler-Backend-Override"
 BACKEND = "x-strangler-backend"
 SIDES = ("monolith", "orders")
 ORDER_STREAMS = ("orders-to-lambda", "orders-to-monolith")
+# the two-way pair's id split: the monolith's ids below it, the Lambda's from it up
+_PAIR = load_table(REPO / "routing.yaml").stream(ORDER_STREAMS[0]).two_way
+assert _PAIR is not None
+assert _PAIR.id_split is not None
+ORDER_ID_SPLIT = _PAIR.id_split
 _BUSY = ("queued", "in_flight", "outbox_pending", "pending")  # sync status figures
 
 
@@ -272,8 +278,8 @@ def check(tally: Tally, url: str, stock_before: dict[int, int], verify: dict[str
     echoes = {i: (v, tally.changes[i]) for i, v in versions.items() if v > tally.changes[i]}
     checks = {
         "ids unique": len(ids) == len(set(ids)),
-        "ids disjoint by side": all(i < ORDER_ID_BASE for i in monolith_ids)
-        and all(i > ORDER_ID_BASE for i in lambda_ids),
+        "ids disjoint by side": all(i < ORDER_ID_SPLIT for i in monolith_ids)
+        and all(i >= ORDER_ID_SPLIT for i in lambda_ids),
         "every run order in the monolith": set(final) == set(ours),
         "no version above its changes (no echo)": not echoes and len(versions) == len(ours),
         "monolith outbox: one event per monolith change of a Lambda order": published

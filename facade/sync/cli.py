@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from botocore.exceptions import ClientError
 
 from facade.aws_local import CREDENTIALS, stand_ins
 from facade.exceptions import CheckFailed, ConfigError
@@ -21,6 +22,7 @@ from facade.options import routing_option as _routing
 from facade.routing.loader import load_table
 from facade.routing.model import RoutingTable, SyncStream
 from facade.sync import commands, dlq, metrics, sqs
+from facade.sync.queues import create_queues
 from facade.sync import verify as checking
 
 _aws = click.option(
@@ -218,6 +220,25 @@ def gather(
             figures.update((inbox.get("inbox") or {}).get(item.name) or {})
         report[item.name] = figures
     return report
+
+
+@sync.command(name="queues")
+@click.argument("stream", required=False)
+@_routing
+@_aws
+def queues(stream: str | None, routing: Path, use_aws: bool) -> None:
+    """Create the queue and dead-letter queue of STREAM (default: every stream), as
+    routing.yaml describes them, where none exist yet; print their URLs. ``strangler
+    up`` does this for the local stand-ins and ``render sam`` declares them for AWS;
+    this is for an account whose queues are managed by hand."""
+    table = load_table(routing)
+    client = sqs_client(table, use_aws)
+    for found in [_stream(table, stream)] if stream else list(table.sync):
+        try:
+            url, dead = create_queues(client, found)
+        except ClientError as exc:
+            raise ConfigError(f"stream {found.name}: {sqs.explain(exc)}") from exc
+        click.echo(f"{found.name}: {url} (dead letters: {dead})")
 
 
 @sync.command(name="status")

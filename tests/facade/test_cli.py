@@ -17,6 +17,7 @@ from click.testing import CliRunner
 
 from facade.cli import cli, main
 from tests.facade.conftest import LineReader, free_port
+from tests.servers import ORDERS_ID_BASE
 
 STRANGLER = str(Path(sys.executable).with_name("strangler"))
 
@@ -215,7 +216,7 @@ def test_up_runs_the_whole_topology_and_ctrl_c_stops_everything(tmp_path: Path) 
         )
         assert placed.status_code == 201, placed.text
         assert placed.headers["x-strangler-backend"] == "orders"
-        assert placed.json()["id"] > 1_000_000_000
+        assert placed.json()["id"] >= ORDERS_ID_BASE + 1  # the function's own range
         # the Lambda reserved the stock in the monolith; the sync carries the new level
         # to the catalog service, which answers /api/catalog
         before = catalog.json()["results"][0]["stock"]

@@ -90,21 +90,34 @@ def _model(label: str, where: str) -> type[models.Model]:
 
 
 @cache
+def _routing() -> tuple[dict[str, TwoWay], frozenset[str]]:
+    """(two-way pairs by stream name, every stream's name) of this deployment: the
+    pairs from the environment (a side that reads no routing file), else routing.yaml."""
+    found = two_way_from_environment()
+    path = config().get("routing") or os.environ.get("STRANGLER_ROUTING", "routing.yaml")
+    streams: frozenset[str] = frozenset(found)
+    if os.path.exists(str(path)):
+        from facade.routing.loader import load_table
+
+        table = load_table(str(path))
+        streams |= {s.name for s in table.sync}
+        if not found:
+            found = {s.name: s.two_way for s in table.sync if s.two_way is not None}
+    return found, streams
+
+
 def pairs() -> dict[str, TwoWay]:
     """routing.yaml's two-way pairs by stream name."""
-    found = two_way_from_environment()
-    if found:
-        return found
-    path = config().get("routing") or os.environ.get("STRANGLER_ROUTING", "routing.yaml")
-    if not os.path.exists(str(path)):
-        return {}
-    from facade.routing.loader import load_table
-
-    return {s.name: s.two_way for s in load_table(str(path)).sync if s.two_way is not None}
+    return _routing()[0]
 
 
-def _pair_of(label: str, published_on: str, applied_from: str) -> TwoWay:
-    pair = pairs().get(published_on)
+def _pair_of(label: str, published_on: str, applied_from: str) -> TwoWay | None:
+    """The pair of streams a model both published and applied travels on; None when this
+    deployment runs neither stream (its routing.yaml does not name them)."""
+    found, streams = _routing()
+    pair = found.get(published_on)
+    if pair is None and not {published_on, applied_from} & streams:
+        return None
     if pair is None or set(pair.streams) != {published_on, applied_from}:
         raise ImproperlyConfigured(
             f"STRANGLER_SYNC: {label} is published on {published_on!r} and applied from "
@@ -209,5 +222,5 @@ def by_label() -> dict[str, Published]:
 
 def clear() -> None:
     """Forget what was read (tests that change the settings)."""
-    for cached in (pairs, published, parts, applied):
+    for cached in (_routing, published, parts, applied):
         cached.cache_clear()
