@@ -26,6 +26,7 @@ import psycopg
 from extracted.orders.store import OrderStore
 from facade.aws_local import Endpoints
 from facade.routing.loader import load_table
+from facade.sync.conflict import TwoWay
 
 PG_URL = os.environ.get("STRANGLER_TEST_PG", "postgres://postgres@127.0.0.1:5432/test")
 # Registration-heavy tests would spend most of their time in PBKDF2 otherwise.
@@ -78,10 +79,17 @@ def manage(*args: str, env: Mapping[str, str], module: str = "monolith.manage") 
 SERVICE_TOKEN = "test-service-token-0123456789"
 # the sample's two-way pair of order streams: its lifecycle and id split
 SAMPLE_ROUTING = load_table(Path(__file__).resolve().parents[1] / "routing.yaml")
-ORDERS_PAIR = SAMPLE_ROUTING.stream("orders-to-lambda").two_way
-assert ORDERS_PAIR is not None
-assert ORDERS_PAIR.id_split is not None
-ORDERS_ID_BASE = ORDERS_PAIR.id_split - 1  # the orders function's ids are above it
+
+
+def _orders_pair() -> tuple[TwoWay, int]:
+    pair = SAMPLE_ROUTING.stream("orders-to-lambda").two_way
+    assert pair is not None
+    assert pair.id_split is not None
+    return pair, pair.id_split
+
+
+ORDERS_PAIR, ORDERS_ID_SPLIT = _orders_pair()
+ORDERS_ID_BASE = ORDERS_ID_SPLIT - 1  # the orders function's ids are above it
 
 
 def orders_store(table: str, client: Any, cls: type[OrderStore] = OrderStore) -> OrderStore:

@@ -19,11 +19,10 @@ from monolith.orders import services
 from monolith.orders.models import Order
 from monolith.orders.sync import order_state
 from tests.monolith.conftest import make_product
-from tests.servers import ORDERS_PAIR
+from tests.servers import ORDERS_ID_SPLIT, ORDERS_PAIR
 
 pytestmark = pytest.mark.django_db(transaction=True)
-SPLIT = ORDERS_PAIR.id_split
-assert SPLIT is not None
+SPLIT = ORDERS_ID_SPLIT
 
 
 def _place(buyer: Customer, product: Product) -> Order:

@@ -35,11 +35,12 @@ def _from_the_function(order: Order, status: str) -> Change:
     """The function's change of ``order`` to ``status``, made on the monolith's state."""
     held = EntityVersion.objects.get(aggregate="orders.Order", object_id=str(order.pk))
     state = {**order_state(order), "status": status}
-    assert ORDERS_PAIR.lifecycle is not None
+    lifecycle = ORDERS_PAIR.lifecycle
+    assert lifecycle is not None
     return Change(
         stream=ORDERS_PAIR.streams[1], aggregate="orders.Order", id=str(order.pk),
         kind="upsert", data=state, version=held.clock + 1, origin="orders",
-        event=f"{order.pk}-{status}", rank=ORDERS_PAIR.lifecycle.rank(state),
+        event=f"{order.pk}-{status}", rank=lifecycle.rank(state),
         base=Stamp(held.rank, held.version, held.origin),
     )  # fmt: skip
 

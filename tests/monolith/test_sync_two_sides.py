@@ -23,6 +23,7 @@ import os
 import uuid
 from collections import deque
 from functools import cmp_to_key
+from typing import cast
 
 import boto3
 import pytest
@@ -92,9 +93,14 @@ class Wire:
 
 
 class TwoSides(RuleBasedStateMachine):
-    def __init__(self, store: OrderStore, customer: Customer, product_id: int) -> None:
+    # set by the test's subclass: the function's store, the buyer, the product ordered
+    store: OrderStore
+    customer: Customer
+    product_id: int
+
+    def __init__(self) -> None:
         super().__init__()
-        self.store, self.customer, self.product_id = store, customer, product_id
+        store, product_id = self.store, self.product_id
         self.quantity: dict[int, int] = {}  # the orders made, in order, and their quantity
         self.index: dict[int, int] = {}
         self.wires = {"monolith": Wire(self.index), "lambda": Wire(self.index)}  # by sender
@@ -269,9 +275,9 @@ def _machine(aws_endpoints: aws_local.Endpoints, buyer: Customer) -> type[TwoSid
     product = make_product(f"SKU-{uuid.uuid4().hex[:6]}", STOCK)
 
     class Machine(TwoSides):
-        def __init__(self) -> None:
-            super().__init__(store, buyer, product.pk)
+        pass
 
+    Machine.store, Machine.customer, Machine.product_id = store, buyer, product.pk
     return Machine
 
 
@@ -283,7 +289,7 @@ def test_a_change_made_after_a_remote_change_won_is_never_taken_for_a_duplicate(
     arrives on the monolith and wins; staff ship it. The shipment carries a version the
     function has not seen, so it is applied there: both sides say shipped."""
     sides = _machine(aws_endpoints, buyer)()
-    order = sides.first_order(quantity=1)
+    order = cast(int, sides.first_order(quantity=1))
     sides.monolith_relay(crash=False)
     sides.flush("monolith")
     sides.edit_in_the_admin(order)
