@@ -11,7 +11,7 @@ STAMP   = $(VENV)/.installed
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint typecheck pytest lock clean bootstrap bench soak loadtest flip package-orders
+.PHONY: demo test lint typecheck pytest lock clean bootstrap bench soak soak-loop stateful loadtest flip package-orders
 
 NODE_STAMP = node_modules/.installed
 
@@ -85,8 +85,27 @@ flip: bootstrap
 
 # Both sides of the orders canary take writes for 60 s under load; then ids, echo, stock
 # and drift are checked (also part of make test).
+# The two-way soak (60 s of writes on both sides of the orders split) on SQLite, make
+# demo's default, then PostgreSQL; SOAK_RUNS times each, stopping at the first failure.
+SOAK_RUNS ?= 1
+SOAK_ARGS ?=
 soak: bootstrap
-	$(BIN)/python loadtests/soak_two_way.py
+	@for i in $$(seq $(SOAK_RUNS)); do for db in sqlite postgresql; do \
+	  echo "== soak $$i/$(SOAK_RUNS) on $$db"; \
+	  $(BIN)/python loadtests/soak_two_way.py --database $$db --seed $$i $(SOAK_ARGS) || exit 1; \
+	done; done
+
+# Ten soaks on each database: flakiness shows here, not in one run.
+soak-loop:
+	$(MAKE) soak SOAK_RUNS=10
+
+# The state machine over both real order stores, with many more examples than make test.
+STATEFUL_EXAMPLES ?= 1000
+stateful: bootstrap
+	STRANGLER_STATEFUL_EXAMPLES=$(STATEFUL_EXAMPLES) DATABASE_URL=sqlite:// \
+	  $(BIN)/python -m pytest tests/monolith/test_sync_two_sides.py -p no:cacheprovider
+	STRANGLER_STATEFUL_EXAMPLES=$(STATEFUL_EXAMPLES) DATABASE_URL=$(TEST_DATABASE_URL) \
+	  $(BIN)/python -m pytest tests/monolith/test_sync_two_sides.py -p no:cacheprovider
 
 # Re-pin every dependency (hashes included) after editing pyproject.toml.
 lock: $(STAMP)

@@ -37,9 +37,12 @@ script ends; the scratch database is dropped.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import random
+import re
+import sqlite3
 import sys
 import tempfile
 import threading
@@ -230,9 +233,39 @@ def drained(routing: Path, env: dict[str, str], timeout: float) -> dict[str, Any
 
 
 def _sql(url: str, query: str, *params: Any) -> list[tuple[Any, ...]]:
+    """Run ``query`` (PostgreSQL's placeholders; ``= ANY(%s)`` with a list) on the
+    monolith's database: PostgreSQL, or the SQLite file of ``make demo``'s default."""
+    if url.startswith("sqlite:///"):
+        if "ANY(%s)" in query:
+            (values,) = params
+            query = query.replace("ANY(%s)", "ANY(SELECT value FROM json_each(?))")
+            query = query.replace("= ANY(", "IN (")
+            params = (json.dumps(list(values)),)
+        path = url.removeprefix("sqlite:///")
+        with contextlib.closing(sqlite3.connect(path, timeout=30)) as db, db:
+            found = db.execute(query.replace("%s", "?"), params)
+            return found.fetchall() if found.description else []
     with psycopg.connect(url, autocommit=True) as conn:
         cursor = conn.execute(query, params)
         return cursor.fetchall() if cursor.description else []
+
+
+TROUBLE = re.compile(r"Traceback|ERROR|CRITICAL|deadlock|database is locked| 50[0-9] ")
+
+
+def trouble(lines: list[str], limit: int = 80) -> list[str]:
+    """The stack's log lines that explain a failure: tracebacks (with what follows each)
+    and errors, from every process of ``strangler up``."""
+    picked: list[str] = []
+    follow = 0
+    for line in lines:
+        if TROUBLE.search(line):
+            follow = 25 if "Traceback" in line else 0
+            picked.append(line)
+        elif follow:
+            follow -= 1
+            picked.append(line)
+    return picked[-limit:]
 
 
 def check(tally: Tally, url: str, stock_before: dict[int, int], verify: dict[str, Any],
@@ -244,15 +277,15 @@ def check(tally: Tally, url: str, stock_before: dict[int, int], verify: dict[str
     versions = dict(
         _sql(
             url,
-            "SELECT object_id::bigint, version FROM strangler_sync_entityversion "
-            "WHERE aggregate = 'orders.Order' AND object_id::bigint = ANY(%s)",
+            "SELECT CAST(object_id AS bigint), version FROM strangler_sync_entityversion "
+            "WHERE aggregate = 'orders.Order' AND CAST(object_id AS bigint) = ANY(%s)",
             ours,
         )
     )
     (published,) = _sql(
         url,
         "SELECT count(*) FROM strangler_sync_outboxevent WHERE aggregate = 'orders.Order' "
-        "AND aggregate_id::bigint = ANY(%s)",
+        "AND CAST(aggregate_id AS bigint) = ANY(%s)",
         lambda_ids,
     )[0]
     final = dict(_sql(url, "SELECT id, status FROM orders_order WHERE id = ANY(%s)", ours))
@@ -310,23 +343,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--drain-timeout", type=float, default=180.0)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--json", type=Path, default=None, help="also write the report here")
+    parser.add_argument(
+        "--database", choices=("sqlite", "postgresql"), default="sqlite",
+        help="the monolith's database: SQLite (make demo's default) or a scratch PostgreSQL one",
+    )  # fmt: skip
     args = parser.parse_args(argv)
 
-    with (
-        tempfile.TemporaryDirectory(prefix="strangler-soak-") as scratch,
-        database("strangler_soak") as url,
-    ):
+    with contextlib.ExitStack() as resources:
+        scratch = resources.enter_context(tempfile.TemporaryDirectory(prefix="strangler-soak-"))
+        if args.database == "postgresql":
+            url = resources.enter_context(database("strangler_soak"))
+        else:
+            url = f"sqlite:///{Path(scratch) / 'monolith.sqlite3'}"  # as make demo runs it
         routing, base = sample_routing(Path(scratch))
         env = {
             **os.environ,
             "STRANGLER_VAR_DIR": scratch,
-            "DATABASE_URL": url,
+            "DATABASE_URL": url if args.database == "postgresql" else "",
             "CATALOG_DATABASE_URL": "",
         }
         strangler(
             "shift", "orders", "--to", "orders", "--percent", "50", "-f", str(routing), env=env
         )
-        with stack(routing, env, customers=args.clients):
+        with stack(routing, env, customers=args.clients) as log:
             products = [
                 int(p["id"])
                 for p in httpx.get(f"{base}/api/catalog/products/?page_size=60", timeout=30).json()[
@@ -362,8 +401,12 @@ def main(argv: list[str] | None = None) -> int:
             verify = json.loads(verified.stdout) if verified.stdout.strip() else {}
             print(f"wrote for {wrote:.1f}s, the sync drained {drain:.1f}s later")
             checks = check(tally, url, stock_before, verify, status)
+            found = trouble(log)
     for name, ok in checks.items():
         print(f"  {'ok  ' if ok else 'FAIL'} {name}")
+    if found and not all(checks.values()):
+        print("the stack's log, where it went wrong:")
+        print("".join(f"  | {line}" for line in found), end="")
     report = {
         "duration_s": round(wrote, 1),
         "drain_s": round(drain, 1),
@@ -375,6 +418,8 @@ def main(argv: list[str] | None = None) -> int:
         "outcomes": dict(tally.outcomes),
         "failures": tally.failures[:50],
         "checks": checks,
+        "database": args.database,
+        "log": found,
     }
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))
