@@ -77,7 +77,7 @@ def wait_applied(catalog: str, versions: int, since: int, timeout: float) -> flo
     started = time.monotonic()
     while time.monotonic() - started < timeout:
         (applied,) = rows(
-            catalog, "SELECT count(*) FROM catalog_service_syncstate WHERE version > %s", since
+            catalog, "SELECT count(*) FROM strangler_sync_appliedversion WHERE version > %s", since
         )[0]
         if applied >= versions:
             return time.monotonic() - started
@@ -105,7 +105,7 @@ def steady(monolith: str, catalog: str, rate: int, duration: float) -> dict[str,
     )
     applied = rows(
         catalog,
-        "SELECT version, extract(epoch from applied_at) FROM catalog_service_syncstate "
+        "SELECT version, extract(epoch from applied_at) FROM strangler_sync_appliedversion "
         "WHERE version > %s",
         since,
     )
@@ -158,7 +158,7 @@ def burst(monolith: str, catalog: str, size: int, env: dict[str, str]) -> dict[s
     published = time.monotonic() - started
     # entities repeat across rounds: wait until the newest version of each is applied
     (latest,) = rows(monolith, "SELECT max(id) FROM strangler_sync_outboxevent")[0]
-    applied_sql = "SELECT count(*) FROM catalog_service_syncstate WHERE version = %s"
+    applied_sql = "SELECT count(*) FROM strangler_sync_appliedversion WHERE version = %s"
     _wait(lambda: rows(catalog, applied_sql, latest)[0][0] > 0, "the burst did not drain")
     elapsed = time.monotonic() - started
     return {

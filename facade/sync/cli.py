@@ -22,8 +22,8 @@ from facade.options import routing_option as _routing
 from facade.routing.loader import load_table
 from facade.routing.model import RoutingTable, SyncStream
 from facade.sync import commands, dlq, metrics, sqs
-from facade.sync.queues import create_queues
 from facade.sync import verify as checking
+from facade.sync.queues import create_queues
 
 _aws = click.option(
     "--aws", "use_aws", is_flag=True, help="Talk to AWS instead of the local stand-ins."

@@ -12,7 +12,10 @@ one per change for two-way entities — is the applying side's business
 
 The worker (``consume``) runs until SIGTERM/SIGINT, retrying what SQS or the database
 refuse for now, and stops with a message saying what to fix when the configuration is
-wrong (``facade.sync.sqs.run_worker``).
+wrong (``facade.sync.sqs.run_worker``). It runs ``--pollers`` receive loops side by
+side (default 4), so that one loop's database work overlaps another's SQS calls. Order
+per entity still holds: a FIFO queue hands out no message of a group while an earlier
+one of that group is in flight.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from facade.sync.messages import BATCH, Change, Malformed, decode
 
 log = logging.getLogger(__name__)
 Outcome = bool | BaseException
+POLLERS = 4
 ApplyBatch = Callable[[Sequence[Change]], Sequence[Outcome]]
 
 
@@ -138,6 +142,9 @@ def add_arguments(parser: argparse.ArgumentParser, stream: str | None = None) ->
     parser.add_argument(
         "--drain", action="store_true", help="stop once the queue is empty, in flight included"
     )
+    parser.add_argument(
+        "--pollers", type=int, default=POLLERS, help="receive loops side by side (1-16)"
+    )
 
 
 def consume(
@@ -149,16 +156,42 @@ def consume(
     from facade.sync.queues import wait_for_queue
 
     stream = load_table(options["routing"]).stream(options["stream"])
-    client = sqs.client()
-    consumer = Consumer(client, wait_for_queue(client, stream.queue), apply, wait=options["wait"])
+    pollers = int(options.get("pollers") or 1)
+    if not 1 <= pollers <= 16:
+        raise sqs.ConfigurationProblem(f"--pollers {pollers}: between 1 and 16")
+    client = sqs.client()  # thread-safe; its pool holds 10 connections
+    url = wait_for_queue(client, stream.queue)
+    loops = [Consumer(client, url, apply, wait=options["wait"]) for _ in range(pollers)]
     stop = stop_on_signals()
-    say(f"{stream.name} consumer: {stream.queue} → {into}")
-    if options["drain"]:
-        consumer.drain(stop.is_set)
-    else:
-        sqs.run_worker(f"{stream.name} consumer", lambda: consumer.poll() > 0, stop, idle=0)
+    say(f"{stream.name} consumer: {stream.queue} → {into} ({pollers} pollers)")
+    failures: list[BaseException] = []
+
+    def run(consumer: Consumer) -> None:
+        try:
+            if options["drain"]:
+                consumer.drain(stop.is_set)
+            else:
+                name = f"{stream.name} consumer"
+                sqs.run_worker(name, lambda: consumer.poll() > 0, stop, idle=0)
+        except BaseException as exc:  # a configuration problem: every loop stops
+            failures.append(exc)
+            stop.set()
+
+    threads = [threading.Thread(target=run, args=(c,), daemon=True) for c in loops[1:]]
+    for thread in threads:
+        thread.start()
+    run(loops[0])
+    for thread in threads:
+        thread.join()
+    total = Consumer(client, url, apply)
+    for consumer in loops:
+        total.applied += consumer.applied
+        total.skipped += consumer.skipped
+        total.failed += consumer.failed
     say(
-        f"{stream.name} consumer stopped: {consumer.applied} applied, {consumer.skipped} "
-        f"already applied, {consumer.failed} failed"
+        f"{stream.name} consumer stopped: {total.applied} applied, {total.skipped} "
+        f"already applied, {total.failed} failed"
     )
-    return consumer
+    if failures:
+        raise failures[0]
+    return total

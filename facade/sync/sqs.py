@@ -24,7 +24,6 @@ from __future__ import annotations
 import logging
 import random
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -179,7 +178,3 @@ def run_worker(
         backoff.reset()
         if not busy:
             pause(idle)
-
-
-def sleep(seconds: float) -> None:
-    time.sleep(seconds)
