@@ -53,21 +53,16 @@ def replace_rows(label: str, changes: Sequence[Change]) -> None:
         manager.filter(pk__in=deletes).delete()
     if not upserts:
         return
-    existing = set(manager.filter(pk__in=list(upserts)).values_list("pk", flat=True))
-    updated: list[models.Model] = []
-    created: list[models.Model] = []
-    fields: set[str] = set()
+    # one INSERT … ON CONFLICT DO UPDATE per shape of data (PostgreSQL, SQLite, MySQL)
+    by_fields: dict[frozenset[str], list[models.Model]] = {}
     for key, data in upserts.items():
         values = _columns(model, data)
-        fields.update(values)
-        instance = model(pk=key, **values)
-        (updated if key in existing else created).append(instance)
-    if updated and fields:
-        by_fields: dict[frozenset[str], list[models.Model]] = {}
-        for instance, key in zip(updated, [u.pk for u in updated], strict=True):
-            by_fields.setdefault(frozenset(_columns(model, upserts[key])), []).append(instance)
-        for names, instances in by_fields.items():
-            if names:
-                manager.bulk_update(instances, sorted(names))
-    if created:
-        manager.bulk_create(created)
+        by_fields.setdefault(frozenset(values), []).append(model(pk=key, **values))
+    for names, instances in by_fields.items():
+        if names:
+            manager.bulk_create(
+                instances, update_conflicts=True, unique_fields=[pk.name],
+                update_fields=sorted(names),
+            )  # fmt: skip
+        else:
+            manager.bulk_create(instances, ignore_conflicts=True)

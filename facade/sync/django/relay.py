@@ -30,6 +30,7 @@ import datetime as dt
 import logging
 import random
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,7 +45,8 @@ from facade.sync.django.models import OutboxEvent
 from facade.sync.messages import BATCH, MAX_MESSAGE_BYTES, Change, size
 
 log = logging.getLogger(__name__)
-ROWS_PER_PASS = 100  # rows per transaction: fewer commits per event
+ROWS_PER_PASS = 500  # rows per transaction: fewer commits per event
+SENDS = 8  # a pass's batches sent side by side (SQS answers in milliseconds each)
 RETRY_CAP = 300.0  # seconds a refused row waits at most before its next try
 
 
@@ -78,16 +80,40 @@ class Outcome:
 
 
 @dataclass
+class Batch:
+    """One SendMessageBatch: up to 10 rows, at most the stream's bytes."""
+
+    rows: list[tuple[OutboxEvent, Change, str]] = field(default_factory=list)
+    bytes: int = 0
+
+    def add(self, event: OutboxEvent, item: Change, body: str, length: int) -> None:
+        self.rows.append((event, item, body))
+        self.bytes += length
+
+    def without(self, blocked: set[tuple[str, str]]) -> Batch:
+        """The batch less the rows of entities that wait for a retry."""
+        if not blocked:
+            return self
+        kept = Batch()
+        for event, item, body in self.rows:
+            if (event.aggregate, event.aggregate_id) not in blocked:
+                kept.add(event, item, body, size(body))
+        return kept
+
+
+@dataclass
 class Relay:
     client: Any  # SQS client (facade.sync.sqs.client)
     queues: dict[str, str]  # stream → queue URL
     limits: dict[str, int] = field(default_factory=dict)  # stream → max message bytes
     rows_per_pass: int = ROWS_PER_PASS
+    sends: int = SENDS  # SendMessageBatch calls in flight at once
     after_send: Callable[[list[OutboxEvent]], None] | None = None  # test hook: crash here
     clock: Callable[[], dt.datetime] = timezone.now
     rng: random.Random = field(default_factory=random.Random)
     sent: int = field(default=0, init=False)
     parked: int = field(default=0, init=False)
+    _pool: ThreadPoolExecutor | None = field(default=None, init=False, repr=False)
 
     def pending(self, stream: str) -> list[OutboxEvent]:
         """Up to ``rows_per_pass`` rows ready to send, in order; a row waits while an
@@ -139,15 +165,16 @@ class Relay:
     # -- one pass ------------------------------------------------------------------------
 
     def _publish(self, stream: str, events: list[OutboxEvent]) -> Outcome:
+        """Send the pass's rows in waves of batches: no entity appears twice in a wave,
+        so a wave's batches go out side by side (``sends`` at once) and each entity's
+        changes still reach SQS in order, one wave after the other."""
         limit = self.limits.get(stream, MAX_MESSAGE_BYTES)
         outcome = Outcome()
         blocked: set[tuple[str, str]] = set()  # entities with a row refused for now
-        batch: list[tuple[OutboxEvent, Change, str]] = []
-        batch_bytes = 0
+        waves: list[list[Batch]] = []
+        placed: dict[tuple[str, str], int] = {}  # entity → the wave of its latest row
         for event in events:
             entity = (event.aggregate, event.aggregate_id)
-            if entity in blocked:
-                continue
             item = change(event)
             body = item.encode()
             length = size(body)
@@ -159,42 +186,56 @@ class Relay:
                     "entity or raise the limit (SQS allows 1 MiB), then emit it again",
                 )  # fmt: skip
                 continue
-            if batch and (
-                len(batch) == BATCH
-                or batch_bytes + length > limit
-                or any((e.aggregate, e.aggregate_id) == entity for e, _, _ in batch)
-            ):
-                self._send(stream, batch, outcome, blocked)
-                batch, batch_bytes = [], 0
-                if entity in blocked:
-                    continue
-            batch.append((event, item, body))
-            batch_bytes += length
-        if batch:
-            self._send(stream, batch, outcome, blocked)
+            number = placed.get(entity, -1) + 1
+            placed[entity] = number
+            if number == len(waves):
+                waves.append([])
+            wave = waves[number]
+            if not wave or len(wave[-1].rows) == BATCH or wave[-1].bytes + length > limit:
+                wave.append(Batch())
+            wave[-1].add(event, item, body, length)
+        for wave in waves:
+            ready = [b.without(blocked) for b in wave]
+            ready = [b for b in ready if b.rows]
+            answers = self._send_all(stream, ready)
+            for batch, answer in zip(ready, answers, strict=True):
+                self._settle(batch, answer, outcome, blocked)
         return outcome
 
-    def _send(
-        self,
-        stream: str,
-        batch: list[tuple[OutboxEvent, Change, str]],
-        outcome: Outcome,
-        blocked: set[tuple[str, str]],
-    ) -> None:
-        entries = [item.entry(str(i), body) for i, (_, item, body) in enumerate(batch)]
+    def _send_all(self, stream: str, batches: list[Batch]) -> list[dict[str, Any]]:
+        """SendMessageBatch for each batch, side by side; the first error raises once
+        every call has ended (rows sent by the others go again with the same
+        deduplication id)."""
+        if len(batches) <= 1 or self.sends <= 1:
+            return [self._call(stream, b) for b in batches]
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.sends, thread_name_prefix="outbox-send")
+        futures = [self._pool.submit(self._call, stream, b) for b in batches]
+        wait(futures)
+        return [future.result() for future in futures]
+
+    def _call(self, stream: str, batch: Batch) -> dict[str, Any]:
+        entries = [item.entry(str(i), body) for i, (_, item, body) in enumerate(batch.rows)]
         try:
-            answer = self.client.send_message_batch(QueueUrl=self.queues[stream], Entries=entries)
+            answer: dict[str, Any] = self.client.send_message_batch(
+                QueueUrl=self.queues[stream], Entries=entries
+            )
         except ClientError as exc:
             if sqs.classify(exc) is not None:
                 raise  # transient or configuration: the worker decides
             # refused whole for something in the request: find the entry to blame
             answer = self._one_by_one(stream, entries)
+        return answer
+
+    def _settle(
+        self, batch: Batch, answer: dict[str, Any], outcome: Outcome, blocked: set[tuple[str, str]]
+    ) -> None:
         if self.after_send is not None:
-            self.after_send([event for event, _, _ in batch])
+            self.after_send([event for event, _, _ in batch.rows])
         for entry in answer.get("Successful", []):
-            outcome.published.append(batch[int(entry["Id"])][0].pk)
+            outcome.published.append(batch.rows[int(entry["Id"])][0].pk)
         for failure in answer.get("Failed", []):
-            event = batch[int(failure["Id"])][0]
+            event = batch.rows[int(failure["Id"])][0]
             error = f"{failure.get('Code')}: {failure.get('Message', '')}"
             if sqs.refused_for_good(failure):
                 self._park(outcome, event, f"refused by SQS: {error}")
