@@ -177,7 +177,7 @@ def test_concurrent_relays_never_send_an_event_twice(queue: Queue) -> None:
                 product.name = f"r{round_}"
                 product.save()
     recording = _Recording(queue.client)
-    relays = [Relay(recording, {"catalog": queue.url}) for _ in range(4)]
+    relays = [Relay(recording, {"catalog": queue.url}, rows_per_pass=50) for _ in range(4)]
     barrier = threading.Barrier(len(relays))
 
     def work(relay: Relay) -> None:
