@@ -137,8 +137,8 @@ def main(argv: list[str] | None = None) -> int:
     from facade.sync.queues import wait_for_queue
 
     stream = load_table(args.routing).stream(args.stream)
-    client = sqs.client()
     try:
+        client = sqs.client()
         url = wait_for_queue(client, stream.queue)
         store = store_from_environment()
     except (sqs.ConfigurationProblem, RuntimeError) as exc:

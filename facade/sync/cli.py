@@ -33,7 +33,10 @@ _json = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 
 def sqs_client(table: RoutingTable, use_aws: bool) -> Any:
     if use_aws:
-        return sqs.client()
+        try:
+            return sqs.client()
+        except sqs.ConfigurationProblem as exc:
+            raise ConfigError(str(exc)) from exc
     aws = stand_ins(table)
     return sqs.client(aws.sqs or aws.endpoint, **CREDENTIALS)
 

@@ -153,8 +153,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s %(message)s")
     stream = load_table(args.routing).stream(args.stream)
-    client = sqs.client()
     try:
+        client = sqs.client()
         url = wait_for_queue(client, stream.queue)
     except sqs.ConfigurationProblem as exc:
         print(f"{stream.name} event source: {exc}", file=sys.stderr)

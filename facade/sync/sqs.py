@@ -88,7 +88,10 @@ def client(endpoint_url: str | None = None, **credentials: Any) -> Any:
     """An SQS client (boto3 finds endpoint, region and credentials unless given)."""
     if endpoint_url:
         credentials["endpoint_url"] = endpoint_url
-    return boto3.client("sqs", config=CONFIG, **credentials)
+    try:
+        return boto3.client("sqs", config=CONFIG, **credentials)
+    except NoRegionError as exc:
+        raise ConfigurationProblem(explain(exc)) from exc
 
 
 def classify(exc: BaseException) -> str | None:

@@ -34,7 +34,10 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         table = load_table(options["routing"])
-        client = sqs.client()
+        try:
+            client = sqs.client()
+        except sqs.ConfigurationProblem as exc:
+            raise CommandError(f"outbox relay: {exc}", returncode=2) from exc
         relay = Relay(client, {})
         for name in streams():
             try:
