@@ -1,4 +1,4 @@
-"""Ready-made serialisers for ``settings.OUTBOX``."""
+"""Ready-made serialisers for ``settings.STRANGLER_SYNC["publish"]``."""
 
 from __future__ import annotations
 
