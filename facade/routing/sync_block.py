@@ -21,7 +21,7 @@
         max_message_bytes: 262144   # SQS's limit per message and per batch (AWS: up to 1 MiB)
         two_way:                    # both sides change these entities (declared once a pair)
           reverse: orders-to-monolith           # the stream carrying the other direction
-          lifecycle: {field: status, order: [placed, paid, shipped, cancelled]}
+          lifecycle: {field: status, order: [placed, paid, cancelled, shipped]}
           ids: {split: 1000000000}  # new ids: `from` allocates below, `to` from here up
 
 The same definitions create the local queues (``facade.sync.queues``) and, rendered,
@@ -179,7 +179,7 @@ def _lifecycle(check: Checker, body: CommentedMap, path: str) -> Lifecycle | Non
     ):
         message = (
             f"{show(order)}: the stages in order, at least two distinct names, the stage a "
-            "concurrent change should win with last (e.g. [placed, paid, shipped, cancelled])"
+            "concurrent change should win with last (e.g. [placed, paid, cancelled, shipped])"
         )
         _at(check, spec, "order", body, "lifecycle", f"{path}.order", message)
         ok = False

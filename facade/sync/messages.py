@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -84,8 +85,13 @@ class Change:
 
     @property
     def group_id(self) -> str:
-        """The SQS FIFO message group: one per entity."""
-        return self.entity[:128]
+        """The SQS FIFO message group: one per entity. SQS takes up to 128 ASCII letters,
+        digits and punctuation; an entity that is not written so (a space, a non-ASCII
+        letter, a long string key) is its label and a digest of its id."""
+        if _GROUP_ID.fullmatch(self.entity):
+            return self.entity
+        digest = hashlib.sha256(self.id.encode()).hexdigest()
+        return f"{self.aggregate[:60]}#{digest}"
 
     def encode(self) -> str:
         payload: dict[str, Any] = {
@@ -102,7 +108,9 @@ class Change:
         if self.rank is not None:
             payload["rank"] = self.rank
             payload["base"] = self.base.as_dict() if self.base else None
-        return json.dumps(payload, separators=(",", ":"), ensure_ascii=False, default=str)
+        text = json.dumps(payload, separators=(",", ":"), ensure_ascii=False, default=str)
+        # SQS refuses U+FFFE and U+FFFF in a body (JSON's own escapes cover the controls)
+        return text.translate(_NOT_IN_SQS)
 
     def entry(self, entry_id: str, body: str | None = None) -> dict[str, str]:
         """A ``SendMessageBatch`` entry (``body``: the encoded change, if at hand)."""
@@ -113,6 +121,10 @@ class Change:
             "MessageGroupId": self.group_id,
             "MessageDeduplicationId": deduplication_id(text),
         }
+
+
+_GROUP_ID = re.compile(r"[A-Za-z0-9!\"#$%&'()*+,\-./:;<=>?@\[\\\]^_`{|}~]{1,128}")
+_NOT_IN_SQS = {0xFFFE: "\\ufffe", 0xFFFF: "\\uffff"}
 
 
 def deduplication_id(body: str) -> str:

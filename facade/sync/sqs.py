@@ -64,6 +64,7 @@ TRANSIENT_CODES = frozenset(
         "Throttling", "ThrottlingException", "RequestThrottled", "RequestLimitExceeded",
         "TooManyRequestsException", "ServiceUnavailable", "InternalError", "InternalFailure",
         "KmsThrottled", "AWS.SimpleQueueService.RequestThrottled",
+        "OverLimit",  # too many messages in flight: some are deleted or come back soon
     }
 )  # fmt: skip
 CONFIGURATION_CODES = {
@@ -77,6 +78,13 @@ CONFIGURATION_CODES = {
     "SignatureDoesNotMatch": "the AWS secret key does not match the access key",
     "InvalidSecurity": "the request must use HTTPS and SigV4",
     "KmsAccessDenied": "the queue's KMS key may not be used by these credentials",
+    "KmsDisabled": "the queue's KMS key is disabled: enable it or change the queue's key",
+    "KmsNotFound": "the queue's KMS key does not exist: change the queue's key",
+    "KmsInvalidState": "the queue's KMS key cannot be used in its state (pending deletion?)",
+    "KmsInvalidKeyUsage": "the queue's KMS key is not a symmetric encryption key",
+    "KmsOptInRequired": "the account is not subscribed to KMS",
+    "UnsupportedOperation": "the queue does not support this call (is it a FIFO queue?)",
+    "InvalidAddress": "the queue URL is not valid: fix the stream's `queue`",
 }
 
 

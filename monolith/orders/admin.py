@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from django.contrib import admin
+from django.http import HttpRequest
 
 from monolith.orders.models import Order, OrderLine
 
@@ -23,3 +24,7 @@ class OrderAdmin(admin.ModelAdmin[Order]):
     # the status moves through the order rules (orders.services.TRANSITIONS), forward
     # only: an order is two-way during the canary and may never move back (routing.yaml)
     readonly_fields = ["status"]
+
+    def has_delete_permission(self, request: HttpRequest, obj: Order | None = None) -> bool:
+        # orders are cancelled, never deleted: the orders service keeps them too
+        return False

@@ -65,7 +65,7 @@ class TwoWay:
             f"  orders-to-lambda:\n    from: monolith\n    to: orders\n"
             f"    queue: tl-{suffix}.fifo\n    max_receives: 2\n    visibility_timeout: 1\n"
             "    two_way:\n      reverse: orders-to-monolith\n"
-            "      lifecycle: {field: status, order: [placed, paid, shipped, cancelled]}\n"
+            "      lifecycle: {field: status, order: [placed, paid, cancelled, shipped]}\n"
             f"      ids: {{split: {ORDERS_ID_BASE + 1}}}\n"
             "    commands:\n"
             "      backfill: '{python} -m monolith.manage outbox_backfill'\n"

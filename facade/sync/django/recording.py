@@ -19,7 +19,7 @@ from contextvars import ContextVar
 from typing import Any
 
 from django.db import connection, models, transaction
-from django.db.models.signals import post_delete, post_save, pre_save
+from django.db.models.signals import post_delete, post_save, pre_delete, pre_save
 
 from facade.sync.django import registry, stamps
 from facade.sync.django.ids import assign, id_range
@@ -140,11 +140,31 @@ def _deleted(sender: type[models.Model], instance: models.Model, **_: Any) -> No
     record(instance, deleted=True)
 
 
+class TwoWayDeletion(Exception):
+    """A two-way entity deleted here: the other side would keep it for good."""
+
+
+def _refuse_deletion(sender: type[models.Model], instance: models.Model, **_: Any) -> None:
+    """``pre_delete`` of a two-way entity: refused (before anything is deleted), unless
+    the deletion is applied from the other side."""
+    registration = registry.published().get(sender)
+    if registration is None or registration.two_way is None:
+        return
+    if _is_suppressed(registration.label):
+        return
+    raise TwoWayDeletion(
+        f"{registration.label} {instance.pk} is changed on both sides of the pair "
+        f"{' / '.join(registration.two_way.streams)}: deleting it here would leave it on "
+        "the other side for good; move it to a final stage of its lifecycle instead"
+    )
+
+
 def connect() -> None:
     for model in [*registry.published(), *registry.parts()]:
         label = model._meta.label
         post_save.connect(_saved, sender=model, dispatch_uid=f"outbox-save-{label}")
         post_delete.connect(_deleted, sender=model, dispatch_uid=f"outbox-delete-{label}")
+        pre_delete.connect(_refuse_deletion, sender=model, dispatch_uid=f"two-way-{label}")
     for model in registry.published():
         if id_range(model) is not None:
             pre_save.connect(assign, sender=model, dispatch_uid=f"ids-{model._meta.label}")
