@@ -160,9 +160,36 @@ def resync(model: type[models.Model]) -> None:
         IdCounter.objects.filter(label=label, next_id__lte=top).update(next_id=top + 1)
 
 
+def advance_past(model: type[models.Model], value: int) -> None:
+    """Make sure this side's next id of ``model`` is above ``value`` (a row written with
+    an explicit id of this side's range)."""
+    span = id_range(model)
+    if span is None or not span[0] <= value < span[1]:
+        return
+    low, high = span
+    if connection.vendor == "postgresql":
+        with transaction.atomic():
+            name = _ensure_sequence(model, low, high)
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    f'SELECT setval(%s, greatest(%s, (SELECT last_value FROM "{name}")), true)',  # noqa: S608
+                    [name, value],
+                )
+        return
+    with transaction.atomic():
+        label = model._meta.label
+        IdCounter.objects.get_or_create(label=label, defaults={"next_id": value + 1})
+        IdCounter.objects.filter(label=label, next_id__lte=value).update(next_id=value + 1)
+
+
 def assign(sender: type[models.Model], instance: models.Model, raw: bool = False, **_: Any) -> None:
-    """``pre_save``: a new instance of a model with a range of its own gets its id."""
-    if raw or instance.pk is not None or id_range(sender) is None:
+    """``pre_save``: a new instance of a model with a range of its own gets its id; a
+    row loaded with its id (``loaddata``) moves the counter past it."""
+    if id_range(sender) is None:
+        return
+    if instance.pk is not None:
+        if (raw or instance._state.adding) and isinstance(instance.pk, int):
+            advance_past(sender, instance.pk)  # not on updates: they took their id before
         return
     instance.pk = allocate(sender)
 
