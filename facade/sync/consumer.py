@@ -47,39 +47,75 @@ class Consumer:
     queue_url: str
     apply: ApplyBatch  # an outcome per change: True applied, False already applied
     wait: int = 5  # long-poll seconds
+    ready: Callable[[], None] | None = None  # raises while the applying side cannot apply
     applied: int = field(default=0, init=False)
     skipped: int = field(default=0, init=False)
     failed: int = field(default=0, init=False)
+    held: int = field(default=0, init=False)  # held back behind a failed one of their group
 
     def poll(self) -> int:
-        """One receive of up to 10 messages; return how many were handled."""
+        """One receive of up to 10 messages; return how many were handled.
+
+        A receive may hold several messages of one group (one entity), in order: they
+        are applied in rounds, each round at most one message per group, and once a
+        message fails the later ones of its group are held back with it — an entity's
+        changes never apply out of order. ``ready`` is asked first: while the applying
+        side's database is away nothing is received (no receive counts against a message
+        for an outage); an exception from ``apply`` (the database went away meanwhile)
+        makes the receive's unapplied messages visible again and ends the poll."""
+        if self.ready is not None:
+            self.ready()
         answer = self.client.receive_message(
             QueueUrl=self.queue_url,
             MaxNumberOfMessages=BATCH,
             WaitTimeSeconds=self.wait,
-            AttributeNames=["ApproximateReceiveCount"],
+            AttributeNames=["ApproximateReceiveCount", "MessageGroupId"],
         )
         messages = answer.get("Messages", [])
         if not messages:
             return 0
-        changes: list[Change] = []
-        readable: list[dict[str, Any]] = []
+        failed: dict[str, int] = {}  # group → seconds until its messages come back
+        waiting: list[tuple[dict[str, Any], Change, str]] = []
         for message in messages:
+            group = str(message.get("Attributes", {}).get("MessageGroupId", ""))
             try:
-                changes.append(decode(message["Body"]))
+                change = decode(message["Body"])
             except Malformed as exc:
-                self._failed(message, Rejected(str(exc)))
+                failed[group or message["MessageId"]] = self._failed(message, Rejected(str(exc)))
                 continue
-            readable.append(message)
-        outcomes = list(self.apply(changes)) if changes else []
-        done = []
-        for message, outcome in zip(readable, outcomes, strict=True):
-            if isinstance(outcome, BaseException):
-                self._failed(message, outcome)
-                continue
-            self.applied += outcome
-            self.skipped += not outcome
-            done.append(message)
+            waiting.append((message, change, group or change.group_id))
+        done: list[dict[str, Any]] = []
+        while waiting:
+            round_: list[tuple[dict[str, Any], Change, str]] = []
+            later: list[tuple[dict[str, Any], Change, str]] = []
+            for item in waiting:
+                message, _, group = item
+                if group in failed:
+                    self.held += 1
+                    self._retry_in(message, failed[group])  # comes back after the failed one
+                elif any(group == g for _, _, g in round_):
+                    later.append(item)
+                else:
+                    round_.append(item)
+            try:
+                outcomes = list(self.apply([c for _, c, _ in round_])) if round_ else []
+            except Exception:
+                self._delete(done)
+                for message, _, _ in round_ + later:
+                    self._retry_in(message, 0)
+                raise
+            for (message, _, group), outcome in zip(round_, outcomes, strict=True):
+                if isinstance(outcome, BaseException):
+                    failed[group] = self._failed(message, outcome)
+                    continue
+                self.applied += outcome
+                self.skipped += not outcome
+                done.append(message)
+            waiting = later
+        self._delete(done)
+        return len(messages)
+
+    def _delete(self, done: list[dict[str, Any]]) -> None:
         if done:
             self.client.delete_message_batch(
                 QueueUrl=self.queue_url,
@@ -87,21 +123,24 @@ class Consumer:
                     {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done)
                 ],
             )
-        return len(messages)
 
-    def _failed(self, message: dict[str, Any], error: BaseException) -> None:
+    def _failed(self, message: dict[str, Any], error: BaseException) -> int:
+        """Count a failed message and make it visible again soon; return after how many
+        seconds."""
         self.failed += 1
         if isinstance(error, Rejected):
             log.error(
                 "event %s can never apply, to the DLQ with it: %s", message["MessageId"], error
             )
             self._retry_in(message, 0)
-            return
+            return 0
         receives = int(message.get("Attributes", {}).get("ApproximateReceiveCount", 1))
         log.warning("event %s failed (receive %d): %r", message["MessageId"], receives, error)
         # back off a little, instead of the whole visibility timeout, for entities whose
         # parent has not arrived yet; poison keeps failing into the DLQ
-        self._retry_in(message, min(2 * receives, 30))
+        delay = min(2 * receives, 30)
+        self._retry_in(message, delay)
+        return delay
 
     def _retry_in(self, message: dict[str, Any], seconds: int) -> None:
         self.client.change_message_visibility(
@@ -148,7 +187,11 @@ def add_arguments(parser: argparse.ArgumentParser, stream: str | None = None) ->
 
 
 def consume(
-    options: Mapping[str, Any], apply: ApplyBatch, say: Callable[[str], None], into: str
+    options: Mapping[str, Any],
+    apply: ApplyBatch,
+    say: Callable[[str], None],
+    into: str,
+    ready: Callable[[], None] | None = None,
 ) -> Consumer:
     """Consume routing.yaml's stream ``options['stream']`` until stopped (or drained)."""
     from facade.routing.loader import load_table
@@ -161,7 +204,9 @@ def consume(
         raise sqs.ConfigurationProblem(f"--pollers {pollers}: between 1 and 16")
     client = sqs.client()  # thread-safe; its pool holds 10 connections
     url = wait_for_queue(client, stream.queue)
-    loops = [Consumer(client, url, apply, wait=options["wait"]) for _ in range(pollers)]
+    loops = [
+        Consumer(client, url, apply, wait=options["wait"], ready=ready) for _ in range(pollers)
+    ]
     stop = stop_on_signals()
     say(f"{stream.name} consumer: {stream.queue} → {into} ({pollers} pollers)")
     failures: list[BaseException] = []

@@ -68,7 +68,7 @@ def test_a_database_outage_does_not_send_healthy_changes_to_the_dlq(
     paid = _lambda_change(order, "paid", 2, _held(order))
     queue = FifoQueue(max_receives=5)
     queue.put(paid.encode(), paid.group_id)
-    consumer = Consumer(queue, "q", inbox.apply_batch, wait=0)
+    consumer = Consumer(queue, "q", inbox.apply_batch, wait=0, ready=inbox.ready)
 
     def gone(*_: Any, **__: Any) -> Any:  # every statement, as when the server is away
         database: Any = connection.Database  # type: ignore[attr-defined]

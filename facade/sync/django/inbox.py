@@ -34,7 +34,13 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-from django.db import OperationalError, connection, transaction
+from django.db import (
+    InterfaceError,
+    OperationalError,
+    close_old_connections,
+    connection,
+    transaction,
+)
 from django.utils import timezone
 
 from facade.sync.conflict import decide
@@ -58,6 +64,26 @@ def retryable(exc: BaseException) -> bool:
     if getattr(cause, "sqlstate", None) in RETRY_SQLSTATES:
         return True
     return isinstance(exc, OperationalError) and "database is locked" in str(exc)
+
+
+def unavailable(exc: BaseException) -> bool:
+    """The database itself is away (a restart, a failover, a lost connection, a
+    statement it cancelled): no message is to blame, so the whole receive waits
+    (``apply_batch`` raises, the worker backs off). A message that makes the database
+    fail every time still reaches the DLQ: SQS counts each receive."""
+    if isinstance(exc, InterfaceError):
+        return True
+    return isinstance(exc, OperationalError) and not retryable(exc)
+
+
+def ready() -> None:
+    """Raise while the database cannot be reached (the consumer then receives nothing
+    and backs off); a connection lost earlier is replaced."""
+    if connection.in_atomic_block:
+        return
+    close_old_connections()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
 
 
 def in_transaction(work: Callable[[], T], attempts: int = ATTEMPTS) -> T:
@@ -112,6 +138,8 @@ def apply_batch(
 ) -> list[Outcome]:
     """Apply one receive's changes; an outcome per change, in order (see the module
     docstring). ``after_each`` is called once a two-way change's transaction ended."""
+    if not connection.in_atomic_block:
+        close_old_connections()  # a connection lost in the last receive is replaced
     outcomes: list[Outcome | None] = [None] * len(changes)
     copies: list[int] = []
     for index, change in enumerate(changes):
@@ -126,6 +154,8 @@ def apply_batch(
         try:
             outcomes[index] = in_transaction(lambda c=change, a=applied: _two_way(c, a))  # type: ignore[misc]
         except Exception as exc:
+            if unavailable(exc):
+                raise
             outcomes[index] = exc
         if after_each is not None:
             after_each(change)
@@ -134,12 +164,16 @@ def apply_batch(
         try:
             results = in_transaction(lambda: _copies(batch))
         except Exception as exc:
+            if unavailable(exc):
+                raise
             log.info("inbox: a batch of %d failed (%r); one change at a time", len(batch), exc)
             results = []
             for change in batch:
                 try:
                     results.append(in_transaction(lambda c=change: _copies([c])[0]))  # type: ignore[misc]
                 except Exception as single:
+                    if unavailable(single):
+                        raise
                     results.append(single)
         for index, result in zip(copies, results, strict=True):
             outcomes[index] = result

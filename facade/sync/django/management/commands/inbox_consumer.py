@@ -15,7 +15,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from facade.sync import consumer
 from facade.sync.django import registry
-from facade.sync.django.inbox import apply_batch
+from facade.sync.django.inbox import apply_batch, ready
 from facade.sync.sqs import ConfigurationProblem
 
 
@@ -34,6 +34,6 @@ class Command(BaseCommand):
                 returncode=2,
             )
         try:
-            consumer.consume(options, apply_batch, self.stdout.write, "this database")
+            consumer.consume(options, apply_batch, self.stdout.write, "this database", ready)
         except ConfigurationProblem as exc:
             raise CommandError(str(exc), returncode=2) from exc
