@@ -1,14 +1,17 @@
 """Publishing outbox rows to SQS FIFO queues.
 
-One pass (``Relay.pass_once``) takes up to 100 pending rows of a stream — on PostgreSQL
+One pass (``Relay.pass_once``) takes up to 500 pending rows of a stream — on PostgreSQL
 with ``SELECT … FOR UPDATE SKIP LOCKED``, so several relays share the work without
-sending a row twice at once; on SQLite the IMMEDIATE transaction serialises them —
-sends them with ``SendMessageBatch`` (at most 10 entries and the stream's
+sending a row twice at once, and an entity whose earlier row another relay holds waits
+for it — and sends them with ``SendMessageBatch`` (at most 10 entries and the stream's
 ``max_message_bytes`` per call; MessageGroupId = the entity, MessageDeduplicationId =
-the SHA-256 of the body: ``facade.sync.messages``) and marks the sent ones, in the same
-transaction. A relay killed after sending but before committing leaves the rows
-pending: they are sent again with the same deduplication id, and consumers, which
-compare versions, apply them at most once.
+the SHA-256 of the body: ``facade.sync.messages``), in waves of batches sent side by
+side in which no entity appears twice, so each entity's changes reach SQS in order. It
+marks the sent rows in the same transaction. A relay killed after sending but before
+committing leaves the rows pending: they are sent again with the same deduplication id,
+and consumers, which compare versions, apply them at most once. On SQLite, whose one
+write lock covers the whole database, the rows are read, sent, and then marked in a
+short transaction of their own: the shop's writes never wait for SQS.
 
 Nothing stalls a stream:
 
@@ -138,22 +141,58 @@ class Relay:
             .filter(~Exists(earlier_waits))
             .order_by("id")
         )
-        if connection.vendor == "postgresql":
-            rows = rows.select_for_update(skip_locked=True)
-        return list(rows[: self.rows_per_pass])
+        if connection.vendor != "postgresql":
+            return list(rows[: self.rows_per_pass])
+        # Several relays share the work (SKIP LOCKED); an entity whose earlier change
+        # another relay holds (locked, so skipped here) waits for it: each entity's
+        # changes reach SQS in order.
+        earlier = OutboxEvent.objects.filter(
+            stream=stream,
+            published_at__isnull=True,
+            parked_at__isnull=True,
+            aggregate=OuterRef("aggregate"),
+            aggregate_id=OuterRef("aggregate_id"),
+            id__lt=OuterRef("id"),
+        )
+        taken = list(
+            rows.annotate(behind=Exists(earlier)).select_for_update(skip_locked=True, of=("self",))[
+                : self.rows_per_pass
+            ]
+        )
+        mine: set[tuple[str, str]] = set()
+        held_elsewhere: set[tuple[str, str]] = set()
+        for row in taken:
+            entity = (row.aggregate, row.aggregate_id)
+            if entity not in mine and row.behind:  # its earlier row is not in this pass
+                held_elsewhere.add(entity)
+            mine.add(entity)
+        return [r for r in taken if (r.aggregate, r.aggregate_id) not in held_elsewhere]
 
     def pass_once(self, stream: str) -> int:
         """Send up to ``rows_per_pass`` rows of the stream in one transaction; return how
         many were published."""
         tried: list[int] = []
         try:
-            with transaction.atomic():
-                events = self.pending(stream)
+            if connection.vendor == "sqlite":
+                # SQLite has one write lock for the whole database: never hold it while
+                # SQS answers. Read, send, then mark in a short transaction (a row sent
+                # twice goes with the same deduplication id; consumers apply it once).
+                with transaction.atomic():
+                    events = self.pending(stream)
                 if not events:
                     return 0
                 tried = [e.pk for e in events]
                 outcome = self._publish(stream, events)
-                self._record(outcome)
+                with transaction.atomic():
+                    self._record(outcome)
+            else:
+                with transaction.atomic():
+                    events = self.pending(stream)
+                    if not events:
+                        return 0
+                    tried = [e.pk for e in events]
+                    outcome = self._publish(stream, events)
+                    self._record(outcome)
         except Exception as exc:
             if tried:
                 self._record_failed_pass(tried, exc)
