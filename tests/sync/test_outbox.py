@@ -169,9 +169,9 @@ class _Recording:
 
 
 def test_concurrent_relays_never_send_an_event_twice(queue: Queue) -> None:
-    products = [make_product(f"SHARED-{i}", 1) for i in range(30)]
+    products = [make_product(f"SHARED-{i}", 1) for i in range(100)]
     OutboxEvent.objects.all().delete()
-    for round_ in range(10):
+    for round_ in range(3):
         with transaction.atomic():
             for product in products:
                 product.name = f"r{round_}"
@@ -199,6 +199,12 @@ def test_concurrent_relays_never_send_an_event_twice(queue: Queue) -> None:
     assert sum(r.sent for r in relays) == 300
     assert sum(1 for r in relays if r.sent) > 1  # the work was shared
     assert not OutboxEvent.objects.filter(published_at__isnull=True).exists()
+    # and each product's changes are in the queue in the order they were made
+    names: dict[str, list[str]] = {}
+    for message in queue.receive_all():
+        names.setdefault(message["id"], []).append(message["data"]["name"])
+    assert len(names) == 100
+    assert all(seen == ["r0", "r1", "r2"] for seen in names.values()), names
 
 
 def test_categories_and_products_are_registered_but_orders_are_not() -> None:
