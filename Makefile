@@ -46,7 +46,7 @@ typecheck: $(STAMP)
 
 pytest: bootstrap
 	DATABASE_URL=$(TEST_DATABASE_URL) $(BIN)/python -m pytest $(PYTEST_ARGS)
-	DATABASE_URL=sqlite:// $(BIN)/python -m pytest tests/monolith -m "not postgresql" $(PYTEST_ARGS)
+	DATABASE_URL=sqlite:// $(BIN)/python -m pytest tests/monolith tests/sync_edges -m "not postgresql" $(PYTEST_ARGS)
 
 test: lint typecheck pytest
 

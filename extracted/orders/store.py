@@ -163,6 +163,7 @@ def _index_keys(order: Mapping[str, Any]) -> dict[str, Any]:
 
 ORIGIN = "orders"  # this side's backend name in routing.yaml
 PARKED_PARTITION = "PARKED"
+CONFLICTS_PARTITION = "CONFLICTS#"  # + stream, in the status index: one item a conflict
 
 
 class OrderStore:
@@ -482,6 +483,8 @@ class OrderStore:
         order_id = int(state["id"])
         for _ in range(attempts):
             held = self.get(order_id)
+            if held and held.get("pending_conflict"):
+                self._keep_conflict(order_id, str(held["pending_conflict"]))  # an earlier try died
             current = self.stamp(held) if held else None
             seen = int(held.get("seen", 0)) if held else 0
             decision = decide(incoming, base, current, seen, self.origin)
@@ -490,14 +493,19 @@ class OrderStore:
             clock = max(
                 int(held.get("clock", held.get("version", 0))) if held else 0, incoming.version
             )
+            record = None
+            if decision.conflict and held is not None and current is not None:
+                record = self._conflict(stream, held, current, state, incoming, base)
             try:
-                self._settle(state, incoming, current, decision, max(seen, incoming.version), clock)
+                self._settle(
+                    state, incoming, current, decision, max(seen, incoming.version), clock, record
+                )
             except ClientError as exc:
                 if _failed_condition(exc):
                     continue  # changed while it was judged: judge again
                 raise
-            if decision.conflict and held is not None and current is not None:
-                self._record_conflict(stream, held, current, state, incoming, base)
+            if record is not None:
+                self._keep_conflict(order_id, record)
             return decision
         raise Conflict(f"order {order_id} kept changing while a remote change was applied")
 
@@ -509,8 +517,11 @@ class OrderStore:
         decision: Decision,
         seen: int,
         clock: int,
+        conflict: str | None = None,
     ) -> None:
-        """Write the decision, on condition that the order is still as it was judged."""
+        """Write the decision, on condition that the order is still as it was judged. A
+        conflict goes with it onto the order (``pending_conflict``), in the same write:
+        kept as its own item after, it is never lost to a function that dies between."""
         guard: dict[str, Any]
         if current is None:
             guard = {"ConditionExpression": "attribute_not_exists(PK)"}
@@ -538,6 +549,8 @@ class OrderStore:
                 "synced_rank": incoming.rank,
                 "synced_origin": incoming.origin,
             }  # no GSI3 keys: an applied change is never published back
+            if conflict is not None:
+                item["pending_conflict"] = conflict
             self.client.put_item(TableName=self.table, Item=_encode(item), **guard)
             return
         assert current is not None  # a change that lost lost against something
@@ -554,7 +567,7 @@ class OrderStore:
             },
         )
 
-    def _record_conflict(
+    def _conflict(
         self,
         stream: str,
         held: Mapping[str, Any],
@@ -562,44 +575,73 @@ class OrderStore:
         state: Mapping[str, Any],
         incoming: Stamp,
         base: Stamp | None,
-    ) -> None:
-        """Keep both states of a conflict this side's change lost (``CONFLICT#<id>``) and
-        count it per stream."""
+    ) -> str:
+        """The record of a conflict this side's change lost: both states."""
         from extracted.orders.api import render
 
-        record = {
-            "PK": f"CONFLICT#{int(held['id'])}",
-            "SK": f"{stamp(dt.datetime.now(dt.UTC))}#{incoming.origin}#{incoming.version}",
-            "stream": stream,
-            "lost": json.dumps({"stamp": current.as_dict(), "state": render(dict(held))}),
-            "won": json.dumps(
-                {
-                    "stamp": incoming.as_dict(),
-                    "base": base.as_dict() if base else None,
-                    "state": dict(state),
-                }
-            ),
-        }
-        self.client.put_item(TableName=self.table, Item=_encode(record))
-        self.client.update_item(
-            TableName=self.table,
-            Key={"PK": {"S": "COUNTER#conflicts"}, "SK": {"S": stream}},
-            UpdateExpression="ADD #v :one",
-            ExpressionAttributeNames={"#v": "value"},
-            ExpressionAttributeValues={":one": {"N": "1"}},
+        order_id = int(held["id"])
+        key = f"{incoming.origin}#{incoming.version:012d}"
+        return json.dumps(
+            {
+                "PK": f"CONFLICT#{order_id}",
+                "SK": key,
+                "GSI2PK": f"{CONFLICTS_PARTITION}{stream}",  # counted per stream
+                "GSI2SK": f"{order_id:012d}#{key}",
+                "stream": stream,
+                "at": stamp(dt.datetime.now(dt.UTC)),
+                "lost": json.dumps({"stamp": current.as_dict(), "state": render(dict(held))}),
+                "won": json.dumps(
+                    {
+                        "stamp": incoming.as_dict(),
+                        "base": base.as_dict() if base else None,
+                        "state": dict(state),
+                    }
+                ),
+            },
+            default=str,
         )
+
+    def _keep_conflict(self, order_id: int, record: str) -> None:
+        """Write a conflict the order carries as its own item (``CONFLICT#<id>``, once:
+        its key is the winning change's stamp), then take it off the order."""
+        try:
+            self.client.put_item(
+                TableName=self.table,
+                Item=_encode(json.loads(record)),
+                ConditionExpression="attribute_not_exists(PK)",
+            )
+        except ClientError as exc:
+            if not _failed_condition(exc):
+                raise
+        try:
+            self.client.update_item(
+                TableName=self.table,
+                Key=_order_key(order_id),
+                UpdateExpression="REMOVE pending_conflict",
+                ConditionExpression="pending_conflict = :record",
+                ExpressionAttributeValues={":record": {"S": record}},
+            )
+        except ClientError as exc:
+            if not _failed_condition(exc):
+                raise
 
     def conflicts(self, stream: str) -> int:
-        """How many conflicts the stream's changes met here."""
-        answer = self.client.get_item(
-            TableName=self.table,
-            Key={"PK": {"S": "COUNTER#conflicts"}, "SK": {"S": stream}},
-            ConsistentRead=True,
-        )
-        item = answer.get("Item")
-        return int(item["value"]["N"]) if item else 0
-
-    # -- reads -----------------------------------------------------------------------
+        """How many conflicts the stream's changes met here (a count of their items)."""
+        total = 0
+        page: dict[str, Any] = {}
+        while True:
+            answer = self.client.query(
+                TableName=self.table,
+                IndexName=GSI_STATUS,
+                KeyConditionExpression="GSI2PK = :pk",
+                ExpressionAttributeValues={":pk": {"S": f"{CONFLICTS_PARTITION}{stream}"}},
+                Select="COUNT",
+                **page,
+            )
+            total += int(answer.get("Count", 0))
+            if "LastEvaluatedKey" not in answer:
+                return total
+            page = {"ExclusiveStartKey": answer["LastEvaluatedKey"]}
 
     def get(self, order_id: int) -> dict[str, Any] | None:
         answer = self.client.get_item(

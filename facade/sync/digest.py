@@ -4,7 +4,10 @@ Each side renders its entities in the shape the sync carries them (the message's
 ``data``) and reduces each to a digest of its **canonical form**, so the same data
 digests alike across databases and languages: keys sorted, ``null`` and absent alike,
 ISO 8601 moments in UTC with microseconds, decimal strings by value (``"10.50"`` is
-``"10.5"``), lists as multisets (an order's lines in any order).
+``"10.5"``), lists as multisets (an order's lines in any order). The form goes by how a
+value looks, not by its column's type (the sides may be written in other languages and
+share no schema): two texts that read as the same number or the same moment — a SKU
+``"10.10"`` and ``"10.1"`` — and two lists in another order compare equal.
 
 ``strangler sync verify`` asks each side's ``*_digest`` command (routing.yaml
 ``sync.<stream>.commands``) for its digests folded into buckets — per bucket the count

@@ -1,4 +1,4 @@
-"""Review: a sync worker outlives a database restart (PostgreSQL)."""
+"""Edge cases: a sync worker outlives a database restart (PostgreSQL)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Review of the monolith's consumer loop (facade/sync/consumer.py) and inbox
+"""Edge cases of the monolith's consumer loop (facade/sync/consumer.py) and inbox
 (facade/sync/django/inbox.py) for the orders the Lambda changes (orders-to-monolith).
 
 The queue is an in-memory FIFO queue with SQS's receive counts and redrive

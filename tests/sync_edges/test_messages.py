@@ -1,4 +1,4 @@
-"""Review of the sync's message (facade/sync/messages.py) against SQS's rules for
+"""Edge cases of the sync's message (facade/sync/messages.py) against SQS's rules for
 SendMessageBatch entries."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Review of the orders function's side of the sync (extracted/orders/): its store on the
+"""Edge cases of the orders function's side of the sync (extracted/orders/): its store on the
 DynamoDB stand-in, its relay and its SQS handler."""
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ def test_a_conflict_is_counted_even_when_the_function_dies_between_applying_and_
     _pay_here(store, order_id)  # the function's own change, concurrent with the cancel
     cancelled = Stamp(3, 2, "monolith")
 
-    real = store._record_conflict
+    real = store._keep_conflict
     calls = {"n": 0}
 
     def dies_once(*args: Any, **kwargs: Any) -> None:
@@ -74,7 +74,7 @@ def test_a_conflict_is_counted_even_when_the_function_dies_between_applying_and_
             raise TimeoutError("Task timed out after 30.00 seconds")
         real(*args, **kwargs)
 
-    monkeypatch.setattr(store, "_record_conflict", dies_once)
+    monkeypatch.setattr(store, "_keep_conflict", dies_once)
     with pytest.raises(TimeoutError):
         store.apply_remote(_state(order_id, "cancelled"), cancelled, placed, stream=TO_LAMBDA)
     # SQS gives the message back; the function applies it again

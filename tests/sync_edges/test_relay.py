@@ -1,4 +1,4 @@
-"""Review of the monolith's relay (facade/sync/django/relay.py) against SQS's answers.
+"""Edge cases of the monolith's relay (facade/sync/django/relay.py) against SQS's answers.
 
 Each test drives the real relay over the real outbox (SQLite or PostgreSQL) with an
 in-memory SQS (tests/sync_edges/fakes.py) that answers as AWS documents."""

@@ -1,4 +1,4 @@
-"""Review: several relays on PostgreSQL ("several relays share the work") and the
+"""Edge cases: several relays on PostgreSQL ("several relays share the work") and the
 per-entity order the FIFO queue is meant to keep."""
 
 from __future__ import annotations

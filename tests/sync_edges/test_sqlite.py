@@ -1,4 +1,4 @@
-"""Review of the sync on SQLite, the database `make demo` runs by default."""
+"""Edge cases of the sync on SQLite, the database `make demo` runs by default."""
 
 from __future__ import annotations
 

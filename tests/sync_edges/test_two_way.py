@@ -1,4 +1,4 @@
-"""Review of the two-way order pair: what the monolith lets happen to an order that
+"""Edge cases of the two-way order pair: what the monolith lets happen to an order that
 the orders function can never follow."""
 
 from __future__ import annotations
