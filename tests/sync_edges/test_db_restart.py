@@ -16,7 +16,7 @@ pytestmark = [pytest.mark.postgresql, pytest.mark.django_db(transaction=True)]
 
 
 def test_held_the_inbox_reconnects_after_its_connection_was_killed(buyer: Customer) -> None:
-    """(Held.) The server ends the consumer's session (a restart, a failover,
+    """The server ends the consumer's session (a restart, a failover,
     pg_terminate_backend): the change in hand fails, the next one reconnects and applies."""
     if connection.vendor != "postgresql":
         pytest.skip("PostgreSQL: a server that ends sessions")

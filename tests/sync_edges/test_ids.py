@@ -1,4 +1,4 @@
-"""Review of new order ids (facade/sync/django/ids.py) on SQLite and PostgreSQL."""
+"""New order ids (facade/sync/django/ids.py) on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 

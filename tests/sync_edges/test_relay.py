@@ -104,7 +104,7 @@ class RefusesFirstTry(Sender):
 
 
 def test_held_an_entitys_later_change_waits_behind_its_earlier_one_refused_for_now() -> None:
-    """(Held.) A product's first change is refused for now; its later change, and a
+    """A product's first change is refused for now; its later change, and a
     second pass before the retry is due, must not overtake it; other entities flow."""
     product = make_product("WAIT", 5)
     group = f"catalog.Product:{product.pk}"
@@ -123,7 +123,7 @@ def test_held_an_entitys_later_change_waits_behind_its_earlier_one_refused_for_n
 
 
 def test_held_a_message_over_the_limit_in_bytes_but_not_in_characters_is_set_aside() -> None:
-    """(Held.) 100,000 times 'é' is 100,000 characters but 200,000 bytes: over a 150,000
+    """100,000 times 'é' is 100,000 characters but 200,000 bytes: over a 150,000
     byte limit it is set aside, named with its size, and the stream flows on."""
     product = make_product("BIG", 5)
     product.description = "é" * 100_000
@@ -146,7 +146,7 @@ def test_held_a_message_over_the_limit_in_bytes_but_not_in_characters_is_set_asi
 
 
 def test_held_a_failed_pass_records_its_attempt_and_the_worker_carries_on() -> None:
-    """(Held.) SQS throttles the whole call: the pass rolls back, the attempt and the
+    """SQS throttles the whole call: the pass rolls back, the attempt and the
     error are recorded on its rows anyway, the worker backs off and the next pass sends."""
     make_product("THROTTLE", 5)
     calls = {"n": 0}

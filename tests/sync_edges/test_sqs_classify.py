@@ -1,4 +1,4 @@
-"""Review of how the sync's workers judge what SQS answered (facade/sync/sqs.py:classify),
+"""How the sync's workers judge what SQS answered (facade/sync/sqs.py:classify),
 for the error codes SQS's own API model lists for SendMessage(Batch) and ReceiveMessage
 (botocore's service model: KmsDisabled, KmsInvalidState, KmsNotFound, KmsOptInRequired,
 KmsInvalidKeyUsage, OverLimit, …)."""

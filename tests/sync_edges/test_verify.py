@@ -10,7 +10,7 @@ from facade.sync.digest import digest
 
 
 def test_formatting_that_is_not_drift_digests_alike() -> None:
-    """(Held.) Decimal places, a moment's offset and precision, JSON escapes, null vs
+    """Decimal places, a moment's offset and precision, JSON escapes, null vs
     absent."""
     assert digest({"price": "10.50"}) == digest({"price": Decimal("10.5")})
     assert digest({"at": "2026-01-01T01:00:00+01:00"}) == digest(
