@@ -135,7 +135,7 @@ def http_response(result: Any, multi_value: bool) -> tuple[int, list[tuple[bytes
     if not isinstance(result, dict):
         raise BadLambdaResponse(f"a handler must return a dict, got {type(result).__name__}")
     status = result.get("statusCode")
-    if not isinstance(status, int) or not 100 <= status <= 599:
+    if isinstance(status, bool) or not isinstance(status, int) or not 200 <= status <= 599:
         raise BadLambdaResponse(f"statusCode {status!r} is not an HTTP status")
     headers: list[tuple[bytes, bytes]] = []
     if multi_value and "multiValueHeaders" in result:

@@ -207,6 +207,27 @@ class Timeouts:
 
 
 @dataclass(frozen=True)
+class Limits:
+    """What one client may ask of the facade (routing.yaml ``facade.limits``).
+
+    The sizes are ALB's documented quotas (request line 16 KiB, a single header 16 KiB,
+    the whole request header 64 KiB) and its idle timeout (60 s); the rest guard a
+    single process where ALB scales out: a header count, the time a client may take to
+    send a request's head, open connections per worker, and requests read ahead of
+    their answers on one connection.
+    """
+
+    request_line: int = 16 * 1024  # bytes; longer: 414
+    header: int = 16 * 1024  # bytes of one header line; larger: 431
+    headers: int = 64 * 1024  # bytes of the whole request head; larger: 431
+    header_count: int = 100  # more header lines: 431
+    header_timeout: float = 60.0  # seconds to send a request's head; slower: 408
+    idle_timeout: float = 60.0  # seconds a connection may stay silent between requests
+    connections: int = 10_000  # open client connections per worker; more: 503
+    pipeline: int = 16  # requests read ahead of their answers on one connection
+
+
+@dataclass(frozen=True)
 class FacadeSettings:
     listen_host: str = "127.0.0.1"
     listen_port: int = 8000
@@ -214,6 +235,7 @@ class FacadeSettings:
     route_header: str = "X-Strangler-Route"
     override: Override = Override()
     timeouts: Timeouts = Timeouts()
+    limits: Limits = Limits()
     max_body_bytes: int = 10 * 1024 * 1024
     max_rules: int = 100
     sticky_cookie: str = "STRANGLERTG"

@@ -94,8 +94,16 @@ def test_forwards_with_forwarding_headers_and_names_the_backend(
         assert headers["x-forwarded-proto"] == "http"
         assert headers["x-forwarded-host"] == facade.url.split("//")[1]
         assert headers["x-amzn-trace-id"].startswith("Root=1-")
-        passed = client.get("/api/y", headers={"X-Amzn-Trace-Id": "Root=1-abc-def"}).json()
-        assert dict(passed["headers"])["x-amzn-trace-id"] == "Root=1-abc-def"
+        valid = "Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=1"
+        passed = client.get("/api/y", headers={"X-Amzn-Trace-Id": valid}).json()
+        assert dict(passed["headers"])["x-amzn-trace-id"] == valid
+        # ALB keeps a well-formed Root and replaces anything else with one of its own
+        forged = client.get("/api/y", headers={"X-Amzn-Trace-Id": "Root=1-abc-def"}).json()
+        assert dict(forged["headers"])["x-amzn-trace-id"].startswith("Root=1-")
+        assert dict(forged["headers"])["x-amzn-trace-id"] != "Root=1-abc-def"
+        # a client's X-Forwarded-Host is not believed: it comes from Host
+        spoofed = client.get("/api/y", headers={"X-Forwarded-Host": "evil.example"}).json()
+        assert dict(spoofed["headers"])["x-forwarded-host"] == facade.url.split("//")[1]
         posted = client.post("/api/z", content=b"hello body").json()
         assert (posted["method"], posted["body"]) == ("POST", "hello body")
         assert client.get("/other").headers["x-strangler-backend"] == "monolith"
@@ -380,14 +388,16 @@ def test_metrics_and_access_log(tmp_path: Path, backends: tuple[Upstream, Upstre
     path.write_text(routing_text(*backends, split="new"))
     with proxy(path, access_log=True) as facade, facade.client() as client:
         for _ in range(3):
-            client.get("/api/x", headers={"X-Amzn-Trace-Id": "Root=1-t-1"})
+            client.get(
+                "/api/x", headers={"X-Amzn-Trace-Id": "Root=1-5759e988-bd862e3fe1be46a994272793"}
+            )
         client.get("/status/503")
         line = facade.output.wait_for('"path":"/api/x"', timeout=5)
         entry = json.loads(line)
         assert entry["route"] == "api"
         assert entry["backend"] == "new"
         assert entry["status"] == 200
-        assert entry["trace_id"] == "Root=1-t-1"
+        assert entry["trace_id"] == "Root=1-5759e988-bd862e3fe1be46a994272793"
         assert entry["duration_ms"] > 0
         metrics = client.get("/__facade/metrics").text
     assert (
