@@ -231,6 +231,7 @@ class ClientConnection(asyncio.Protocol):
         self.parser = httptools.HttpRequestParser(self)
         self.client_ip = ""
         self.queue: list[Request] = []
+        self.queued_bytes = 0  # bodies of the requests in the queue
         self.busy = False
         self.limits = facade.live.current.table.settings.limits
         # the request being parsed
@@ -368,7 +369,12 @@ class ClientConnection(asyncio.Protocol):
         transport = self.transport
         if transport is None:
             return
-        pause = self._write_paused or self._refused or len(self.queue) >= self.limits.pipeline
+        pause = (
+            self._write_paused
+            or self._refused
+            or len(self.queue) >= self.limits.pipeline
+            or self.queued_bytes > self.facade.live.current.table.settings.max_body_bytes
+        )
         if pause != self._read_paused:
             self._read_paused = pause
             if pause:
@@ -501,9 +507,11 @@ class ClientConnection(asyncio.Protocol):
             http10=parser.get_http_version() == "1.0",
         )
         if self.busy:
+            # a client pipelining without reading answers: at most ``limits.pipeline``
+            # requests or one body's limit in bytes are read ahead (plus one read's worth)
             self.queue.append(request)
-            if len(self.queue) >= self.limits.pipeline:
-                self._update_reading()  # a client pipelining without reading answers
+            self.queued_bytes += len(request.body)
+            self._update_reading()
         else:
             self._start(request)
 
@@ -842,7 +850,9 @@ class ClientConnection(asyncio.Protocol):
             self.transport = None
             return
         if self.queue:
-            self._start(self.queue.pop(0))
+            following = self.queue.pop(0)
+            self.queued_bytes -= len(following.body)
+            self._start(following)
             self._update_reading()
         elif self._continue_pending:
             self._continue_pending = False

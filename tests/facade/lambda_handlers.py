@@ -70,3 +70,12 @@ def boom(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
 def not_a_response(event: dict[str, Any], context: Any) -> object:
     return "not a dict"
+
+
+def status(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Answers the status that ends the path (``/…/204``), naming the request in the body."""
+    return {
+        "statusCode": int(event["path"].rsplit("/", 1)[1]),
+        "headers": {"content-type": "text/plain"},
+        "body": f"{event['httpMethod']} {event['path']}",
+    }

@@ -1,0 +1,450 @@
+"""The facade's HTTP framing, exchange by exchange: raw bytes in, every byte out checked.
+
+Each case sends request bytes to the facade (running in this process, see
+``tests.facade.rawhttp``), lets a scripted backend answer with exact bytes, and reads
+the answers with h11 — an independent parser — on the client side, while the backend
+reads what the facade forwards with h11 too. Whatever the bytes, the client must see
+exactly one well-framed response per request, in order, each naming its own request,
+and the backend must see only what it should.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.facade.rawhttp import (
+    CloseAfter,
+    InProcessFacade,
+    RawClient,
+    ScriptedBackend,
+    Seen,
+    facade_in_process,
+    named,
+    ok,
+    request,
+    scripted_backend,
+)
+
+ROUTING = """\
+version: 1
+facade:
+  timeouts: {{connect: 1, read: 3, lambda: 5}}
+  max_body_bytes: 100000
+backends:
+  raw: {{kind: monolith, url: "{url}"}}
+  fn: {{kind: lambda, handler: "tests.facade.lambda_handlers:status"}}
+routes:
+  - name: fn
+    match: {{paths: ["/lambda/*"]}}
+    targets: {{fn: 100}}
+default: raw
+"""
+
+
+@pytest.fixture(scope="module")
+def backend() -> Iterator[ScriptedBackend]:
+    with scripted_backend() as backend:
+        yield backend
+
+
+@pytest.fixture(scope="module")
+def facade(
+    backend: ScriptedBackend, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[InProcessFacade]:
+    path: Path = tmp_path_factory.mktemp("conformance") / "routing.yaml"
+    path.write_text(ROUTING.format(url=backend.url))
+    with facade_in_process(path) as running:
+        yield running
+
+
+@pytest.fixture
+def client(facade: InProcessFacade) -> Callable[..., RawClient]:
+    def connect(**kw: object) -> RawClient:
+        return RawClient(facade.port, **kw)  # type: ignore[arg-type]
+
+    return connect
+
+
+def response_bytes(status: str, body: bytes, *headers: str) -> bytes:
+    head = "".join(f"{h}\r\n" for h in headers)
+    return b"HTTP/1.1 %s\r\n%scontent-length: %d\r\n\r\n%s" % (
+        status.encode(),
+        head.encode(),
+        len(body),
+        body,
+    )
+
+
+# -- 1. interim responses --------------------------------------------------------------
+
+
+def test_a_backend_103_is_relayed_and_each_client_gets_its_own_answer(
+    backend: ScriptedBackend, client: Callable[..., RawClient]
+) -> None:
+    """Defect 1: llhttp ends a message at a 1xx; the exchange must not end there."""
+    backend.scripts["hints"] = lambda seen, _: (
+        b"HTTP/1.1 103 Early Hints\r\nlink: </app.css>; rel=preload\r\n\r\n"
+        + response_bytes("200 OK", named(seen))
+    )
+    backend.scripts["interim"] = lambda seen, _: (
+        b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 102 Processing\r\n\r\n"
+        + response_bytes("200 OK", named(seen))
+    )
+    with client() as first, client() as second:
+        first.send(request("GET", "/s/hints/first"))
+        answer = first.read_response()
+        assert (answer.interim, answer.body) == ([103], b"GET /s/hints/first")
+        second.send(request("GET", "/s/interim/second"))
+        answer = second.read_response()
+        assert (answer.interim, answer.body) == ([], b"GET /s/interim/second")
+        for side in (first, second):  # the pooled connections carry nothing left over
+            side.send(request("GET", f"/after/{id(side)}"))
+            assert side.read_response().body == f"GET /after/{id(side)}".encode()
+
+
+def test_an_interim_response_in_its_own_packet_does_not_end_the_exchange(
+    backend: ScriptedBackend, client: Callable[..., RawClient]
+) -> None:
+    def split(seen: Seen, sock: socket.socket) -> None:
+        sock.sendall(b"HTTP/1.1 103 Early Hints\r\nlink: </a.js>\r\n\r\n")
+        time.sleep(0.05)  # the backend thinking, not test synchronisation
+        sock.sendall(response_bytes("200 OK", named(seen)))
+
+    backend.scripts["split"] = split
+    with client() as one:
+        one.send(request("GET", "/s/split/x"))
+        assert one.read_response().body == b"GET /s/split/x"
+
+
+def test_a_101_from_a_backend_is_a_502(
+    backend: ScriptedBackend, client: Callable[..., RawClient]
+) -> None:
+    backend.scripts["switch"] = lambda seen, _: CloseAfter(
+        b"HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: upgrade\r\n\r\n"
+    )
+    with client() as one:
+        one.send(request("GET", "/s/switch/x"))
+        assert one.read_response().status == 502
+
+
+# -- 3. Upgrade and CONNECT ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        request("POST", "/chat", "Connection: Upgrade", "Upgrade: websocket", body=b"side effect"),
+        request("GET", "/chat", "Connection: upgrade", "Upgrade: h2c"),
+        b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n",
+    ],
+    ids=["post-upgrade", "h2c", "connect"],
+)
+def test_upgrade_and_connect_get_one_400_and_nothing_is_forwarded(
+    raw: bytes, backend: ScriptedBackend, client: Callable[..., RawClient]
+) -> None:
+    """Defect 3: the request was carried out by the backend and the client told 501."""
+    before = len(backend.seen)
+    with client() as one:
+        one.send(request("GET", "/s/none/before") + raw)
+        assert one.read_response().body == b"GET /s/none/before"
+        refused = one.read_response()
+        assert refused.status == 400
+        assert refused.header("connection") == ["close"]
+        assert one.closed()
+    assert [s.target for s in backend.seen[before:]] == ["/s/none/before"]
+
+
+# -- 4. 100-continue -------------------------------------------------------------------
+
+
+def test_100_continue_is_never_written_inside_an_earlier_response(
+    backend: ScriptedBackend, client: Callable[..., RawClient]
+) -> None:
+    """Defect 4: the facade wrote ``100 Continue`` into a response still streaming."""
+    gate = threading.Event()
+
+    def stream(seen: Seen, sock: socket.socket) -> None:
+        sock.sendall(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nfirst\r\n")
+        gate.wait(5)
+        sock.sendall(b"4\r\nlast\r\n0\r\n\r\n")
+
+    backend.scripts["stream"] = stream
+    with client(timeout=0.3) as one:
+        one.send(request("GET", "/s/stream/1"))
+        while b"first" not in one.raw:
+            one.raw += one.sock.recv(65536)
+        one.buffer = one.raw
+        one.send(request("POST", "/s/none/2", "Expect: 100-continue", "Content-Length: 4"))
+        with pytest.raises(TimeoutError):  # not now: the first response is not finished
+            one.sock.recv(65536)
+        gate.set()
+        one.sock.settimeout(5)
+        first = one.read_response()
+        assert first.body == b"firstlast"
+        one.send(b"data")
+        second = one.read_response("POST")
+        assert (second.interim, second.body) == ([100], b"POST /s/none/2")
+
+
+# -- 5. close-delimited bodies ----------------------------------------------------------
+
+
+def test_a_close_delimited_response_is_relayed_whole(
+    backend: ScriptedBackend, client: Callable[..., RawClient]
+) -> None:
+    """Defect 5: the client got a chunked body with no last chunk."""
+    backend.scripts["eof"] = lambda seen, _: CloseAfter(
+        b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\n\r\n" + named(seen) + b" to the end"
+    )
+    with client() as one:
+        one.send(request("GET", "/s/eof/11"))
+        answer = one.read_response()
+        assert answer.body == b"GET /s/eof/11 to the end"
+        one.send(request("GET", "/s/none/next"))  # the client's connection stays usable
+        assert one.read_response().body == b"GET /s/none/next"
+    with client() as old:
+        old.send(request("GET", "/s/eof/10", http10=True))
+        answer = old.read_response(http10=True)
+        assert answer.body == b"GET /s/eof/10 to the end"
+        assert answer.header("transfer-encoding") == []
+        assert old.closed()
+
+
+# -- 6. bodiless answers, HTTP/1.0 -----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("method", "target", "status"),
+    [
+        ("HEAD", "/__facade/health", 200),
+        ("HEAD", "/__facade/nothing", 404),
+        ("HEAD", "/%2e%2e/x", 400),
+        ("HEAD", "/lambda/status/200", 200),
+        ("GET", "/lambda/status/204", 204),
+        ("GET", "/lambda/status/304", 304),
+        ("HEAD", "/s/eof/head", 200),
+    ],
+)
+def test_no_body_on_head_204_or_304_whoever_answers(
+    method: str, target: str, status: int, client: Callable[..., RawClient]
+) -> None:
+    """Defect 6: facade-written and Lambda answers carried a body on HEAD, 204 and 304."""
+    with client() as one:
+        one.send(request(method, target) + request("GET", "/s/none/after"))
+        answer = one.read_response(method)
+        assert (answer.status, answer.body) == (status, b"")
+        if status == 204:
+            assert answer.header("content-length") == []
+        # a body the client did not expect would be read as the start of the next answer
+        assert one.read_response().body == b"GET /s/none/after"
+
+
+def test_a_lambda_answering_1xx_is_a_502(client: Callable[..., RawClient]) -> None:
+    with client() as one:
+        one.send(request("GET", "/lambda/status/103"))
+        assert one.read_response().status == 502
+
+
+def test_head_keeps_the_backends_connection_close(
+    backend: ScriptedBackend, client: Callable[..., RawClient]
+) -> None:
+    """Defect 6: after HEAD, a connection the backend said it would close was reused."""
+    backend.scripts["headclose"] = lambda seen, _: (
+        b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\nconnection: close\r\n\r\n"
+    )
+    with client() as one:
+        one.send(request("HEAD", "/s/headclose/x"))
+        assert one.read_response("HEAD").status == 200
+        one.send(request("POST", "/s/none/y", body=b"once"))
+        assert one.read_response("POST").body == b"POST /s/none/y"
+    head, post = backend.seen[-2:]
+    assert head.target == "/s/headclose/x"
+    assert post.connection != head.connection
+
+
+def test_an_http10_client_gets_a_readable_body_and_keep_alive_if_it_asks(
+    backend: ScriptedBackend, client: Callable[..., RawClient]
+) -> None:
+    backend.scripts["chunked"] = lambda seen, _: (
+        b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"
+    )
+    with client() as old:
+        old.send(request("GET", "/s/none/a", "Connection: keep-alive", http10=True))
+        answer = old.read_response(http10=True)
+        assert answer.body == b"GET /s/none/a"
+        assert answer.header("connection") == ["keep-alive"]
+        old.send(request("GET", "/s/chunked/b", "Connection: keep-alive", http10=True))
+        answer = old.read_response(http10=True)
+        assert (answer.body, answer.header("transfer-encoding")) == (b"abc", [])
+        assert old.closed()  # the length was unknown: the close ends the body
+
+
+# -- 7. trailers -----------------------------------------------------------------------
+
+
+def test_request_trailers_never_become_headers(
+    backend: ScriptedBackend, client: Callable[..., RawClient]
+) -> None:
+    """Defect 7: trailers were merged into the forwarded headers."""
+    with client() as one:
+        one.send(
+            b"POST /s/none/t HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+            b"4\r\nbody\r\n0\r\nX-Injected: yes\r\nAuthorization: Bearer forged\r\n\r\n"
+        )
+        assert one.read_response("POST").body == b"POST /s/none/t"
+    seen = backend.seen[-1]
+    assert seen.body == b"body"
+    assert seen.header("x-injected") == []
+    assert seen.header("authorization") == []
+
+
+# -- 8. backpressure -------------------------------------------------------------------
+
+
+def _idle_connections_reading(facade: InProcessFacade) -> list[bool]:
+    def look() -> list[bool]:
+        return [
+            conn.transport.is_reading()
+            for pool in facade.facade._pools.values()
+            for conn in pool._idle
+            if conn.transport is not None
+        ]
+
+    result = facade.call(look)
+    assert isinstance(result, list)
+    return result
+
+
+def _settled(facade: InProcessFacade, deadline: float = 5) -> None:
+    """Wait until no client connection of the facade has a request in progress."""
+    end = time.monotonic() + deadline
+    while time.monotonic() < end:
+        if not facade.call(lambda: any(c.busy for c in facade.facade.connections)):
+            return
+        time.sleep(0.01)
+    raise AssertionError("the facade is still answering")
+
+
+def test_a_slow_client_never_leaves_a_paused_connection_in_the_pool(
+    backend: ScriptedBackend, facade: InProcessFacade, client: Callable[..., RawClient]
+) -> None:
+    """Defect 8: the write that paused the backend connection also ended its response,
+    and the connection went back to the pool paused; the next request on it hung."""
+    blob = b"x" * 180_000
+    backend.scripts["blob"] = lambda seen, _: response_bytes("200 OK", blob)
+    for trial in range(5):
+        with client(rcvbuf=4096) as slow:
+            slow.send(request("GET", f"/s/blob/{trial}"))
+            _settled(facade)  # the whole answer is with the facade, unread by the client
+            assert all(_idle_connections_reading(facade))
+            assert slow.read_response().body == blob
+        with client() as next_one:
+            next_one.send(request("GET", f"/s/none/{trial}"))
+            assert next_one.read_response().body == f"GET /s/none/{trial}".encode()
+
+
+def test_a_client_that_does_not_read_holds_bounded_memory(
+    backend: ScriptedBackend, facade: InProcessFacade, client: Callable[..., RawClient]
+) -> None:
+    """Defect 8: later responses to a slow client were buffered without bound."""
+    blob = b"y" * 1_000_000
+    backend.scripts["mega"] = lambda seen, _: response_bytes("200 OK", blob)
+    with client(rcvbuf=4096, timeout=10) as slow:
+        slow.send(b"".join(request("GET", f"/s/mega/{i}") for i in range(6)))
+        deadline = time.monotonic() + 1
+        largest = 0
+        while time.monotonic() < deadline:  # watch the facade while the client reads nothing
+            buffered = facade.call(
+                lambda: max(
+                    (c.transport.get_write_buffer_size() for c in facade.facade.connections
+                     if c.transport is not None),
+                    default=0,
+                )
+            )  # fmt: skip
+            assert isinstance(buffered, int)
+            largest = max(largest, buffered)
+            time.sleep(0.05)
+        assert largest < 2_000_000, f"{largest} bytes buffered for one client"
+        for _ in range(6):
+            assert slow.read_response().body == blob
+
+
+# -- 2. limits on the client side ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "status"),
+    [
+        (request("GET", "/" + "a" * 17_000), 414),
+        (request("GET", "/x", "X-Big: " + "b" * 17_000), 431),
+        (request("GET", "/x", *[f"X-H{i}: " + "c" * 15_000 for i in range(5)]), 431),
+        (request("GET", "/x", *[f"X-N{i}: n" for i in range(101)]), 431),
+    ],
+    ids=["request-line", "one-header", "all-headers", "header-count"],
+)
+def test_oversized_request_heads_are_refused_as_alb_does(
+    raw: bytes, status: int, backend: ScriptedBackend, client: Callable[..., RawClient]
+) -> None:
+    """Defect 2: heads of any size were accepted into memory and forwarded."""
+    before = len(backend.seen)
+    with client() as one:
+        one.send(raw)
+        answer = one.read_response()
+        assert answer.status == status
+        assert one.closed()
+    assert len(backend.seen) == before
+
+
+def test_an_endless_header_is_cut_off_without_being_buffered(
+    client: Callable[..., RawClient],
+) -> None:
+    with client() as one:
+        one.send(b"GET /x HTTP/1.1\r\nHost: x\r\nX-Endless: ")
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            for _ in range(1000):  # 64 MB, read and dropped once the limit is passed
+                one.send(b"z" * 65536)
+        assert one.read_response().status == 431
+
+
+def test_pipelined_requests_are_read_ahead_only_up_to_the_limit(
+    backend: ScriptedBackend, facade: InProcessFacade, client: Callable[..., RawClient]
+) -> None:
+    """Defect 2: 33 pipelined requests with full bodies were queued per connection."""
+    gate = threading.Event()
+
+    def held(seen: Seen, sock: socket.socket) -> bytes:
+        gate.wait(5)
+        return ok(seen, sock)
+
+    backend.scripts["slowest"] = held
+    count, body = 100, b"b" * 20_000
+    settings = facade.facade.live.current.table.settings
+    one_read = 256 * 1024  # what one read from the socket can hold beyond the limits
+    with client() as one:
+        one.sock.sendall(request("POST", "/s/slowest/0", body=b"first"))
+        sender = threading.Thread(
+            target=lambda: one.sock.sendall(
+                b"".join(request("POST", f"/s/none/{i}", body=body) for i in range(1, count))
+            ),
+            daemon=True,
+        )
+        sender.start()
+        for _ in range(20):  # while the first answer is held back, look at the queue
+            queued = facade.call(
+                lambda: max((c.queued_bytes for c in facade.facade.connections), default=0)
+            )
+            assert isinstance(queued, int)
+            assert queued <= settings.max_body_bytes + one_read
+            time.sleep(0.02)
+        gate.set()
+        for i in range(count):
+            expected = f"POST /s/{'slowest' if i == 0 else 'none'}/{i}"
+            assert one.read_response("POST").body == expected.encode()
+        sender.join(5)
