@@ -176,8 +176,18 @@ class InProcessFacade:
 
 
 @contextlib.contextmanager
-def facade_in_process(routing: Path) -> Iterator[InProcessFacade]:
+def facade_in_process(routing: Path, *, sndbuf: int | None = None) -> Iterator[InProcessFacade]:
+    """The facade serving ``routing`` on a loopback port; ``sndbuf`` shrinks the kernel's
+    send buffer of each client connection, so that a client that does not read fills the
+    facade's own buffer (and trips its flow control) after a few kilobytes, not megabytes."""
     import uvloop
+
+    class Connection(ClientConnection):
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            if sndbuf is not None:
+                sock = transport.get_extra_info("socket")
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, sndbuf)
+            super().connection_made(transport)
 
     loop = uvloop.new_event_loop()
     ready: dict[str, object] = {}
@@ -186,7 +196,7 @@ def facade_in_process(routing: Path) -> Iterator[InProcessFacade]:
     async def start() -> None:
         live = LiveTable(routing, b"conformance-secret")
         facade = Facade(live, loop, internal=internal)
-        server = await loop.create_server(lambda: ClientConnection(facade), "127.0.0.1", 0)
+        server = await loop.create_server(lambda: Connection(facade), "127.0.0.1", 0)
         facade.listen_port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
         ready.update(facade=facade, server=server)
         started.set()
