@@ -36,6 +36,7 @@ from facade.routing.model import (
     BackendKind,
     FacadeSettings,
     HeaderCondition,
+    Limits,
     Match,
     Override,
     Route,
@@ -72,7 +73,20 @@ FACADE_KEYS = (
     "admin",
     "audit_log",
     "access_log",
+    "limits",
+    "cookie_secret",
 )
+# facade.limits: key → (lowest, highest, whole number?)
+LIMIT_RANGES: dict[str, tuple[float, float, bool]] = {
+    "request_line": (1024, 16 * 1024, True),  # ALB's quotas are the ceilings
+    "header": (1024, 16 * 1024, True),
+    "headers": (4096, 64 * 1024, True),
+    "header_count": (1, 1000, True),
+    "header_timeout": (1, 4000, False),
+    "idle_timeout": (1, 4000, False),  # ALB's idle timeout: 1-4000 s
+    "connections": (1, 1_000_000, True),
+    "pipeline": (1, 1000, True),
+}
 # whole-number settings of the aws blocks and the ranges AWS takes
 AWS_RANGES: dict[BackendKind, dict[str, tuple[int, int]]] = {
     BackendKind.LAMBDA: {"timeout": (1, 900), "memory": (128, 10_240)},
@@ -277,14 +291,59 @@ def _settings(check: _Checker, document: CommentedMap) -> FacadeSettings:
             kw["timeouts"] = Timeouts(**values)
     if "admin" in node:
         admin = check.mapping(
-            node["admin"], node, "admin", "facade.admin", ("token_env", "token_file")
+            node["admin"], node, "admin", "facade.admin", ("token_env", "token_file", "listen")
         )
         if admin is not None:
             if "token_env" in admin:
                 kw["admin_token_env"] = str(admin["token_env"])
             if "token_file" in admin:
                 kw["admin_token_file"] = str(admin["token_file"])
+            if "listen" in admin:
+                host, _, port = str(admin["listen"]).rpartition(":")
+                if not host or not port.isdigit() or not 0 <= int(port) < 65536:
+                    check.at(
+                        admin,
+                        "listen",
+                        "facade.admin.listen",
+                        f"{admin['listen']!r}: use HOST:PORT, e.g. 127.0.0.1:9901 (port 0: any)",
+                    )
+                else:
+                    kw["admin_host"], kw["admin_port"] = host.strip("[]"), int(port)
+    if "cookie_secret" in node:
+        secret = check.mapping(
+            node["cookie_secret"], node, "cookie_secret", "facade.cookie_secret", ("env", "file")
+        )
+        if secret is not None:
+            if "env" in secret:
+                kw["cookie_secret_env"] = str(secret["env"])
+            if "file" in secret:
+                kw["cookie_secret_file"] = str(secret["file"])
+    if "limits" in node:
+        kw["limits"] = _limits(check, node)
     return FacadeSettings(**kw)
+
+
+def _limits(check: _Checker, node: CommentedMap) -> Limits:
+    limits = check.mapping(node["limits"], node, "limits", "facade.limits", tuple(LIMIT_RANGES))
+    if limits is None:
+        return Limits()
+    values: dict[str, Any] = {}
+    for key, (low, high, whole) in LIMIT_RANGES.items():
+        if key not in limits:
+            continue
+        value = limits[key]
+        kinds = int if whole else int | float
+        if isinstance(value, bool) or not isinstance(value, kinds) or not low <= value <= high:
+            what = "a whole number" if whole else "seconds"
+            check.at(
+                limits,
+                key,
+                f"facade.limits.{key}",
+                f"{value!r}: {what} from {low:g} to {high:g}",
+            )
+        else:
+            values[key] = value if whole else float(value)
+    return Limits(**values)
 
 
 # -- backends --------------------------------------------------------------------------

@@ -241,6 +241,12 @@ class FacadeSettings:
     sticky_cookie: str = "STRANGLERTG"
     admin_token_env: str = "STRANGLER_ADMIN_TOKEN"  # noqa: S105 - a variable name
     admin_token_file: str | None = None
+    # the admin listener (health, metrics, admin API): loopback unless told otherwise
+    admin_host: str = "127.0.0.1"
+    admin_port: int = 9901
+    # the sticky cookie's signing key, shared by every worker and instance
+    cookie_secret_env: str = "STRANGLER_COOKIE_SECRET"  # noqa: S105 - a variable name
+    cookie_secret_file: str | None = None
     audit_log: str = "var/routing-audit.jsonl"
     access_log: bool = True
 

@@ -196,6 +196,7 @@ def facade_in_process(routing: Path, *, sndbuf: int | None = None) -> Iterator[I
     async def start() -> None:
         live = LiveTable(routing, b"conformance-secret")
         facade = Facade(live, loop, internal=internal)
+        facade.check_every = 0.1  # timeouts of whole seconds, kept to within 0.1 s
         server = await loop.create_server(lambda: Connection(facade), "127.0.0.1", 0)
         facade.listen_port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
         ready.update(facade=facade, server=server)

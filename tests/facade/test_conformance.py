@@ -37,6 +37,7 @@ version: 1
 facade:
   timeouts: {{connect: 1, read: 3, lambda: 5}}
   max_body_bytes: 100000
+  limits: {{header_timeout: 1, idle_timeout: 2, connections: 64}}
 backends:
   raw: {{kind: monolith, url: "{url}"}}
   fn: {{kind: lambda, handler: "tests.facade.lambda_handlers:status"}}
@@ -456,3 +457,74 @@ def test_pipelined_requests_are_read_ahead_only_up_to_the_limit(
             expected = f"POST /s/{'slowest' if i == 0 else 'none'}/{i}"
             assert one.read_response("POST").body == expected.encode()
         sender.join(5)
+
+
+def test_a_slow_request_head_gets_408(client: Callable[..., RawClient]) -> None:
+    """Defect 2: a client sending its head a byte at a time held the connection for ever."""
+    with client() as slow:
+        slow.send(b"GET /s/none/slowloris HTTP/1.1\r\nHost: x\r\n")
+        started = time.monotonic()
+        answer = slow.read_response()
+        assert answer.status == 408
+        assert 1 <= time.monotonic() - started < 3
+        assert slow.closed()
+
+
+def test_an_idle_connection_is_closed_after_the_idle_timeout(
+    client: Callable[..., RawClient],
+) -> None:
+    with client() as idle:
+        idle.send(request("GET", "/s/none/once"))
+        assert idle.read_response().body == b"GET /s/none/once"
+        started = time.monotonic()
+        assert idle.closed()
+        assert 2 <= time.monotonic() - started < 4
+
+
+def test_connections_over_the_cap_get_503(
+    facade: InProcessFacade, client: Callable[..., RawClient]
+) -> None:
+    cap = facade.facade.live.current.table.settings.limits.connections
+    opened: list[RawClient] = []
+    try:
+        for _ in range(cap + 1):
+            one = client()
+            opened.append(one)
+            one.send(request("GET", "/s/none/cap"))
+            answer = one.read_response()
+            if answer.status == 503:
+                break
+            assert answer.body == b"GET /s/none/cap"
+        else:
+            raise AssertionError(f"{cap + 1} connections were all served")
+        assert len(opened) <= cap + 1
+    finally:
+        for one in opened:
+            one.sock.close()
+
+
+def test_header_trust_as_alb(backend: ScriptedBackend, client: Callable[..., RawClient]) -> None:
+    """Defect 11: the override header reached backends with override off; a client's
+    X-Forwarded-Host and malformed X-Amzn-Trace-Id passed through unchanged."""
+    with client() as one:
+        one.send(
+            request(
+                "GET",
+                "/s/none/trust",
+                "X-Strangler-Backend-Override: fn",
+                "X-Forwarded-For: 10.0.0.1",
+                "X-Forwarded-Proto: https",
+                "X-Forwarded-Port: 443",
+                "X-Forwarded-Host: evil.example",
+                "X-Amzn-Trace-Id: Root=forged",
+            )
+        )
+        assert one.read_response().body == b"GET /s/none/trust"
+    seen = backend.seen[-1]
+    assert seen.header("x-strangler-backend-override") == []
+    assert seen.header("x-forwarded-for") == ["10.0.0.1, 127.0.0.1"]  # appended, as ALB
+    assert seen.header("x-forwarded-proto") == ["http"]  # set by the listener, as ALB
+    assert seen.header("x-forwarded-port") != ["443"]
+    assert seen.header("x-forwarded-host") == ["facade.test"]  # from Host
+    (trace,) = seen.header("x-amzn-trace-id")
+    assert trace.startswith("Root=1-")
