@@ -47,7 +47,7 @@ import httptools
 
 from facade.proxy.accesslog import AccessLog
 from facade.proxy.choice import Choice
-from facade.proxy.lambda_target import LambdaInvoker
+from facade.proxy.lambda_target import MAX_REQUEST_BODY, LambdaInvoker, Throttled
 from facade.proxy.live import LiveTable, Snapshot
 from facade.proxy.metrics import Metrics
 from facade.proxy.normalize import BadPath, normalize_path
@@ -169,11 +169,12 @@ class Facade:
         self.metrics.table_loaded(live.current.table, "ok")
         live.listeners.append(lambda snap, result: self.metrics.table_loaded(snap.table, result))
 
-    def spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
+    def spawn(self, coroutine: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         """Run a coroutine as a task that is kept referenced until it finishes."""
         task = self.loop.create_task(coroutine)
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
+        return task
 
     def decoration(self, route: str, choice: Choice) -> bytes:
         """The response headers naming route and backend (and a sticky cookie), cached."""
@@ -270,6 +271,7 @@ class ClientConnection(asyncio.Protocol):
         self._retried = False
         self._write_paused = False
         self._read_paused = False
+        self._invocation: asyncio.Task[None] | None = None
 
     # -- asyncio.Protocol ---------------------------------------------------------------
 
@@ -347,6 +349,9 @@ class ClientConnection(asyncio.Protocol):
             upstream.transport.abort()  # the answer has nowhere to go; never reuse
         self._upstream = None
         self.queue.clear()
+        if self._invocation is not None:  # waiting for an environment: it never runs now
+            self._invocation.cancel()
+            self._invocation = None
 
     def pause_writing(self) -> None:
         self._write_paused = True
@@ -577,7 +582,15 @@ class ClientConnection(asyncio.Protocol):
         self._trace = trace[0] if trace and valid_trace(trace[0]) else trace_id()
 
         if backend.kind is BackendKind.LAMBDA and backend.handler:
-            self.facade.spawn(self._invoke_lambda(backend, req, headers, query))
+            if len(req.body) > MAX_REQUEST_BODY:
+                req.keep_alive = False
+                self._backend_error(
+                    413,
+                    "body_too_large",
+                    f"Lambda targets take bodies up to {MAX_REQUEST_BODY} bytes",
+                )
+                return
+            self._invocation = self.facade.spawn(self._invoke_lambda(backend, req, headers, query))
             return
         self._upstream_bytes = self._encode_upstream(req, headers, query)
         self._forward(backend)
@@ -880,16 +893,23 @@ class ClientConnection(asyncio.Protocol):
                 self.facade.listen_port,
             )
         except TimeoutError:
+            self._invocation = None
             self._backend_error(
                 504, "lambda_timeout", f"the Lambda handler ran longer than {timeout:g}s"
             )
             return
+        except Throttled as exc:
+            self._invocation = None
+            self._backend_error(503, "lambda_throttled", f"the Lambda function is throttled: {exc}")
+            return
         except Exception as exc:
+            self._invocation = None
             log.warning("Lambda handler %s failed: %r", backend.handler, exc)
             self._backend_error(
                 502, "lambda_error", f"the Lambda handler failed: {type(exc).__name__}"
             )
             return
+        self._invocation = None
         if self.transport is None:
             return
         self._send_local(status, out_headers, body)
