@@ -39,7 +39,7 @@ import logging
 import os
 import re
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -116,6 +116,9 @@ def error_body(status: int, code: str, message: str, **extra: Any) -> bytes:
     return json.dumps(body).encode()
 
 
+Answer = tuple[int, list[tuple[bytes, bytes]], bytes]  # status, headers, body
+
+
 @dataclass(slots=True)
 class Request:
     method: str
@@ -144,8 +147,7 @@ class Facade:
         metrics: Metrics | None = None,
         access_log: AccessLog | None = None,
         internal: Callable[
-            [Facade, str, str, dict[str, list[str]], bytes],
-            tuple[int, list[tuple[bytes, bytes]], bytes],
+            [Facade, str, str, dict[str, list[str]], bytes], Answer | Awaitable[Answer]
         ]
         | None = None,
         listen_port: int = 0,
@@ -225,8 +227,9 @@ class Facade:
 class ClientConnection(asyncio.Protocol):
     """One client connection; requests on it are answered one at a time, in order."""
 
-    def __init__(self, facade: Facade) -> None:
+    def __init__(self, facade: Facade, *, admin: bool = False) -> None:
         self.facade = facade
+        self.admin = admin  # a connection to the admin listener: /__facade/* only
         self.loop = facade.loop
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpRequestParser(self)
@@ -564,11 +567,12 @@ class ClientConnection(asyncio.Protocol):
             else:
                 values.append(value.decode("latin-1"))
 
-        if self._path.startswith(INTERNAL_PREFIX) and self.facade.internal is not None:
-            status, extra, body = self.facade.internal(
-                self.facade, req.method, self._path, headers, req.body
-            )
-            self._send_local(status, extra, body)
+        if self.admin:
+            self._answer_admin(req, headers)
+            return
+        if self._path.startswith(INTERNAL_PREFIX):
+            # the facade's own endpoints exist only on the admin listener
+            self._local_error(404, "not_found", f"no such path {self._path}")
             return
 
         snapshot = self.facade.live.current
@@ -594,6 +598,25 @@ class ClientConnection(asyncio.Protocol):
             return
         self._upstream_bytes = self._encode_upstream(req, headers, query)
         self._forward(backend)
+
+    def _answer_admin(self, req: Request, headers: dict[str, list[str]]) -> None:
+        internal = self.facade.internal
+        if internal is None or not self._path.startswith(INTERNAL_PREFIX):
+            self._local_error(404, "not_found", f"no facade endpoint {self._path}")
+            return
+        answer = internal(self.facade, req.method, self._path, headers, req.body)
+        if isinstance(answer, tuple):
+            self._send_local(*answer)
+            return
+
+        async def later(pending: Awaitable[Answer]) -> None:
+            # an edit: file lock, YAML and fsync run on a thread, never on this loop
+            status, extra, body = await pending
+            self._invocation = None
+            if self.transport is not None:
+                self._send_local(status, extra, body)
+
+        self._invocation = self.facade.spawn(later(answer))
 
     def _encode_upstream(
         self, req: Request, headers: dict[str, list[str]], query: bytes | None
