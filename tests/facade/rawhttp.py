@@ -248,6 +248,10 @@ class ProtocolViolation(AssertionError):
     """The facade wrote bytes that are not a well-framed HTTP/1.1 response."""
 
 
+class ClosedWithoutResponse(AssertionError):
+    """The facade closed the connection before the response began."""
+
+
 class RawClient:
     """A socket to the facade; responses are parsed with h11, in the order asked."""
 
@@ -296,6 +300,8 @@ class RawClient:
                         f"no complete response; so far: {self.raw[-500:]!r}"
                     ) from None
                 self.raw += data
+                if not data and response is None and not interim:
+                    raise ClosedWithoutResponse(f"closed; before that: {self.raw[-500:]!r}")
                 conn.receive_data(data)
             elif isinstance(event, h11.InformationalResponse):
                 interim.append(event.status_code)

@@ -11,6 +11,8 @@ and the backend must see only what it should.
 from __future__ import annotations
 
 import contextlib
+import itertools
+import os
 import socket
 import threading
 import time
@@ -18,9 +20,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tests.facade.rawhttp import (
     CloseAfter,
+    ClosedWithoutResponse,
     InProcessFacade,
     RawClient,
     ScriptedBackend,
@@ -528,3 +533,116 @@ def test_header_trust_as_alb(backend: ScriptedBackend, client: Callable[..., Raw
     assert seen.header("x-forwarded-host") == ["facade.test"]  # from Host
     (trace,) = seen.header("x-amzn-trace-id")
     assert trace.startswith("Root=1-")
+
+
+# -- 5. generated exchanges ------------------------------------------------------------
+
+FUZZ_EXAMPLES = int(os.environ.get("STRANGLER_FUZZ_EXAMPLES", "25"))
+FUZZ = settings(
+    max_examples=FUZZ_EXAMPLES,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+ANSWERS = ("length", "chunked", "close", "hints", "continue", "no-content", "not-modified")
+_answers: dict[str, str] = {}
+_ids = itertools.count()
+
+
+def _fuzz_answer(seen: Seen, _sock: socket.socket) -> bytes:
+    kind = _answers[seen.target.rsplit("/", 1)[1]]
+    body = named(seen)
+    if kind == "no-content":
+        return b"HTTP/1.1 204 No Content\r\n\r\n"
+    if kind == "not-modified":
+        return b'HTTP/1.1 304 Not Modified\r\netag: "x"\r\n\r\n'
+    if seen.method == "HEAD":  # the head of what GET would get, no body
+        return b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n" % len(body)
+    if kind == "chunked":
+        chunks = b"".join(b"%x\r\n%s\r\n" % (len(p), p) for p in (body[:3], body[3:]))
+        return b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n" + chunks + b"0\r\n\r\n"
+    if kind == "close":
+        return CloseAfter(b"HTTP/1.1 200 OK\r\n\r\n" + body)
+    interim = {
+        "hints": b"HTTP/1.1 103 Early Hints\r\nlink: </x>\r\n\r\n",
+        "continue": b"HTTP/1.1 100 Continue\r\n\r\n",
+    }.get(kind, b"")
+    return interim + response_bytes("200 OK", body)
+
+
+@st.composite
+def exchanges(draw: st.DrawFn) -> list[tuple[str, bytes, str, str]]:
+    """A pipeline: (method, request bytes, target, how the backend answers) per request."""
+    pipeline = []
+    for _ in range(draw(st.integers(1, 4))):
+        key = str(next(_ids))
+        method = draw(st.sampled_from(["GET", "HEAD", "POST", "DELETE"]))
+        kind = draw(st.sampled_from(ANSWERS))
+        target = f"/s/fz/{draw(st.sampled_from(['a', 'b/c', 'd?q=1']))}/{key}".replace("?q=1/", "/")
+        headers = [f"X-Request: {key}"]
+        body = b""
+        framing = draw(st.sampled_from(["none", "length", "chunked", "trailers"]))
+        if method in ("POST", "DELETE") and framing != "none":
+            body = draw(st.binary(min_size=0, max_size=64))
+        if framing == "length" and body:
+            raw = request(method, target, *headers, body=body)
+        elif framing in ("chunked", "trailers") and body:
+            trailer = "X-Trailer: t\r\n" if framing == "trailers" else ""
+            head = request(method, target, *headers, "Transfer-Encoding: chunked")
+            raw = head + b"%x\r\n%s\r\n0\r\n%s\r\n" % (len(body), body, trailer.encode())
+        else:
+            raw = request(method, target, *headers)
+        if draw(st.booleans()) and method == "POST" and body and framing == "length":
+            raw = raw.replace(b"Host:", b"Expect: 100-continue\r\nHost:", 1)
+        _answers[key] = kind
+        pipeline.append((method, raw, target, kind))
+    return pipeline
+
+
+@FUZZ
+@given(pipeline=exchanges(), split=st.integers(1, 200))
+def test_generated_pipelines_get_one_framed_answer_each_naming_its_request(
+    pipeline: list[tuple[str, bytes, str, str]],
+    split: int,
+    backend: ScriptedBackend,
+    client: Callable[..., RawClient],
+) -> None:
+    """Whatever the framing of requests and answers, each request gets exactly one
+    well-framed response, in order, and it is its own (no cross-talk), with no hang."""
+    backend.scripts["fz"] = _fuzz_answer
+    errors = len(backend.errors)
+    payload = b"".join(raw for _, raw, _, _ in pipeline)
+    with client() as one:
+        one.send(payload[:split])  # the bytes arrive in two pieces, cut anywhere
+        one.send(payload[split:])
+        for method, _, target, kind in pipeline:
+            answer = one.read_response(method)
+            assert 103 not in answer.interim or kind == "hints"
+            if kind == "no-content":
+                assert (answer.status, answer.body) == (204, b"")
+            elif kind == "not-modified":
+                assert (answer.status, answer.body) == (304, b"")
+            else:
+                assert answer.status == 200
+                expected = b"" if method == "HEAD" else f"{method} {target}".encode()
+                assert answer.body == expected
+        one.send(request("GET", "/s/none/last"))
+        assert one.read_response().body == b"GET /s/none/last"
+    assert backend.errors[errors:] == []
+
+
+@FUZZ
+@given(garbage=st.binary(min_size=1, max_size=300))
+def test_arbitrary_bytes_get_a_framed_answer_or_a_close_and_never_a_hang(
+    garbage: bytes, client: Callable[..., RawClient]
+) -> None:
+    with client() as one:
+        one.send(garbage + b"\r\n\r\n")
+        try:
+            answer = one.read_response()
+        except ClosedWithoutResponse:
+            pass  # a close is fine (a refusal closes); a hang or a half answer is not
+        else:
+            assert 100 <= answer.status < 600
+    with client() as after:  # the facade is still there for everyone else
+        after.send(request("GET", "/s/none/alive"))
+        assert after.read_response().body == b"GET /s/none/alive"
