@@ -201,6 +201,8 @@ def explain(method: str, path: str, headers: tuple[str, ...], routing: Path, as_
     )
     for target in route.targets:
         click.echo(f"  {target.backend:<24} {target.percent:5.1f} %")
+    if route.fixed:
+        click.echo(f"  answered by the facade (ALB fixed response): {route.fixed.status}")
     if route.stickiness:
         click.echo(f"  sticky for {route.stickiness.duration}s")
     if route.stable_key:

@@ -77,6 +77,15 @@ def describe_table(table: RoutingTable) -> dict[str, Any]:
                     "headers": {h.name: list(h.values) for h in route.match.headers},
                 },
                 "targets": [{"backend": t.backend, "percent": t.percent} for t in route.targets],
+                "fixed_response": (
+                    {
+                        "status": route.fixed.status,
+                        "content_type": route.fixed.content_type,
+                        "body": route.fixed.body,
+                    }
+                    if route.fixed
+                    else None
+                ),
                 "stickiness": route.stickiness.duration if route.stickiness else None,
                 "stable_key": (
                     route.stable_key.header or f"cookie:{route.stable_key.cookie}"

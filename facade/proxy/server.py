@@ -578,6 +578,17 @@ class ClientConnection(asyncio.Protocol):
         snapshot = self.facade.live.current
         self._snapshot = snapshot
         route = snapshot.matcher.match(req.method, self._path, headers)
+        if route.fixed is not None:  # a deny rule: answered here, as ALB's fixed-response
+            fixed = route.fixed
+            self._send_local(
+                fixed.status,
+                [
+                    (b"content-type", fixed.content_type.encode("latin-1")),
+                    (snapshot.table.settings.route_header.encode("latin-1"), route.name.encode()),
+                ],
+                fixed.body.encode("utf-8"),
+            )
+            return
         choice = snapshot.chooser.choose(route, headers)
         self._route = route
         self._choice = choice

@@ -35,6 +35,7 @@ from facade.routing.model import (
     Backend,
     BackendKind,
     FacadeSettings,
+    FixedResponse,
     HeaderCondition,
     Limits,
     Match,
@@ -59,7 +60,25 @@ DEFAULT_ROUTE = "default"
 
 TOP_KEYS = ("version", "facade", "backends", "routes", "default", "local", "sync", "api")
 BACKEND_KEYS = ("kind", "url", "handler", "multi_value_headers", "aws", "local")
-ROUTE_KEYS = ("name", "priority", "match", "targets", "stickiness", "stable_key", "auth")
+ROUTE_KEYS = (
+    "name",
+    "priority",
+    "match",
+    "targets",
+    "fixed_response",
+    "stickiness",
+    "stable_key",
+    "auth",
+)
+# ALB's fixed-response action: these content types, a body of at most 1024 characters
+FIXED_CONTENT_TYPES = (
+    "text/plain",
+    "text/css",
+    "text/html",
+    "application/javascript",
+    "application/json",
+)
+FIXED_BODY_MAX = 1024
 MATCH_KEYS = ("paths", "methods", "headers")
 FACADE_KEYS = (
     "listen",
@@ -583,7 +602,8 @@ def _routes(
         previous = max(previous, priority)
 
         match = _match(check, body, path)
-        targets = _targets(check, body, path, backends)
+        fixed = _fixed_response(check, body, path) if "fixed_response" in body else None
+        targets = () if fixed is not None else _targets(check, body, path, backends)
         stickiness = _stickiness(check, body, path)
         stable_key = _stable_key(check, body, path)
         if stickiness and stable_key:
@@ -598,10 +618,68 @@ def _routes(
         auth = body.get("auth", False)
         if not isinstance(auth, bool):
             check.at(body, "auth", f"{path}.auth", f"{_show(auth)}: true or false")
+        if fixed is not None and (stickiness or stable_key or "targets" in body):
+            check.at(
+                body,
+                "fixed_response",
+                f"{path}.fixed_response",
+                "a route answers either a fixed response or forwards to targets "
+                "(with stickiness or stable_key), not both",
+            )
         routes.append(
-            Route(name, priority, match, targets, stickiness, stable_key, line, auth=auth is True)
+            Route(
+                name,
+                priority,
+                match,
+                targets,
+                stickiness,
+                stable_key,
+                line,
+                auth=auth is True,
+                fixed=fixed,
+            )
         )
     return routes
+
+
+def _fixed_response(check: _Checker, body: CommentedMap, path: str) -> FixedResponse | None:
+    where = f"{path}.fixed_response"
+    node = check.mapping(
+        body["fixed_response"], body, "fixed_response", where, ("status", "content_type", "body")
+    )
+    if node is None:
+        return None
+    status = node.get("status")
+    if (
+        isinstance(status, bool)
+        or not isinstance(status, int)
+        or not (200 <= status <= 299 or 400 <= status <= 599)
+    ):
+        check.at(
+            node if "status" in node else body,
+            "status" if "status" in node else "fixed_response",
+            f"{where}.status",
+            f"{_show(status)}: an HTTP status ALB can answer (2XX, 4XX or 5XX)",
+        )
+        status = 404
+    content_type = str(node.get("content_type", "text/plain"))
+    if content_type not in FIXED_CONTENT_TYPES:
+        check.at(
+            node,
+            "content_type",
+            f"{where}.content_type",
+            f"{content_type!r}: ALB allows " + ", ".join(FIXED_CONTENT_TYPES),
+        )
+    text = node.get("body", "")
+    if not isinstance(text, str) or len(text) > FIXED_BODY_MAX:
+        check.at(
+            node,
+            "body",
+            f"{where}.body",
+            f"a string of at most {FIXED_BODY_MAX} characters (ALB's limit)",
+        )
+        text = ""
+    return FixedResponse(status, content_type, text)
 
 
 def _match(check: _Checker, body: CommentedMap, path: str) -> Match:

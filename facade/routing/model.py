@@ -173,6 +173,16 @@ class ApiSettings:
 
 
 @dataclass(frozen=True)
+class FixedResponse:
+    """A deny rule: the route answers this itself, locally and as an ALB ``fixed-response``
+    action (status 2XX/4XX/5XX, one of ALB's content types, a body of at most 1 KB)."""
+
+    status: int
+    content_type: str = "text/plain"
+    body: str = ""
+
+
+@dataclass(frozen=True)
 class Route:
     name: str
     priority: int
@@ -182,6 +192,7 @@ class Route:
     stable_key: StableKey | None = None
     line: int = 0  # where the route starts in its file, for messages
     auth: bool = False  # the API's JWT authorizer guards it (render apigw)
+    fixed: FixedResponse | None = None  # a deny rule: no targets, this answer instead
 
     @property
     def is_split(self) -> bool:

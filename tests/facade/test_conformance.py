@@ -50,6 +50,9 @@ routes:
   - name: fn
     match: {{paths: ["/lambda/*"]}}
     targets: {{fn: 100}}
+  - name: internal
+    match: {{paths: ["/internal/*"]}}
+    fixed_response: {{status: 404, content_type: application/json, body: '{{"error": "no"}}'}}
 default: raw
 """
 
@@ -229,8 +232,8 @@ def test_a_close_delimited_response_is_relayed_whole(
 @pytest.mark.parametrize(
     ("method", "target", "status"),
     [
-        ("HEAD", "/__facade/health", 200),
-        ("HEAD", "/__facade/nothing", 404),
+        ("HEAD", "/__facade/health", 404),  # the public listener has no facade endpoints
+        ("HEAD", "/internal/x", 404),  # a deny rule's fixed response
         ("HEAD", "/%2e%2e/x", 400),
         ("HEAD", "/lambda/status/200", 200),
         ("GET", "/lambda/status/204", 204),
@@ -646,3 +649,18 @@ def test_arbitrary_bytes_get_a_framed_answer_or_a_close_and_never_a_hang(
     with client() as after:  # the facade is still there for everyone else
         after.send(request("GET", "/s/none/alive"))
         assert after.read_response().body == b"GET /s/none/alive"
+
+
+def test_a_deny_rule_answers_its_fixed_response_and_forwards_nothing(
+    backend: ScriptedBackend, client: Callable[..., RawClient]
+) -> None:
+    before = len(backend.seen)
+    with client() as one:
+        one.send(request("POST", "/internal/stock", body=b"x") + request("HEAD", "/internal/a"))
+        denied = one.read_response("POST")
+        assert (denied.status, denied.body) == (404, b'{"error": "no"}')
+        assert denied.header("content-type") == ["application/json"]
+        assert denied.header("x-strangler-route") == ["internal"]
+        head = one.read_response("HEAD")
+        assert (head.status, head.body) == (404, b"")
+    assert len(backend.seen) == before

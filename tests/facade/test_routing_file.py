@@ -255,3 +255,42 @@ default: monolith
         "r.yaml:14:19: facade.admin.listen: 'nowhere': use HOST:PORT, e.g. 127.0.0.1:9901 "
         "(port 0: any)",
     ]
+
+
+def test_a_deny_rule_takes_what_albs_fixed_response_takes() -> None:
+    table = parse_table(
+        BACKENDS
+        + textwrap.dedent("""
+        routes:
+          - name: internal
+            match: {paths: ["/internal/*"]}
+            fixed_response: {status: 403, content_type: text/html, body: "<h1>no</h1>"}
+        default: monolith
+        """),
+        "r.yaml",
+    )
+    fixed = table.routes[0].fixed
+    assert fixed is not None
+    assert (fixed.status, fixed.content_type, fixed.body) == (403, "text/html", "<h1>no</h1>")
+    assert table.routes[0].targets == ()
+    found = problems("""
+routes:
+  - name: a
+    match: {paths: ["/a/*"]}
+    fixed_response: {status: 302, content_type: image/png, body: 1}
+  - name: b
+    match: {paths: ["/b/*"]}
+    targets: monolith
+    fixed_response: {status: 404}
+default: monolith
+""")
+    assert found == [
+        "r.yaml:10:30: routes[0] (a).fixed_response.status: 302: an HTTP status ALB can "
+        "answer (2XX, 4XX or 5XX)",
+        "r.yaml:10:49: routes[0] (a).fixed_response.content_type: 'image/png': ALB allows "
+        "text/plain, text/css, text/html, application/javascript, application/json",
+        "r.yaml:10:66: routes[0] (a).fixed_response.body: a string of at most 1024 "
+        "characters (ALB's limit)",
+        "r.yaml:14:21: routes[1] (b).fixed_response: a route answers either a fixed response "
+        "or forwards to targets (with stickiness or stable_key), not both",
+    ]
