@@ -542,3 +542,34 @@ def test_expect_100_continue_is_answered_by_the_facade(make_proxy: Callable[...,
     echo = json.loads(answer.split(b"\r\n\r\n", 1)[1])
     assert echo["body"] == "hello"
     assert "expect" not in {name for name, _ in echo["headers"]}
+
+
+def test_the_cookie_secret_comes_from_the_environment_a_file_or_is_kept_under_var(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Defect 11: the key was random per start unless an undocumented variable was set, so
+    every restart re-assigned every canary user."""
+    from facade.proxy.run import cookie_secret
+    from facade.routing.loader import parse_table
+
+    base = (
+        "version: 1\nbackends:\n  monolith: {kind: monolith, url: 'http://127.0.0.1:9'}\n"
+        "routes: []\ndefault: monolith\n"
+    )
+    plain = parse_table(base, str(tmp_path / "routing.yaml"))
+    monkeypatch.delenv("STRANGLER_COOKIE_SECRET", raising=False)
+    kept = tmp_path / "var" / "cookie-secret"
+    first = cookie_secret(plain, kept)
+    assert kept.stat().st_mode & 0o777 == 0o600
+    assert cookie_secret(plain, kept) == first  # the next start signs the same cookies
+    monkeypatch.setenv("STRANGLER_COOKIE_SECRET", "from-the-environment")
+    assert cookie_secret(plain, kept) == b"from-the-environment"
+    (tmp_path / "secret.txt").write_text("from-a-file\n")
+    configured = parse_table(
+        base.replace("version: 1\n", "version: 1\nfacade:\n  cookie_secret: "
+                     "{env: SHOP_SECRET, file: secret.txt}\n"),
+        str(tmp_path / "routing.yaml"),
+    )  # fmt: skip
+    assert cookie_secret(configured) == b"from-a-file"
+    monkeypatch.setenv("SHOP_SECRET", "shop")
+    assert cookie_secret(configured) == b"shop"
