@@ -14,6 +14,7 @@ import contextlib
 import itertools
 import os
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -23,10 +24,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.facade.conftest import free_port
 from tests.facade.rawhttp import (
     CloseAfter,
     ClosedWithoutResponse,
     InProcessFacade,
+    ProtocolViolation,
     RawClient,
     ScriptedBackend,
     Seen,
@@ -664,3 +667,141 @@ def test_a_deny_rule_answers_its_fixed_response_and_forwards_nothing(
         head = one.read_response("HEAD")
         assert (head.status, head.body) == (404, b"")
     assert len(backend.seen) == before
+
+
+# -- the reference: the same corpus through nginx --------------------------------------
+
+NGINX = "/usr/sbin/nginx"
+NGINX_CONF = """
+worker_processes 1;
+daemon off;
+pid {dir}/nginx.pid;
+error_log {dir}/error.log warn;
+events {{ worker_connections 256; }}
+http {{
+    access_log off;
+    client_header_buffer_size 16k;
+    large_client_header_buffers 4 16k;
+    upstream backend {{ server 127.0.0.1:{backend}; keepalive 8; }}
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{
+            proxy_pass http://backend;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_buffering off;
+        }}
+    }}
+}}
+"""
+# (name, request bytes, the methods of the answers expected)
+CORPUS: list[tuple[str, bytes, tuple[str, ...]]] = [
+    ("103 then 200", request("GET", "/s/hints/a"), ("GET",)),
+    ("100 and 102 then 200", request("GET", "/s/interim/a"), ("GET",)),
+    ("close-delimited body", request("GET", "/s/eof/a"), ("GET",)),
+    ("close-delimited body, HTTP/1.0", request("GET", "/s/eof/a", http10=True), ("GET",)),
+    ("chunked body, HTTP/1.0", request("GET", "/s/chunked/a", http10=True), ("GET",)),
+    ("HEAD, backend says close", request("HEAD", "/s/headclose/a"), ("HEAD",)),
+    ("101 from the backend", request("GET", "/s/switch/a"), ("GET",)),
+    ("Upgrade: websocket", request("GET", "/ws", "Connection: Upgrade", "Upgrade: websocket"),
+     ("GET",)),
+    ("CONNECT", b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n", ("GET",)),
+    ("trailers", b"POST /s/none/t HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+     b"4\r\nbody\r\n0\r\nX-Injected: yes\r\n\r\n", ("POST",)),
+    ("request line of 17 KB", request("GET", "/" + "a" * 17_000), ("GET",)),
+    ("a header of 17 KB", request("GET", "/x", "X-Big: " + "b" * 17_000), ("GET",)),
+    ("101 headers", request("GET", "/x", *[f"X-N{i}: n" for i in range(101)]), ("GET",)),
+    ("three pipelined", b"".join(request("GET", f"/s/none/{i}") for i in range(3)),
+     ("GET", "GET", "GET")),
+    ("malformed", b"GET / HTTP/1.1\r\nHost x\r\n\r\n", ("GET",)),
+]  # fmt: skip
+
+
+def _outcome(port: int, raw: bytes, methods: tuple[str, ...]) -> list[str]:
+    """What a client sees: each answer's status and body, then whether the connection
+    closed; a framing error or a hang is an outcome too."""
+    seen: list[str] = []
+    with RawClient(port, timeout=2) as one:
+        one.send(raw)
+        http10 = b"HTTP/1.0" in raw.split(b"\r\n", 1)[0]
+        for method in methods:
+            try:
+                answer = one.read_response(method, http10=http10)
+            except ClosedWithoutResponse:
+                seen.append("closed")
+                return seen
+            except ProtocolViolation as exc:
+                seen.append(f"bad framing: {str(exc)[:60]}")
+                return seen
+            except AssertionError:
+                seen.append("hang")
+                return seen
+            # an error page is each proxy's own: only its status is compared
+            shown = "" if answer.status >= 400 else f" {answer.body[:40]!r}"
+            seen.append(f"{answer.status}{shown}")
+        one.sock.settimeout(0.3)  # a close comes at once, or the connection stays open
+        seen.append("closed" if one.closed() else "open")
+    return seen
+
+
+@pytest.mark.skipif(not Path(NGINX).exists(), reason="nginx is not installed")
+def test_the_corpus_against_nginx_lists_where_they_differ(
+    backend: ScriptedBackend,
+    facade: InProcessFacade,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """nginx as the reference proxy: every case of the corpus through both; the
+    disagreements are listed (in results/conformance-vs-nginx.txt), not failed — nginx
+    is not ALB, and where the facade follows ALB they differ on purpose."""
+    backend.scripts.update(
+        hints=lambda seen, _: (
+            b"HTTP/1.1 103 Early Hints\r\nlink: </a>\r\n\r\n"
+            + response_bytes("200 OK", named(seen))
+        ),
+        interim=lambda seen, _: (
+            b"HTTP/1.1 100 Continue\r\n\r\n" + response_bytes("200 OK", named(seen))
+        ),
+        eof=lambda seen, _: CloseAfter(b"HTTP/1.1 200 OK\r\n\r\n" + named(seen)),
+        chunked=lambda seen, _: (
+            b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"
+        ),
+        headclose=lambda seen, _: (
+            b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\nconnection: close\r\n\r\n"
+        ),
+        switch=lambda seen, _: CloseAfter(
+            b"HTTP/1.1 101 Switching Protocols\r\nupgrade: x\r\nconnection: upgrade\r\n\r\n"
+        ),
+    )
+    port = free_port()
+    conf = tmp_path / "nginx.conf"
+    backend_port = backend.sock.getsockname()[1]
+    conf.write_text(NGINX_CONF.format(dir=tmp_path, backend=backend_port, port=port))
+    nginx = subprocess.Popen(
+        [NGINX, "-c", str(conf), "-p", str(tmp_path)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while socket.socket().connect_ex(("127.0.0.1", port)) != 0:
+            assert nginx.poll() is None, (tmp_path / "error.log").read_text()
+            assert time.monotonic() < deadline, "nginx did not start"
+            time.sleep(0.05)
+        lines = []
+        for name, raw, methods in CORPUS:
+            ours = _outcome(facade.port, raw, methods)
+            theirs = _outcome(port, raw, methods)
+            assert "hang" not in ours, name
+            assert not any(o.startswith("bad") for o in ours), (name, ours)
+            if ours != theirs:
+                lines.append(f"{name}:\n  strangler: {ours}\n  nginx:     {theirs}")
+    finally:
+        nginx.terminate()
+        nginx.wait(10)
+    report = "\n".join(lines) or "no disagreements"
+    out = Path(__file__).resolve().parents[2] / "results"
+    out.mkdir(exist_ok=True)
+    (out / "conformance-vs-nginx.txt").write_text(report + "\n")
+    with capsys.disabled():
+        print(f"\nthe corpus against nginx, {len(lines)} of {len(CORPUS)} differ:\n{report}")
