@@ -912,14 +912,19 @@ class ClientConnection(asyncio.Protocol):
     ) -> None:
         assert self._snapshot is not None
         assert self._route is not None
-        timeout = self._snapshot.table.settings.timeouts.lambda_
+        settings = self._snapshot.table.settings
+        timeout = settings.timeouts.lambda_
+        sent = req.headers
+        if not settings.override.enabled:  # as for HTTP backends: never seen by the handler
+            override = settings.override.header.encode("latin-1")
+            sent = [(n, v) for n, v in sent if n.lower() != override]
         try:
             status, out_headers, body = await self.facade.lambdas.invoke(
                 backend,
                 req.method,
                 self._path,
                 query,
-                req.headers,
+                sent,
                 req.body,
                 timeout,
                 self.client_ip,

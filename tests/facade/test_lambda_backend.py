@@ -66,7 +66,8 @@ def fixture(name: str) -> dict[str, object]:
 def test_the_event_has_the_shape_of_a_real_alb_event(facade: Proxy) -> None:
     with facade.client() as client:
         response = client.get(
-            "/echo/12/?expand=lines&q=caf%C3%A9&q=last", headers={"Cookie": "s=1"}
+            "/echo/12/?expand=lines&q=caf%C3%A9&q=last",
+            headers={"Cookie": "s=1", "X-Strangler-Backend-Override": "boom"},
         )
     assert response.status_code == 200
     assert response.headers["x-handler"] == "echo"
@@ -78,6 +79,7 @@ def test_the_event_has_the_shape_of_a_real_alb_event(facade: Proxy) -> None:
     # ALB passes query values as received (not URL-decoded); the last repeated name wins
     assert seen["query"] == {"expand": "lines", "q": "last"}
     assert seen["raw_headers"]["cookie"] == "s=1"
+    assert "x-strangler-backend-override" not in seen["raw_headers"]  # override is off
     assert seen["raw_headers"]["x-forwarded-proto"] == "http"
     assert seen["raw_headers"]["x-amzn-trace-id"].startswith("Root=1-")
     assert all(name == name.lower() for name in seen["raw_headers"])
