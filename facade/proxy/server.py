@@ -274,7 +274,9 @@ class ClientConnection(asyncio.Protocol):
         self._retried = False
         self._write_paused = False
         self._read_paused = False
-        self._invocation: asyncio.Task[None] | None = None
+        # the task answering the current request (a Lambda invocation, an admin edit)
+        # the task answering the current request (a Lambda invocation, an admin edit)
+        self._task: asyncio.Task[None] | None = None
 
     # -- asyncio.Protocol ---------------------------------------------------------------
 
@@ -352,9 +354,9 @@ class ClientConnection(asyncio.Protocol):
             upstream.transport.abort()  # the answer has nowhere to go; never reuse
         self._upstream = None
         self.queue.clear()
-        if self._invocation is not None:  # waiting for an environment: it never runs now
-            self._invocation.cancel()
-            self._invocation = None
+        if self._task is not None:  # a queued invocation never runs now
+            self._task.cancel()
+            self._task = None
 
     def pause_writing(self) -> None:
         self._write_paused = True
@@ -605,7 +607,7 @@ class ClientConnection(asyncio.Protocol):
                     f"Lambda targets take bodies up to {MAX_REQUEST_BODY} bytes",
                 )
                 return
-            self._invocation = self.facade.spawn(self._invoke_lambda(backend, req, headers, query))
+            self._task = self.facade.spawn(self._invoke_lambda(backend, req, headers, query))
             return
         self._upstream_bytes = self._encode_upstream(req, headers, query)
         self._forward(backend)
@@ -623,11 +625,11 @@ class ClientConnection(asyncio.Protocol):
         async def later(pending: Awaitable[Answer]) -> None:
             # an edit: file lock, YAML and fsync run on a thread, never on this loop
             status, extra, body = await pending
-            self._invocation = None
+            self._task = None
             if self.transport is not None:
                 self._send_local(status, extra, body)
 
-        self._invocation = self.facade.spawn(later(answer))
+        self._task = self.facade.spawn(later(answer))
 
     def _encode_upstream(
         self, req: Request, headers: dict[str, list[str]], query: bytes | None
@@ -932,23 +934,23 @@ class ClientConnection(asyncio.Protocol):
                 self.facade.listen_port,
             )
         except TimeoutError:
-            self._invocation = None
+            self._task = None
             self._backend_error(
                 504, "lambda_timeout", f"the Lambda handler ran longer than {timeout:g}s"
             )
             return
         except Throttled as exc:
-            self._invocation = None
+            self._task = None
             self._backend_error(503, "lambda_throttled", f"the Lambda function is throttled: {exc}")
             return
         except Exception as exc:
-            self._invocation = None
+            self._task = None
             log.warning("Lambda handler %s failed: %r", backend.handler, exc)
             self._backend_error(
                 502, "lambda_error", f"the Lambda handler failed: {type(exc).__name__}"
             )
             return
-        self._invocation = None
+        self._task = None
         if self.transport is None:
             return
         self._send_local(status, out_headers, body)

@@ -26,6 +26,9 @@ from typing import Protocol, cast
 
 import httptools
 
+# ALB's limit on a target's response head; a larger one is a 502
+MAX_RESPONSE_HEAD = 32 * 1024
+
 
 class Exchange(Protocol):
     """What a connection reports back to the request it carries."""
@@ -45,6 +48,7 @@ class UpstreamConnection(asyncio.Protocol):
         "_exchange",
         "_got_bytes",
         "_head",
+        "_head_size",
         "_headers",
         "_interim",
         "_keep_alive",
@@ -72,6 +76,7 @@ class UpstreamConnection(asyncio.Protocol):
         self._got_bytes = False
         self._chunked = False
         self._length = False
+        self._head_size = 0
         self._interim = False
         self._until_close = False
         self._release = False  # the response ended during this feed: pool it afterwards
@@ -126,10 +131,14 @@ class UpstreamConnection(asyncio.Protocol):
         self._chunked = False
         self._length = False
         self._until_close = False
+        self._head_size = 0
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self._headers.append((name, value))
         size = len(name)
+        self._head_size += size + len(value) + 4
+        if self._head_size > MAX_RESPONSE_HEAD:
+            raise ValueError(f"the response head is over ALB's {MAX_RESPONSE_HEAD} bytes")
         if size == 17 and name.lower() == b"transfer-encoding":
             self._chunked = True
         elif size == 14 and name.lower() == b"content-length":

@@ -135,6 +135,18 @@ def test_an_interim_response_in_its_own_packet_does_not_end_the_exchange(
         assert one.read_response().body == b"GET /s/split/x"
 
 
+def test_a_response_head_over_albs_32_kb_is_a_502(
+    backend: ScriptedBackend, client: Callable[..., RawClient]
+) -> None:
+    backend.scripts["fat"] = lambda seen, _: response_bytes(
+        "200 OK", named(seen), *[f"x-fat-{i}: {'f' * 1000}" for i in range(40)]
+    )
+    with client() as one:
+        one.send(request("GET", "/s/fat/x") + request("GET", "/s/none/after-fat"))
+        assert one.read_response().status == 502
+        assert one.read_response().body == b"GET /s/none/after-fat"
+
+
 def test_a_101_from_a_backend_is_a_502(
     backend: ScriptedBackend, client: Callable[..., RawClient]
 ) -> None:
