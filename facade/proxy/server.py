@@ -257,7 +257,6 @@ class ClientConnection(asyncio.Protocol):
         self.active = True
         self.idle_since = 0.0
         self.head_since = 0.0
-        self.stalled_since = 0.0
         # the request being answered
         self._req: Request | None = None
         self._snapshot: Snapshot | None = None
@@ -298,15 +297,15 @@ class ClientConnection(asyncio.Protocol):
             self._head_bytes += len(data)
         try:
             self.parser.feed_data(data)
-        except Refused:
-            return
         except httptools.HttpParserUpgrade:
             # on_message_complete queued the refusal already; what follows is not HTTP
             return
         except httptools.HttpParserCallbackError as exc:
-            if isinstance(exc.__context__, Refused) or self._refused:
+            if self._refused:  # a callback raised Refused: the refusal is queued
                 return
-            raise
+            log.error("request parsing failed", exc_info=exc)
+            self._refuse(500, "internal_error", "the facade failed to read this request")
+            return
         except httptools.HttpParserError as exc:
             self._refuse(400, "bad_request", f"malformed HTTP request: {exc}")
             return
@@ -360,7 +359,6 @@ class ClientConnection(asyncio.Protocol):
 
     def pause_writing(self) -> None:
         self._write_paused = True
-        self.stalled_since = 0.0
         upstream = self._upstream
         if upstream is not None:
             upstream.pause()
