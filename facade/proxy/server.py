@@ -396,6 +396,7 @@ class ClientConnection(asyncio.Protocol):
             return
         self._refused = True
         self._continue_pending = False
+        self.facade.metrics.refusal(code)
         self._update_reading()
         request = Request(
             method="", raw_url=b"", headers=[], body=b"", keep_alive=False, too_large=False,

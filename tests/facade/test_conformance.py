@@ -422,16 +422,22 @@ def test_a_client_that_does_not_read_holds_bounded_memory(
     ids=["request-line", "one-header", "all-headers", "header-count"],
 )
 def test_oversized_request_heads_are_refused_as_alb_does(
-    raw: bytes, status: int, backend: ScriptedBackend, client: Callable[..., RawClient]
+    raw: bytes,
+    status: int,
+    backend: ScriptedBackend,
+    facade: InProcessFacade,
+    client: Callable[..., RawClient],
 ) -> None:
     """Defect 2: heads of any size were accepted into memory and forwarded."""
     before = len(backend.seen)
+    refused = sum(facade.facade.metrics.refused.values())
     with client() as one:
         one.send(raw)
         answer = one.read_response()
         assert answer.status == status
         assert one.closed()
     assert len(backend.seen) == before
+    assert sum(facade.facade.metrics.refused.values()) == refused + 1  # counted
 
 
 def test_an_endless_header_is_cut_off_without_being_buffered(
