@@ -823,3 +823,26 @@ def test_the_corpus_against_nginx_lists_where_they_differ(
     (out / "conformance-vs-nginx.txt").write_text(report + "\n")
     with capsys.disabled():
         print(f"\nthe corpus against nginx, {len(lines)} of {len(CORPUS)} differ:\n{report}")
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"POST /s/none/a HTTP/1.1\r\nHost: x\r\nContent-Length: 6\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
+        b"GET /s/none/smuggled HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"POST /s/none/b HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd",
+        b"GET /s/none/d HTTP/1.1\r\nHost: x\r\nX: a\nY: b\r\n\r\n",
+        b"GET /s/none/e HTTP/1.1\r\nHost: x\r\n Folded: yes\r\n\r\n",
+    ],
+    ids=["length-and-chunked", "two-lengths", "bare-lf", "folded-header"],
+)
+def test_request_smuggling_shapes_get_400_and_nothing_is_forwarded(
+    raw: bytes, backend: ScriptedBackend, client: Callable[..., RawClient]
+) -> None:
+    before = len(backend.seen)
+    with client() as one:
+        one.send(raw)
+        assert one.read_response("POST").status == 400
+        assert one.closed()
+    assert len(backend.seen) == before
