@@ -11,7 +11,7 @@ STAMP   = $(VENV)/.installed
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint typecheck pytest lock clean bootstrap bench soak soak-loop stateful loadtest flip package-orders
+.PHONY: demo test lint typecheck pytest lock clean bootstrap bench soak soak-loop stateful loadtest flip package-orders fuzz
 
 NODE_STAMP = node_modules/.installed
 
@@ -83,8 +83,13 @@ flip: bootstrap
 	  --flip-header "Authorization: Token $$($(BIN)/python -m monolith.manage issue_token customer1@example.com)" \
 	  --csv results/flip --only-summary $(FLIP_ARGS)
 
-# Both sides of the orders canary take writes for 60 s under load; then ids, echo, stock
-# and drift are checked (also part of make test).
+# The facade's conformance fuzzer for longer than make test runs it (25 examples per
+# property there): generated pipelines and backend answers, and arbitrary bytes.
+FUZZ_EXAMPLES ?= 5000
+fuzz: bootstrap
+	STRANGLER_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest tests/facade/test_conformance.py \
+	  -k "generated or arbitrary" -p no:cacheprovider --timeout 3600 -q
+
 # The two-way soak (60 s of writes on both sides of the orders split) on SQLite, make
 # demo's default, then PostgreSQL; SOAK_RUNS times each, stopping at the first failure.
 SOAK_RUNS ?= 1

@@ -201,6 +201,8 @@ def explain(method: str, path: str, headers: tuple[str, ...], routing: Path, as_
     )
     for target in route.targets:
         click.echo(f"  {target.backend:<24} {target.percent:5.1f} %")
+    if route.fixed:
+        click.echo(f"  answered by the facade (ALB fixed response): {route.fixed.status}")
     if route.stickiness:
         click.echo(f"  sticky for {route.stickiness.duration}s")
     if route.stable_key:
@@ -220,6 +222,18 @@ def explain(method: str, path: str, headers: tuple[str, ...], routing: Path, as_
     default=None,
     help="Listen port (default: facade.listen; 0 picks a free one).",
 )
+@click.option(
+    "--admin-port",
+    type=click.IntRange(0, 65535),
+    default=None,
+    help="Admin listener port: health, metrics, admin API (default: facade.admin.listen).",
+)
+@click.option(
+    "--cookie-secret-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Keep the sticky-cookie key in this file (created once) when none is configured.",
+)
 @click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True)
 @click.option(
     "--access-log/--no-access-log",
@@ -228,7 +242,13 @@ def explain(method: str, path: str, headers: tuple[str, ...], routing: Path, as_
     help="One JSON line per request on stdout.",
 )
 def serve(
-    routing: Path, host: str | None, port: int | None, workers: int, access_log: bool
+    routing: Path,
+    host: str | None,
+    port: int | None,
+    admin_port: int | None,
+    cookie_secret_file: Path | None,
+    workers: int,
+    access_log: bool,
 ) -> None:
     """Run the facade proxy: route each request as the ALB would."""
     from facade.proxy.live import preload
@@ -241,6 +261,8 @@ def serve(
         loaded,
         host if host is not None else settings.listen_host,
         port if port is not None else settings.listen_port,
+        admin_port=admin_port,
+        keep_secret=cookie_secret_file,
         workers=workers,
         access_log=access_log,
     )

@@ -254,12 +254,16 @@ def build_stack(config: LocalConfig) -> Stack:
         role += "; runs Lambda " + ", ".join(lambdas)
     routing = str(Path(config.routing).resolve())
     serve = [config.python, "-m", "facade.cli", "serve", "--routing", routing]
+    admin = _url(table.settings.admin_host, table.settings.admin_port)
+    # the sticky-cookie key outlives restarts: kept under var/ unless configured
+    var = Path(environ.get("STRANGLER_VAR_DIR") or Path(config.routing).resolve().parent / "var")
+    keep = ["--cookie-secret-file", str(var / "cookie-secret")]
     services.append(
         Service(
             name="facade",
-            argv=[*serve, "--host", host, "--port", str(port)],
+            argv=[*serve, "--host", host, "--port", str(port), *keep],
             url=front,
-            health_url=f"{front}/__facade/health",
+            health_url=f"{admin}/__facade/health",
             role=role,
             env=facade_env,
         )
@@ -268,7 +272,7 @@ def build_stack(config: LocalConfig) -> Stack:
         "shop": f"{front}/shop/",
         "api": f"{front}/api/catalog/products/",
         "admin": f"{front}/admin/",
-        "metrics": f"{front}/__facade/metrics",
+        "metrics": f"{admin}/__facade/metrics",
     }
     cwd = str(Path(config.routing).resolve().parent)
     return Stack(setup=setup, services=services, front_door=front, links=links, cwd=cwd)

@@ -253,6 +253,8 @@ def main() -> int:
                 "serve",
                 "--routing",
                 str(work / "routing.yaml"),
+                "--admin-port",
+                "0",
                 *args.serve_args,
             ],
             stdout=subprocess.DEVNULL,

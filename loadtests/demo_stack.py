@@ -24,7 +24,7 @@ STRANGLER = str(Path(sys.executable).with_name("strangler"))
 def sample_routing(directory: Path) -> tuple[Path, str]:
     """The repository's routing.yaml on free ports, override on; (file, front door)."""
     text = (REPO / "routing.yaml").read_text()
-    for old in (8000, 8001, 8002, 4566, 4567, 4568):
+    for old in (8000, 8001, 8002, 4566, 4567, 4568, 9901):
         text = text.replace(f"127.0.0.1:{old}", f"127.0.0.1:{free_port()}")
     text, count = re.subn(r"(override:\s*#[^\n]*\n\s*enabled:) false", r"\1 true", text)
     if count != 1:

@@ -47,6 +47,11 @@ logging.getLogger("httpx").setLevel(logging.WARNING)  # one health check per pol
 def _(parser: Any) -> None:
     group = parser.add_argument_group("flip under load")
     group.add_argument("--flip-routing", default="routing.yaml", help="the facade's routing file")
+    group.add_argument(
+        "--flip-admin",
+        default="http://127.0.0.1:9901",
+        help="the facade's admin listener (its /__facade/health tells the table's generation)",
+    )
     group.add_argument("--flip-route", default="orders")
     group.add_argument("--flip-to", default="orders", help="the backend whose share moves")
     group.add_argument("--flip-steps", default="0,10,50,100,0", help="percentages, in order")
@@ -78,8 +83,8 @@ class Flipper(FastHttpUser):
         self.client.get(options.flip_path, headers=headers, name=options.flip_path)
 
 
-def _generation(host: str) -> int:
-    return int(httpx.get(f"{host}/__facade/health", timeout=5).json()["generation"])
+def _generation(admin: str) -> int:
+    return int(httpx.get(f"{admin}/__facade/health", timeout=5).json()["generation"])
 
 
 class FlipShape(LoadTestShape):
@@ -104,8 +109,8 @@ class FlipShape(LoadTestShape):
 
     def _shift(self, environment: Environment, options: Any, index: int, percent: float) -> None:
         backends.phase = TRANSITION
-        host = str(environment.host)
-        before = _generation(host)
+        admin = str(options.flip_admin)
+        before = _generation(admin)
         result = subprocess.run(
             [STRANGLER, "shift", options.flip_route, "--to", options.flip_to,
              "--percent", f"{percent:g}", "-f", options.flip_routing],
@@ -118,7 +123,7 @@ class FlipShape(LoadTestShape):
             return
         deadline = time.monotonic() + options.flip_seconds
         changed = "nothing written" not in result.stdout
-        while changed and _generation(host) == before:
+        while changed and _generation(admin) == before:
             if time.monotonic() > deadline:
                 print(f"flip: the facade did not take the shift to {percent:g} % within "
                       f"{options.flip_seconds:g} s", flush=True)  # fmt: skip

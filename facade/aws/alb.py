@@ -90,12 +90,38 @@ class Forward:
 
 
 @dataclass(frozen=True)
-class RuleBody:
-    conditions: tuple[Condition, ...]
-    forward: Forward
+class FixedAnswer:
+    """ALB's fixed-response action: a deny rule (routing.yaml ``fixed_response``)."""
+
+    status: int
+    content_type: str
+    body: str
+    targets: tuple[tuple[str, int], ...] = ()  # forwards to nothing
+    stickiness: int | None = None
+
+    def shares(self) -> dict[str, float]:
+        return {}
 
     def describe(self) -> str:
-        return "; ".join(c.describe() for c in self.conditions) + " → " + self.forward.describe()
+        return f"fixed response {self.status} ({self.content_type})"
+
+    def as_aws(self, arns: dict[str, Any]) -> list[dict[str, Any]]:
+        config: dict[str, Any] = {"StatusCode": str(self.status), "ContentType": self.content_type}
+        if self.body:
+            config["MessageBody"] = self.body
+        return [{"Type": "fixed-response", "FixedResponseConfig": config}]
+
+
+Action = Forward | FixedAnswer
+
+
+@dataclass(frozen=True)
+class RuleBody:
+    conditions: tuple[Condition, ...]
+    action: Action
+
+    def describe(self) -> str:
+        return "; ".join(c.describe() for c in self.conditions) + " → " + self.action.describe()
 
 
 @dataclass(frozen=True)
@@ -151,6 +177,14 @@ def forward(table: RoutingTable, route: Route) -> Forward:
     )
 
 
+def action(table: RoutingTable, route: Route) -> Action:
+    """The rule's action: forward to the route's targets, or its fixed response."""
+    if route.fixed is not None:
+        fixed = route.fixed
+        return FixedAnswer(fixed.status, fixed.content_type, fixed.body)
+    return forward(table, route)
+
+
 def target_group_name(prefix: str, backend: str) -> str:
     return f"{prefix}-{backend}".replace("_", "-")
 
@@ -183,11 +217,11 @@ def desired(table: RoutingTable, prefix: str = DEFAULT_PREFIX) -> Listener:
             "local testing aid and has no ALB equivalent; turn it off in the file you deploy"
         )
     rules = tuple(
-        Rule(route.name, route.priority, RuleBody(conditions(route), forward(table, route)))
+        Rule(route.name, route.priority, RuleBody(conditions(route), action(table, route)))
         for route in table.routes
     )
     default = forward(table, table.default)
-    used = {b for rule in rules for b, _ in rule.body.forward.targets}
+    used = {b for rule in rules for b, _ in rule.body.action.targets}
     used |= {b for b, _ in default.targets}
     groups = tuple(
         _target_group(table, backend, prefix)

@@ -164,7 +164,7 @@ def template(listener: Listener, source: str) -> dict[str, Any]:
                 "ListenerArn": {"Ref": "Listener"},
                 "Priority": rule.priority,
                 "Conditions": [c.as_aws() for c in rule.body.conditions],
-                "Actions": rule.body.forward.as_aws(arns),
+                "Actions": rule.body.action.as_aws(arns),
             },
         }
     outputs: dict[str, Any] = {"ListenerArn": {"Value": {"Ref": "Listener"}}}

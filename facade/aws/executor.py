@@ -120,7 +120,7 @@ class AwsExecutor:
             client.modify_rule(
                 step.rule.arn,
                 [c.as_aws() for c in step.after.conditions],
-                step.after.forward.as_aws(arns),
+                step.after.action.as_aws(arns),
             )
             return lambda: client.modify_rule(step.rule.arn, conditions, actions)
         if isinstance(step, CreateRule):
@@ -129,7 +129,7 @@ class AwsExecutor:
                 listener,
                 step.rule.priority,
                 [c.as_aws() for c in body.conditions],
-                body.forward.as_aws(arns),
+                body.action.as_aws(arns),
                 {ROUTE_TAG: step.rule.route},
             )
             return lambda: client.delete_rule(arn)

@@ -14,7 +14,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from facade.aws.alb import ROUTE_TAG, Condition, Forward, Listener, RuleBody
+from facade.aws.alb import ROUTE_TAG, Action, Condition, FixedAnswer, Forward, Listener, RuleBody
 from facade.aws.client import ElbClient
 
 
@@ -55,6 +55,17 @@ def _condition(raw: dict[str, Any]) -> Condition | None:
     return None
 
 
+def _action(actions: list[dict[str, Any]], backends: dict[str, str]) -> Action | None:
+    if len(actions) == 1 and actions[0].get("Type") == "fixed-response":
+        config = actions[0].get("FixedResponseConfig") or {}
+        return FixedAnswer(
+            int(config.get("StatusCode") or 0),
+            str(config.get("ContentType") or "text/plain"),
+            str(config.get("MessageBody") or ""),
+        )
+    return _forward(actions, backends)
+
+
 def _forward(actions: list[dict[str, Any]], backends: dict[str, str]) -> Forward | None:
     if len(actions) != 1 or actions[0].get("Type") != "forward":
         return None
@@ -78,10 +89,10 @@ def _forward(actions: list[dict[str, Any]], backends: dict[str, str]) -> Forward
 
 def _body(raw: dict[str, Any], backends: dict[str, str]) -> RuleBody | None:
     conditions = [_condition(c) for c in raw.get("Conditions", [])]
-    forward = _forward(raw.get("Actions", []), backends)
-    if forward is None or any(c is None for c in conditions):
+    action = _action(raw.get("Actions", []), backends)
+    if action is None or any(c is None for c in conditions):
         return None
-    return RuleBody(tuple(c for c in conditions if c is not None), forward)
+    return RuleBody(tuple(c for c in conditions if c is not None), action)
 
 
 def _writable(conditions: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -21,16 +21,27 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from facade.aws.alb import Condition, Forward, Listener, Rule, RuleBody, TargetGroup
+from facade.aws.alb import (
+    Action,
+    Condition,
+    FixedAnswer,
+    Forward,
+    Listener,
+    Rule,
+    RuleBody,
+    TargetGroup,
+)
 from facade.aws.live import LiveListener, LiveRule
 from facade.exceptions import ConfigError
 from facade.routing.loader import PRIORITY_MAX
 from facade.routing.model import BackendKind
 
 
-def same_forward(a: Forward | None, b: Forward | None) -> bool:
+def same_forward(a: Action | None, b: Action | None) -> bool:
     if a is None or b is None:
         return a is b
+    if isinstance(a, FixedAnswer) or isinstance(b, FixedAnswer):
+        return a == b
     return a.stickiness == b.stickiness and a.shares() == b.shares()
 
 
@@ -45,12 +56,14 @@ def same_conditions(a: tuple[Condition, ...], b: tuple[Condition, ...]) -> bool:
 def same_body(a: RuleBody | None, b: RuleBody | None) -> bool:
     if a is None or b is None:
         return a is b
-    return same_conditions(a.conditions, b.conditions) and same_forward(a.forward, b.forward)
+    return same_conditions(a.conditions, b.conditions) and same_forward(a.action, b.action)
 
 
-def _shift(before: Forward | None, after: Forward) -> str:
+def _shift(before: Action | None, after: Action) -> str:
     if before is None:
         return "(unreadable) → " + after.describe()
+    if isinstance(before, FixedAnswer) or isinstance(after, FixedAnswer):
+        return before.describe() + " → " + after.describe()
     old, new = before.shares(), after.shares()
     moves = [
         f"{b} {old.get(b, 0):g} → {new.get(b, 0):g} %"
@@ -103,8 +116,8 @@ class ModifyRule:
         parts = []
         if before is None or not same_conditions(before.conditions, self.after.conditions):
             parts.append("conditions → " + "; ".join(c.describe() for c in self.after.conditions))
-        if before is None or not same_forward(before.forward, self.after.forward):
-            parts.append(_shift(before.forward if before else None, self.after.forward))
+        if before is None or not same_forward(before.action, self.after.action):
+            parts.append(_shift(before.action if before else None, self.after.action))
         return f"~ rule {self.route}: " + ", ".join(parts)
 
 

@@ -7,23 +7,30 @@
 ``POST /__facade/admin/routes/{name}/promote``  ``{"to": backend}`` (optional)
 ``POST /__facade/admin/routes/{name}/rollback`` ``{}``
 
+They are served on the admin listener only (``facade.admin.listen``, loopback by
+default, like Envoy's admin port); the public listener answers 404 for ``/__facade/``.
 The admin endpoints need ``Authorization: Bearer <token>``; the token comes from the
 environment variable or file named in ``facade.admin`` of routing.yaml. With no token
 configured the admin API does not exist (404). Edits go through the same code as the
 CLI (``facade.routing.edit``): routing.yaml is rewritten, the audit log gets a line,
-and this process swaps to the new table at once (the others within their poll).
+and this process swaps to the new table at once (the others within their poll). The
+edit — a file lock that ``strangler shift --apply`` may hold for a whole AWS push, a
+YAML round trip, an fsync — runs on a thread: proxying never waits for it.
 """
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import hmac
 import json
 import os
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from facade.exceptions import ConfigError
-from facade.routing.edit import apply_edit
+from facade.routing.edit import Change, apply_edit
 from facade.routing.model import RoutingTable
 
 if TYPE_CHECKING:
@@ -70,6 +77,15 @@ def describe_table(table: RoutingTable) -> dict[str, Any]:
                     "headers": {h.name: list(h.values) for h in route.match.headers},
                 },
                 "targets": [{"backend": t.backend, "percent": t.percent} for t in route.targets],
+                "fixed_response": (
+                    {
+                        "status": route.fixed.status,
+                        "content_type": route.fixed.content_type,
+                        "body": route.fixed.body,
+                    }
+                    if route.fixed
+                    else None
+                ),
                 "stickiness": route.stickiness.duration if route.stickiness else None,
                 "stable_key": (
                     route.stable_key.header or f"cookie:{route.stable_key.cookie}"
@@ -88,7 +104,7 @@ def describe_table(table: RoutingTable) -> dict[str, Any]:
 
 def internal(
     facade: Facade, method: str, path: str, headers: dict[str, list[str]], body: bytes
-) -> Answer:
+) -> Answer | Awaitable[Answer]:
     live = facade.live
     snapshot = live.current
     if path == "/__facade/health":
@@ -141,21 +157,27 @@ def internal(
         percent = payload.get("percent")
         if action == "shift" and (not isinstance(to, str) or not isinstance(percent, int | float)):
             return _error(400, "bad_request", 'shift needs {"to": "<backend>", "percent": <0-100>}')
-        try:
-            change = apply_edit(
-                live.path, action, name, backend=to, percent=percent, who="admin-api"
-            )
-        except ConfigError as exc:
-            return _error(400, "invalid_change", str(exc))
-        live.swap(change.table)
-        return _json(
-            200,
-            {
-                "changed": change.changed,
-                "description": change.describe(),
-                "before": change.before,
-                "after": change.after,
-                "generation": live.current.generation,
-            },
+        edit = functools.partial(
+            apply_edit, live.path, action, name, backend=to, percent=percent, who="admin-api"
         )
+        return _edit(facade, edit)
     return _error(404, "not_found", f"no admin endpoint {method} {path}")
+
+
+async def _edit(facade: Facade, edit: Callable[[], Change]) -> Answer:
+    try:
+        change = await asyncio.get_running_loop().run_in_executor(None, edit)
+    except ConfigError as exc:
+        return _error(400, "invalid_change", str(exc))
+    live = facade.live
+    live.swap(change.table)
+    return _json(
+        200,
+        {
+            "changed": change.changed,
+            "description": change.describe(),
+            "before": change.before,
+            "after": change.after,
+            "generation": live.current.generation,
+        },
+    )

@@ -98,7 +98,9 @@ class Chooser:
         settings = table.settings
         self._override = settings.override.header if settings.override.enabled else None
         self._plans = {
-            r.name: _RoutePlan(r, settings.sticky_cookie, secret) for r in table.all_routes
+            r.name: _RoutePlan(r, settings.sticky_cookie, secret)
+            for r in table.all_routes
+            if r.fixed is None  # a deny rule chooses no backend
         }
         self._random = (rng or random.Random()).random  # noqa: S311 - a traffic split, not a secret
 

@@ -16,19 +16,31 @@ the handler once and keeps its module state between events — the warm-start be
 handlers are written for, and the reason they may keep per-invocation state in
 globals, as aws-lambda-powertools' event handler does. A slow handler never stalls the
 event loop, and concurrent requests never share an environment.
+
+The limits are Lambda's and ALB's: an invocation that outlives its timeout has its
+environment killed (a new one starts for the next event), exactly as AWS ends a timed-out
+environment, so a handler can never finish a write after its client was told 504; an
+invocation waiting for a free environment waits within its own timeout and is dropped,
+never run, once its client has been answered or has gone; at most
+``STRANGLER_LAMBDA_QUEUE`` (default 100) invocations wait per handler, more are
+throttled (503); request bodies over 1 MB are refused (413) and responses over 1 MB are
+a 502, as ALB does for Lambda targets.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
-import concurrent.futures
+import collections
+import contextlib
 import importlib
 import multiprocessing
+import multiprocessing.connection
 import os
 import time
 import uuid
 from collections.abc import Callable
+from multiprocessing.context import SpawnContext, SpawnProcess
 from typing import Any
 
 from facade.routing.model import Backend
@@ -47,6 +59,18 @@ DEFAULT_ARN = (
 )
 
 Handler = Callable[[dict[str, Any], Any], Any]
+
+# ALB's limits for Lambda targets: the request body, and the whole response document
+MAX_REQUEST_BODY = 1024 * 1024
+MAX_RESPONSE = 1024 * 1024
+
+
+class Throttled(Exception):
+    """Every environment is busy and the queue of waiting invocations is full."""
+
+
+class EnvironmentFailed(Exception):
+    """The environment's process died during an invocation."""
 
 
 class LambdaContext:
@@ -135,7 +159,7 @@ def http_response(result: Any, multi_value: bool) -> tuple[int, list[tuple[bytes
     if not isinstance(result, dict):
         raise BadLambdaResponse(f"a handler must return a dict, got {type(result).__name__}")
     status = result.get("statusCode")
-    if not isinstance(status, int) or not 100 <= status <= 599:
+    if isinstance(status, bool) or not isinstance(status, int) or not 200 <= status <= 599:
         raise BadLambdaResponse(f"statusCode {status!r} is not an HTTP status")
     headers: list[tuple[bytes, bytes]] = []
     if multi_value and "multiValueHeaders" in result:
@@ -171,23 +195,197 @@ def _invoke_in_environment(
     return load_handler(spec)(event, LambdaContext(function_name, timeout))
 
 
+def _environment_main(conn: multiprocessing.connection.Connection, spec: str) -> None:
+    """An execution environment: one event at a time, until the facade closes the pipe."""
+    while True:
+        try:
+            event, function_name, timeout = conn.recv()
+        except (EOFError, OSError):
+            return
+        try:
+            answer: tuple[str, Any] = (
+                "ok",
+                _invoke_in_environment(spec, event, function_name, timeout),
+            )
+        except Exception as exc:
+            answer = ("error", f"{type(exc).__name__}: {exc}")
+        try:
+            conn.send(answer)
+        except (TypeError, ValueError, AttributeError) as exc:  # not picklable
+            conn.send(("error", f"the handler's answer cannot be sent: {exc}"))
+
+
 def default_concurrency() -> int:
     return max(1, int(os.environ.get("STRANGLER_LAMBDA_CONCURRENCY", "8")))
 
 
+def default_queue() -> int:
+    return max(0, int(os.environ.get("STRANGLER_LAMBDA_QUEUE", "100")))
+
+
+class Environment:
+    """One worker process and the pipe events travel on."""
+
+    def __init__(self, context: SpawnContext, spec: str) -> None:
+        self.conn, child = context.Pipe()
+        self.process: SpawnProcess = context.Process(
+            target=_environment_main, args=(child, spec), daemon=True
+        )
+        self.process.start()
+        child.close()
+
+    async def run(self, event: dict[str, Any], function_name: str, timeout: float) -> Any:
+        loop = asyncio.get_running_loop()
+        answer: asyncio.Future[tuple[str, Any]] = loop.create_future()
+        fd = self.conn.fileno()
+
+        def readable() -> None:
+            loop.remove_reader(fd)
+            if answer.done():
+                return
+            try:
+                answer.set_result(self.conn.recv())
+            except (EOFError, OSError) as exc:
+                answer.set_exception(EnvironmentFailed(f"the environment exited: {exc!r}"))
+
+        self.conn.send((event, function_name, timeout))
+        loop.add_reader(fd, readable)
+        try:
+            kind, value = await answer
+        finally:
+            with contextlib.suppress(Exception):
+                loop.remove_reader(fd)
+        if kind == "error":
+            raise RuntimeError(value)
+        return value
+
+    def kill(self) -> None:
+        with contextlib.suppress(Exception):
+            self.process.kill()
+        with contextlib.suppress(Exception):
+            self.conn.close()
+        with contextlib.suppress(Exception):
+            self.process.join(1)
+
+
+class Environments:
+    """The environments of one handler: at most ``concurrency`` of them, and a bounded
+    first-come queue of invocations waiting for one."""
+
+    def __init__(self, spec: str, context: SpawnContext, concurrency: int, queue: int) -> None:
+        self.spec = spec
+        self.context = context
+        self.concurrency = concurrency
+        self.queue_limit = queue
+        self.idle: list[Environment] = []
+        self.started: set[Environment] = set()
+        self.running = 0  # environments started and not killed (idle or busy)
+        self.waiting: collections.deque[asyncio.Future[Environment | None]] = collections.deque()
+
+    async def _acquire(self) -> Environment:
+        if self.idle:
+            return self.idle.pop()
+        if self.running < self.concurrency:
+            return self._start()
+        if len(self.waiting) >= self.queue_limit:
+            raise Throttled(f"{self.concurrency} environments busy, {len(self.waiting)} waiting")
+        turn: asyncio.Future[Environment | None] = asyncio.get_running_loop().create_future()
+        self.waiting.append(turn)
+        try:
+            environment = await turn
+        except BaseException:
+            # answered (timeout) or gone (cancelled) before its turn: it never runs
+            with contextlib.suppress(ValueError):
+                self.waiting.remove(turn)
+            if turn.done() and not turn.cancelled():
+                self._release(turn.result())  # its environment, or its slot, goes on
+            raise
+        if environment is None:  # a slot freed by a killed environment
+            return self._start()
+        return environment
+
+    def _start(self) -> Environment:
+        self.running += 1
+        try:
+            environment = Environment(self.context, self.spec)
+        except BaseException:
+            self.running -= 1
+            raise
+        self.started.add(environment)
+        return environment
+
+    def _release(self, environment: Environment | None) -> None:
+        """Hand an environment (or, for None, a free slot) to the first waiter."""
+        while self.waiting:
+            turn = self.waiting.popleft()
+            if not turn.done():
+                turn.set_result(environment)
+                return
+        if environment is not None:
+            self.idle.append(environment)
+
+    def _discard(self, environment: Environment) -> None:
+        environment.kill()
+        self.started.discard(environment)
+        self.running -= 1
+        self._release(None)
+
+    async def invoke(self, event: dict[str, Any], function_name: str, timeout: float) -> Any:
+        deadline = asyncio.get_running_loop().time() + timeout
+        async with asyncio.timeout_at(deadline):
+            environment = await self._acquire()
+        run = asyncio.ensure_future(environment.run(event, function_name, timeout))
+        try:
+            async with asyncio.timeout_at(deadline):
+                result = await asyncio.shield(run)
+        except TimeoutError:
+            run.cancel()
+            self._discard(environment)  # as AWS: the environment ends with the invocation
+            raise
+        except asyncio.CancelledError:
+            # the client left: the invocation finishes, as on AWS, and the environment
+            # is handed on after it (or killed at the timeout)
+            def settle(_: object) -> None:
+                if run.cancelled() or run.exception() is not None:
+                    self._discard(environment)
+                else:
+                    self._release(environment)
+
+            run.add_done_callback(settle)
+            loop = asyncio.get_running_loop()
+            loop.call_at(deadline, lambda: run.done() or run.cancel())
+            raise
+        except EnvironmentFailed:
+            self._discard(environment)
+            raise
+        except BaseException:
+            self._release(environment)
+            raise
+        self._release(environment)
+        return result
+
+    def close(self) -> None:
+        for turn in self.waiting:
+            turn.cancel()
+        self.waiting.clear()
+        for environment in self.started:
+            environment.kill()
+        self.started.clear()
+        self.idle.clear()
+
+
 class LambdaInvoker:
-    def __init__(self, concurrency: int | None = None) -> None:
+    def __init__(self, concurrency: int | None = None, queue: int | None = None) -> None:
         self.concurrency = concurrency or default_concurrency()
-        self._pools: dict[str, concurrent.futures.ProcessPoolExecutor] = {}
+        self.queue = default_queue() if queue is None else queue
+        self._pools: dict[str, Environments] = {}
         # spawn, not fork: the facade's event loop and threads must not be copied
         self._context = multiprocessing.get_context("spawn")
 
-    def _environments(self, spec: str) -> concurrent.futures.ProcessPoolExecutor:
+    def _environments(self, spec: str) -> Environments:
         pool = self._pools.get(spec)
         if pool is None:
-            pool = concurrent.futures.ProcessPoolExecutor(
-                max_workers=self.concurrency, mp_context=self._context
-            )
+            pool = Environments(spec, self._context, self.concurrency, self.queue)
             self._pools[spec] = pool
         return pool
 
@@ -208,7 +406,14 @@ class LambdaInvoker:
         forwarded = [
             (n, v)
             for n, v in headers
-            if n.lower() not in (b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-port")
+            if n.lower()
+            not in (
+                b"x-forwarded-for",
+                b"x-forwarded-proto",
+                b"x-forwarded-port",
+                b"x-forwarded-host",
+                b"x-amzn-trace-id",
+            )
         ]
         prior = [v.decode("latin-1") for n, v in headers if n.lower() == b"x-forwarded-for"]
         xff = ", ".join([*prior, client_ip]) if prior else client_ip
@@ -216,26 +421,16 @@ class LambdaInvoker:
             (b"x-forwarded-for", xff.encode("latin-1")),
             (b"x-forwarded-proto", b"http"),
             (b"x-forwarded-port", str(listen_port).encode()),
+            (b"x-amzn-trace-id", trace.encode("latin-1")),
         ]
-        if not any(n.lower() == b"x-amzn-trace-id" for n, _ in headers):
-            forwarded.append((b"x-amzn-trace-id", trace.encode()))
         event = alb_event(backend, method, path, query, forwarded, body)
         function_name = str(backend.aws.get("function") or backend.name)
-        loop = asyncio.get_running_loop()
-        result = await asyncio.wait_for(
-            loop.run_in_executor(
-                self._environments(backend.handler),
-                _invoke_in_environment,
-                backend.handler,
-                event,
-                function_name,
-                timeout,
-            ),
-            timeout,
-        )
+        result = await self._environments(backend.handler).invoke(event, function_name, timeout)
+        if isinstance(result, dict) and len(str(result.get("body") or "")) > MAX_RESPONSE:
+            raise BadLambdaResponse(f"the response is over ALB's {MAX_RESPONSE} byte limit")
         return http_response(result, backend.multi_value_headers)
 
     def close(self) -> None:
         for pool in self._pools.values():
-            pool.shutdown(wait=False, cancel_futures=True)
+            pool.close()
         self._pools.clear()

@@ -10,6 +10,9 @@
 ``strangler_facade_route_weight_percent{route,backend}``       configured weight, to read
                                                                 beside the observed shares
 ``strangler_facade_reloads_total{result}``                      ok / invalid
+``strangler_facade_refused_total{code}``                        requests answered without a
+                                                                backend: limits, Upgrade,
+                                                                malformed, connection cap
 
 The request path only adds to plain Python lists (no lock, no label lookup); a scrape
 turns them into metric families through a custom collector (prometheus_client's public
@@ -51,6 +54,7 @@ class Metrics(Collector):
         self.cells: dict[tuple[str, str, str], list[float]] = {}
         self.errors: dict[tuple[str, str, str], int] = {}
         self.reloads: dict[str, int] = {}
+        self.refused: dict[str, int] = {}
         self.weights: dict[tuple[str, str], float] = {}
         self.registry = CollectorRegistry()
         self.registry.register(self)
@@ -71,6 +75,9 @@ class Metrics(Collector):
         key = (route, backend, kind)
         self.errors[key] = self.errors.get(key, 0) + 1
 
+    def refusal(self, code: str) -> None:
+        self.refused[code] = self.refused.get(code, 0) + 1
+
     def table_loaded(self, table: RoutingTable, result: str) -> None:
         self.reloads[result] = self.reloads.get(result, 0) + 1
         if result == "ok":
@@ -87,6 +94,7 @@ class Metrics(Collector):
             "cells": [[*k, v] for k, v in self.cells.items()],
             "errors": [[*k, v] for k, v in self.errors.items()],
             "reloads": self.reloads,
+            "refused": self.refused,
             "weights": [[*k, v] for k, v in self.weights.items()],
         }
 
@@ -106,10 +114,12 @@ class Metrics(Collector):
         dict[tuple[str, str, str], int],
         dict[str, int],
         dict[tuple[str, str], float],
+        dict[str, int],
     ]:
         cells = {k: list(v) for k, v in self.cells.items()}
         errors = dict(self.errors)
         reloads = dict(self.reloads)
+        refused = dict(self.refused)
         weights = dict(self.weights)
         if self.shared_dir is not None:
             own = f"worker-{os.getpid()}.json"
@@ -127,12 +137,14 @@ class Metrics(Collector):
                         errors[error_key] = errors.get(error_key, 0) + count
                     for result, count in state["reloads"].items():
                         reloads[result] = reloads.get(result, 0) + count
-        return cells, errors, reloads, weights
+                    for code, count in state.get("refused", {}).items():
+                        refused[code] = refused.get(code, 0) + count
+        return cells, errors, reloads, weights, refused
 
     # -- exposition ---------------------------------------------------------------------
 
     def collect(self) -> Iterator[Metric]:
-        cells, errors, reloads, weights = self._merged()
+        cells, errors, reloads, weights, refused = self._merged()
         requests = CounterMetricFamily(
             "strangler_facade_requests",
             "Requests by route, backend and how the backend was chosen",
@@ -181,7 +193,14 @@ class Metrics(Collector):
         )
         for result, count in sorted(reloads.items()):
             reload_family.add_metric([result], count)
-        yield from (requests, responses, duration, upstream, weight, reload_family)
+        refused_family = CounterMetricFamily(
+            "strangler_facade_refused",
+            "Requests the facade answered itself without a backend (limits, Upgrade, malformed)",
+            labels=["code"],
+        )
+        for code, count in sorted(refused.items()):
+            refused_family.add_metric([code], count)
+        yield from (requests, responses, duration, upstream, weight, reload_family, refused_family)
 
     def render(self) -> tuple[bytes, str]:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST

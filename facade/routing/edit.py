@@ -241,6 +241,12 @@ def apply_edit(
         text = path.read_text(encoding="utf-8")
         yaml = _yaml(text)
         table = parse_table(text, str(path))  # refuse to edit a file that is already invalid
+        fixed = next((r for r in table.routes if r.name == route and r.fixed), None)
+        if fixed is not None:
+            raise ConfigError(
+                f"route {route!r} answers a fixed response (a deny rule): it has no targets "
+                "to move; edit its fixed_response in the file"
+            )
         document = yaml.load(text)
         container, key = _targets_node(document, route)
         before = _current(container, key)

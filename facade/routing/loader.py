@@ -35,7 +35,9 @@ from facade.routing.model import (
     Backend,
     BackendKind,
     FacadeSettings,
+    FixedResponse,
     HeaderCondition,
+    Limits,
     Match,
     Override,
     Route,
@@ -58,7 +60,25 @@ DEFAULT_ROUTE = "default"
 
 TOP_KEYS = ("version", "facade", "backends", "routes", "default", "local", "sync", "api")
 BACKEND_KEYS = ("kind", "url", "handler", "multi_value_headers", "aws", "local")
-ROUTE_KEYS = ("name", "priority", "match", "targets", "stickiness", "stable_key", "auth")
+ROUTE_KEYS = (
+    "name",
+    "priority",
+    "match",
+    "targets",
+    "fixed_response",
+    "stickiness",
+    "stable_key",
+    "auth",
+)
+# ALB's fixed-response action: these content types, a body of at most 1024 characters
+FIXED_CONTENT_TYPES = (
+    "text/plain",
+    "text/css",
+    "text/html",
+    "application/javascript",
+    "application/json",
+)
+FIXED_BODY_MAX = 1024
 MATCH_KEYS = ("paths", "methods", "headers")
 FACADE_KEYS = (
     "listen",
@@ -72,7 +92,20 @@ FACADE_KEYS = (
     "admin",
     "audit_log",
     "access_log",
+    "limits",
+    "cookie_secret",
 )
+# facade.limits: key → (lowest, highest, whole number?)
+LIMIT_RANGES: dict[str, tuple[float, float, bool]] = {
+    "request_line": (1024, 16 * 1024, True),  # ALB's quotas are the ceilings
+    "header": (1024, 16 * 1024, True),
+    "headers": (4096, 64 * 1024, True),
+    "header_count": (1, 1000, True),
+    "header_timeout": (1, 4000, False),
+    "idle_timeout": (1, 4000, False),  # ALB's idle timeout: 1-4000 s
+    "connections": (1, 1_000_000, True),
+    "pipeline": (1, 1000, True),
+}
 # whole-number settings of the aws blocks and the ranges AWS takes
 AWS_RANGES: dict[BackendKind, dict[str, tuple[int, int]]] = {
     BackendKind.LAMBDA: {"timeout": (1, 900), "memory": (128, 10_240)},
@@ -277,14 +310,59 @@ def _settings(check: _Checker, document: CommentedMap) -> FacadeSettings:
             kw["timeouts"] = Timeouts(**values)
     if "admin" in node:
         admin = check.mapping(
-            node["admin"], node, "admin", "facade.admin", ("token_env", "token_file")
+            node["admin"], node, "admin", "facade.admin", ("token_env", "token_file", "listen")
         )
         if admin is not None:
             if "token_env" in admin:
                 kw["admin_token_env"] = str(admin["token_env"])
             if "token_file" in admin:
                 kw["admin_token_file"] = str(admin["token_file"])
+            if "listen" in admin:
+                host, _, port = str(admin["listen"]).rpartition(":")
+                if not host or not port.isdigit() or not 0 <= int(port) < 65536:
+                    check.at(
+                        admin,
+                        "listen",
+                        "facade.admin.listen",
+                        f"{admin['listen']!r}: use HOST:PORT, e.g. 127.0.0.1:9901 (port 0: any)",
+                    )
+                else:
+                    kw["admin_host"], kw["admin_port"] = host.strip("[]"), int(port)
+    if "cookie_secret" in node:
+        secret = check.mapping(
+            node["cookie_secret"], node, "cookie_secret", "facade.cookie_secret", ("env", "file")
+        )
+        if secret is not None:
+            if "env" in secret:
+                kw["cookie_secret_env"] = str(secret["env"])
+            if "file" in secret:
+                kw["cookie_secret_file"] = str(secret["file"])
+    if "limits" in node:
+        kw["limits"] = _limits(check, node)
     return FacadeSettings(**kw)
+
+
+def _limits(check: _Checker, node: CommentedMap) -> Limits:
+    limits = check.mapping(node["limits"], node, "limits", "facade.limits", tuple(LIMIT_RANGES))
+    if limits is None:
+        return Limits()
+    values: dict[str, Any] = {}
+    for key, (low, high, whole) in LIMIT_RANGES.items():
+        if key not in limits:
+            continue
+        value = limits[key]
+        kinds = int if whole else int | float
+        if isinstance(value, bool) or not isinstance(value, kinds) or not low <= value <= high:
+            what = "a whole number" if whole else "seconds"
+            check.at(
+                limits,
+                key,
+                f"facade.limits.{key}",
+                f"{value!r}: {what} from {low:g} to {high:g}",
+            )
+        else:
+            values[key] = value if whole else float(value)
+    return Limits(**values)
 
 
 # -- backends --------------------------------------------------------------------------
@@ -524,7 +602,8 @@ def _routes(
         previous = max(previous, priority)
 
         match = _match(check, body, path)
-        targets = _targets(check, body, path, backends)
+        fixed = _fixed_response(check, body, path) if "fixed_response" in body else None
+        targets = () if fixed is not None else _targets(check, body, path, backends)
         stickiness = _stickiness(check, body, path)
         stable_key = _stable_key(check, body, path)
         if stickiness and stable_key:
@@ -539,10 +618,68 @@ def _routes(
         auth = body.get("auth", False)
         if not isinstance(auth, bool):
             check.at(body, "auth", f"{path}.auth", f"{_show(auth)}: true or false")
+        if fixed is not None and (stickiness or stable_key or "targets" in body):
+            check.at(
+                body,
+                "fixed_response",
+                f"{path}.fixed_response",
+                "a route answers either a fixed response or forwards to targets "
+                "(with stickiness or stable_key), not both",
+            )
         routes.append(
-            Route(name, priority, match, targets, stickiness, stable_key, line, auth=auth is True)
+            Route(
+                name,
+                priority,
+                match,
+                targets,
+                stickiness,
+                stable_key,
+                line,
+                auth=auth is True,
+                fixed=fixed,
+            )
         )
     return routes
+
+
+def _fixed_response(check: _Checker, body: CommentedMap, path: str) -> FixedResponse | None:
+    where = f"{path}.fixed_response"
+    node = check.mapping(
+        body["fixed_response"], body, "fixed_response", where, ("status", "content_type", "body")
+    )
+    if node is None:
+        return None
+    status = node.get("status")
+    if (
+        isinstance(status, bool)
+        or not isinstance(status, int)
+        or not (200 <= status <= 299 or 400 <= status <= 599)
+    ):
+        check.at(
+            node if "status" in node else body,
+            "status" if "status" in node else "fixed_response",
+            f"{where}.status",
+            f"{_show(status)}: an HTTP status ALB can answer (2XX, 4XX or 5XX)",
+        )
+        status = 404
+    content_type = str(node.get("content_type", "text/plain"))
+    if content_type not in FIXED_CONTENT_TYPES:
+        check.at(
+            node,
+            "content_type",
+            f"{where}.content_type",
+            f"{content_type!r}: ALB allows " + ", ".join(FIXED_CONTENT_TYPES),
+        )
+    text = node.get("body", "")
+    if not isinstance(text, str) or len(text) > FIXED_BODY_MAX:
+        check.at(
+            node,
+            "body",
+            f"{where}.body",
+            f"a string of at most {FIXED_BODY_MAX} characters (ALB's limit)",
+        )
+        text = ""
+    return FixedResponse(status, content_type, text)
 
 
 def _match(check: _Checker, body: CommentedMap, path: str) -> Match:

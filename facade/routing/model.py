@@ -180,6 +180,16 @@ class ApiSettings:
 
 
 @dataclass(frozen=True)
+class FixedResponse:
+    """A deny rule: the route answers this itself, locally and as an ALB ``fixed-response``
+    action (status 2XX/4XX/5XX, one of ALB's content types, a body of at most 1 KB)."""
+
+    status: int
+    content_type: str = "text/plain"
+    body: str = ""
+
+
+@dataclass(frozen=True)
 class Route:
     name: str
     priority: int
@@ -189,6 +199,7 @@ class Route:
     stable_key: StableKey | None = None
     line: int = 0  # where the route starts in its file, for messages
     auth: bool = False  # the API's JWT authorizer guards it (render apigw)
+    fixed: FixedResponse | None = None  # a deny rule: no targets, this answer instead
 
     @property
     def is_split(self) -> bool:
@@ -214,6 +225,27 @@ class Timeouts:
 
 
 @dataclass(frozen=True)
+class Limits:
+    """What one client may ask of the facade (routing.yaml ``facade.limits``).
+
+    The sizes are ALB's documented quotas (request line 16 KiB, a single header 16 KiB,
+    the whole request header 64 KiB) and its idle timeout (60 s); the rest guard a
+    single process where ALB scales out: a header count, the time a client may take to
+    send a request's head, open connections per worker, and requests read ahead of
+    their answers on one connection.
+    """
+
+    request_line: int = 16 * 1024  # bytes; longer: 414
+    header: int = 16 * 1024  # bytes of one header line; larger: 431
+    headers: int = 64 * 1024  # bytes of the whole request head; larger: 431
+    header_count: int = 100  # more header lines: 431
+    header_timeout: float = 60.0  # seconds to send a request's head; slower: 408
+    idle_timeout: float = 60.0  # seconds a connection may stay silent between requests
+    connections: int = 10_000  # open client connections per worker; more: 503
+    pipeline: int = 16  # requests read ahead of their answers on one connection
+
+
+@dataclass(frozen=True)
 class FacadeSettings:
     listen_host: str = "127.0.0.1"
     listen_port: int = 8000
@@ -221,11 +253,18 @@ class FacadeSettings:
     route_header: str = "X-Strangler-Route"
     override: Override = Override()
     timeouts: Timeouts = Timeouts()
+    limits: Limits = Limits()
     max_body_bytes: int = 10 * 1024 * 1024
     max_rules: int = 100
     sticky_cookie: str = "STRANGLERTG"
     admin_token_env: str = "STRANGLER_ADMIN_TOKEN"  # noqa: S105 - a variable name
     admin_token_file: str | None = None
+    # the admin listener (health, metrics, admin API): loopback unless told otherwise
+    admin_host: str = "127.0.0.1"
+    admin_port: int = 9901
+    # the sticky cookie's signing key, shared by every worker and instance
+    cookie_secret_env: str = "STRANGLER_COOKIE_SECRET"  # noqa: S105 - a variable name
+    cookie_secret_file: str | None = None
     audit_log: str = "var/routing-audit.jsonl"
     access_log: bool = True
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import time
 from typing import Any
 
@@ -70,3 +71,26 @@ def boom(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
 def not_a_response(event: dict[str, Any], context: Any) -> object:
     return "not a dict"
+
+
+def status(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Answers the status that ends the path (``/…/204``), naming the request in the body."""
+    return {
+        "statusCode": int(event["path"].rsplit("/", 1)[1]),
+        "headers": {"content-type": "text/plain"},
+        "body": f"{event['httpMethod']} {event['path']}",
+    }
+
+
+def environment(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """``/env/sleep/<s>`` sleeps; ``/env/touch`` creates the file named in the body;
+    ``/env/big`` answers more than 1 MB; anything else names the environment's process."""
+    path = event["path"]
+    if path.startswith("/env/sleep/"):
+        time.sleep(float(path.rsplit("/", 1)[1]))
+    elif path == "/env/touch":
+        with open(event["body"], "a") as marker:
+            marker.write("ran\n")
+    elif path == "/env/big":
+        return {"statusCode": 200, "body": "x" * (1024 * 1024 + 1)}
+    return {"statusCode": 200, "body": json.dumps({"pid": os.getpid(), "path": path})}

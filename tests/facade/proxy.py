@@ -17,12 +17,13 @@ import httpx
 
 from tests.facade.conftest import LineReader
 
-ANNOUNCE = re.compile(r"strangler serve: http://127\.0\.0\.1:(\d+) ")
+ANNOUNCE = re.compile(r"strangler serve: http://127\.0\.0\.1:(\d+) .* admin (http://\S+)")
 
 
 @dataclass
 class Proxy:
     url: str
+    admin_url: str  # the admin listener: health, metrics, admin API
     routing: Path
     process: subprocess.Popen[str]
     output: LineReader
@@ -30,8 +31,11 @@ class Proxy:
     def client(self, **kw: object) -> httpx.Client:
         return httpx.Client(base_url=self.url, timeout=10, **kw)  # type: ignore[arg-type]
 
+    def admin(self, **kw: object) -> httpx.Client:
+        return httpx.Client(base_url=self.admin_url, timeout=10, **kw)  # type: ignore[arg-type]
+
     def health(self) -> dict[str, Any]:
-        return dict(httpx.get(f"{self.url}/__facade/health", timeout=5).json())
+        return dict(httpx.get(f"{self.admin_url}/__facade/health", timeout=5).json())
 
 
 @contextmanager
@@ -40,7 +44,8 @@ def proxy(
 ) -> Iterator[Proxy]:
     argv = [
         sys.executable, "-m", "facade.cli", "serve", "--routing", str(routing), "--port", "0",
-        "--workers", str(workers), "--access-log" if access_log else "--no-access-log",
+        "--admin-port", "0", "--workers", str(workers),
+        "--access-log" if access_log else "--no-access-log",
     ]  # fmt: skip
     process = subprocess.Popen(
         argv,
@@ -55,7 +60,7 @@ def proxy(
         line = output.wait_for("strangler serve:", timeout=30)
         match = ANNOUNCE.search(line)
         assert match, line
-        yield Proxy(f"http://127.0.0.1:{match.group(1)}", routing, process, output)
+        yield Proxy(f"http://127.0.0.1:{match.group(1)}", match.group(2), routing, process, output)
     except BaseException:
         # the proxy's own account of what happened is the first thing to read
         print(f"--- strangler serve output ---\n{output.text}", file=sys.stderr)

@@ -84,6 +84,10 @@ def test_rendered_weights_read_back_as_the_routes_percentages() -> None:
     for route in table.routes:
         resource = template["Resources"][cloudformation.logical_id("Rule", route.name)]
         (action,) = resource["Properties"]["Actions"]
+        if route.fixed is not None:  # a deny rule
+            assert action["Type"] == "fixed-response"
+            assert action["FixedResponseConfig"]["StatusCode"] == str(route.fixed.status)
+            continue
         weights = tuple(g["Weight"] for g in action["ForwardConfig"]["TargetGroups"])
         assert shares_from_alb(weights) == tuple(t.share for t in route.targets)
         assert resource["Properties"]["Priority"] == route.priority
@@ -304,6 +308,31 @@ def test_plan_apply_plan_shows_no_changes_and_aws_holds_the_file(stand_in_alb: A
     assert [t["Target"]["Id"] for t in registered["TargetHealthDescriptions"]] == [
         "i-0a1b2c3d4e5f60718"
     ]
+
+
+def test_a_deny_rule_becomes_a_fixed_response_action_and_reads_back_the_same(
+    stand_in_alb: Alb,
+) -> None:
+    deny = (
+        "  - name: internal\n    match: {paths: ['/internal/*']}\n"
+        "    fixed_response: {status: 404, content_type: application/json, "
+        'body: \'{"error": "no"}\'}\ndefault: monolith\n'
+    )
+    text = stand_in_alb.routing.read_text()
+    stand_in_alb.routing.write_text(text.replace("default: monolith\n", deny, 1))
+    plan = stand_in_alb.cli("plan")
+    assert plan.returncode == 0, plan.stderr
+    assert (
+        "+ rule internal (priority 30): path /internal/* → fixed response 404 "
+        "(application/json)" in plan.stdout
+    )
+    assert stand_in_alb.cli("apply").returncode == 0
+    assert stand_in_alb.rules()["30"]["Actions"][0]["FixedResponseConfig"] == {
+        "StatusCode": "404",
+        "ContentType": "application/json",
+        "MessageBody": '{"error": "no"}',
+    }
+    assert json.loads(stand_in_alb.cli("plan", "--json").stdout)["changes"] == []
 
 
 def test_a_shift_with_apply_changes_exactly_one_rules_weights(stand_in_alb: Alb) -> None:

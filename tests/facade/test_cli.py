@@ -72,7 +72,7 @@ def test_stack_json_describes_what_up_runs(tmp_path: Path) -> None:
     assert monolith["health"] == "http://127.0.0.1:9001/healthz"
     assert "--bind 127.0.0.1:9001" in monolith["command"]
     assert monolith["command"].startswith(sys.executable)
-    assert facade["health"] == "http://127.0.0.1:9000/__facade/health"
+    assert facade["health"] == "http://127.0.0.1:9901/__facade/health"  # the admin listener
     moved = CliRunner().invoke(cli, ["stack", "--json", "-f", str(routing), "--port", "9100"])
     assert json.loads(moved.output)["front_door"] == "http://127.0.0.1:9100"
     skipped = CliRunner().invoke(cli, ["stack", "--json", "-f", str(routing), "--no-setup"])
@@ -173,6 +173,7 @@ def test_up_runs_the_whole_topology_and_ctrl_c_stops_everything(tmp_path: Path) 
             4566: free_port(),
             4567: free_port(),
             4568: free_port(),
+            9901: (admin_port := free_port()),
         },
     )
     process = subprocess.Popen(
@@ -204,7 +205,8 @@ def test_up_runs_the_whole_topology_and_ctrl_c_stops_everything(tmp_path: Path) 
         )  # fmt: skip
         assert shifted.returncode == 0, shifted.stderr
         deadline = time.monotonic() + 30
-        while httpx.get(f"{base}/__facade/health").json()["generation"] < 2:
+        admin = f"http://127.0.0.1:{admin_port}"
+        while httpx.get(f"{admin}/__facade/health").json()["generation"] < 2:
             assert time.monotonic() < deadline, "the promoted table never went live"
             time.sleep(0.1)
         product = catalog.json()["results"][0]["id"]

@@ -66,7 +66,8 @@ def fixture(name: str) -> dict[str, object]:
 def test_the_event_has_the_shape_of_a_real_alb_event(facade: Proxy) -> None:
     with facade.client() as client:
         response = client.get(
-            "/echo/12/?expand=lines&q=caf%C3%A9&q=last", headers={"Cookie": "s=1"}
+            "/echo/12/?expand=lines&q=caf%C3%A9&q=last",
+            headers={"Cookie": "s=1", "X-Strangler-Backend-Override": "boom"},
         )
     assert response.status_code == 200
     assert response.headers["x-handler"] == "echo"
@@ -78,6 +79,7 @@ def test_the_event_has_the_shape_of_a_real_alb_event(facade: Proxy) -> None:
     # ALB passes query values as received (not URL-decoded); the last repeated name wins
     assert seen["query"] == {"expand": "lines", "q": "last"}
     assert seen["raw_headers"]["cookie"] == "s=1"
+    assert "x-strangler-backend-override" not in seen["raw_headers"]  # override is off
     assert seen["raw_headers"]["x-forwarded-proto"] == "http"
     assert seen["raw_headers"]["x-amzn-trace-id"].startswith("Root=1-")
     assert all(name == name.lower() for name in seen["raw_headers"])
@@ -161,3 +163,63 @@ def test_event_translation_matches_the_documented_fixture_shapes() -> None:
         {"statusCode": 204, "headers": {"X-A": "1", "Content-Length": "99"}}, multi_value=False
     )
     assert (status, headers, body) == (204, [(b"X-A", b"1")], b"")
+
+
+@pytest.fixture(scope="module")
+def one_environment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proxy]:
+    """A Lambda with one execution environment, one queue place and a 2 s timeout."""
+    tmp = tmp_path_factory.mktemp("environments")
+    with upstream("monolith") as mono:
+        routing = tmp / "routing.yaml"
+        routing.write_text(f"""\
+version: 1
+facade:
+  timeouts: {{lambda: 2}}
+  max_body_bytes: 4000000
+backends:
+  monolith: {{kind: monolith, url: "{mono.url}"}}
+  env: {{kind: lambda, handler: "{HANDLERS}:environment"}}
+routes:
+  - {{name: env, match: {{paths: ["/env/*"]}}, targets: env}}
+default: monolith
+""")
+        env = {
+            "PYTHONPATH": str(ROOT),
+            "STRANGLER_LAMBDA_CONCURRENCY": "1",
+            "STRANGLER_LAMBDA_QUEUE": "1",
+        }
+        with proxy(routing, env=env) as running:
+            yield running
+
+
+def test_a_timed_out_environment_is_killed_and_nothing_queued_behind_it_runs(
+    one_environment: Proxy, tmp_path: Path
+) -> None:
+    """Defect 9: a timed-out invocation kept running, and those queued behind it ran
+    after their clients were told 504 — a POST taking effect after it "failed"."""
+    marker = tmp_path / "touched"
+    with ThreadPoolExecutor(2) as pool, one_environment.client() as client:
+        before = client.get("/env/pid").json()["pid"]
+        stuck = pool.submit(client.get, "/env/sleep/30")
+        queued = pool.submit(client.post, "/env/touch", content=str(marker).encode())
+        assert stuck.result().status_code == 504
+        assert queued.result().status_code == 504
+        after = client.get("/env/pid").json()["pid"]  # runs after anything still queued
+    assert after != before  # the stuck environment was replaced
+    assert not marker.exists()
+
+
+def test_a_full_queue_is_throttled_with_503(one_environment: Proxy) -> None:
+    with ThreadPoolExecutor(4) as pool, one_environment.client() as client:
+        answers = [pool.submit(client.get, "/env/sleep/1") for _ in range(4)]
+        statuses = sorted(a.result().status_code for a in answers)
+    assert statuses.count(503) >= 1
+    assert statuses.count(200) >= 1
+
+
+def test_albs_1_mb_limits_for_lambda_targets(one_environment: Proxy) -> None:
+    with one_environment.client() as client:
+        too_big = client.post("/env/pid", content=b"x" * (1024 * 1024 + 1))
+        assert too_big.status_code == 413
+        assert client.get("/env/big").status_code == 502
+        assert client.post("/env/pid", content=b"x" * 1000).status_code == 200

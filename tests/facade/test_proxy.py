@@ -94,8 +94,16 @@ def test_forwards_with_forwarding_headers_and_names_the_backend(
         assert headers["x-forwarded-proto"] == "http"
         assert headers["x-forwarded-host"] == facade.url.split("//")[1]
         assert headers["x-amzn-trace-id"].startswith("Root=1-")
-        passed = client.get("/api/y", headers={"X-Amzn-Trace-Id": "Root=1-abc-def"}).json()
-        assert dict(passed["headers"])["x-amzn-trace-id"] == "Root=1-abc-def"
+        valid = "Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=1"
+        passed = client.get("/api/y", headers={"X-Amzn-Trace-Id": valid}).json()
+        assert dict(passed["headers"])["x-amzn-trace-id"] == valid
+        # ALB keeps a well-formed Root and replaces anything else with one of its own
+        forged = client.get("/api/y", headers={"X-Amzn-Trace-Id": "Root=1-abc-def"}).json()
+        assert dict(forged["headers"])["x-amzn-trace-id"].startswith("Root=1-")
+        assert dict(forged["headers"])["x-amzn-trace-id"] != "Root=1-abc-def"
+        # a client's X-Forwarded-Host is not believed: it comes from Host
+        spoofed = client.get("/api/y", headers={"X-Forwarded-Host": "evil.example"}).json()
+        assert dict(spoofed["headers"])["x-forwarded-host"] == facade.url.split("//")[1]
         posted = client.post("/api/z", content=b"hello body").json()
         assert (posted["method"], posted["body"]) == ("POST", "hello body")
         assert client.get("/other").headers["x-strangler-backend"] == "monolith"
@@ -338,7 +346,7 @@ def test_an_invalid_file_is_refused_and_the_old_table_keeps_serving(
 
 def test_admin_api_needs_its_token_and_edits_the_file(make_proxy: Callable[..., Proxy]) -> None:
     facade = make_proxy()
-    with facade.client() as client:
+    with facade.admin() as client:
         assert client.get("/__facade/admin/routes").status_code == 401
         wrong = client.get("/__facade/admin/routes", headers={"Authorization": "Bearer nope"})
         assert wrong.status_code == 401
@@ -364,12 +372,69 @@ def test_admin_api_needs_its_token_and_edits_the_file(make_proxy: Callable[..., 
         assert rollback.json()["after"] == {"monolith": 100.0, "new": 0.0}
 
 
+def test_the_public_listener_has_no_facade_endpoints(make_proxy: Callable[..., Proxy]) -> None:
+    """Defect 11: health and metrics (pid, file path, reload errors) answered anyone."""
+    facade = make_proxy()
+    auth = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    with facade.client() as client:
+        for path in ("/__facade/health", "/__facade/metrics", "/__facade/admin/routes"):
+            response = client.get(path, headers=auth)
+            assert response.status_code == 404, path
+            assert "pid" not in response.text
+        shifted = client.post(
+            "/__facade/admin/routes/api/promote", json={"to": "new"}, headers=auth
+        )
+        assert shifted.status_code == 404
+    assert facade.health()["status"] == "ok"  # on the admin listener
+    with facade.admin() as admin:
+        assert admin.get("/api/x").status_code == 404  # which proxies nothing
+
+
+def _wait_for_a_lock_waiter(path: Path, timeout: float = 10) -> None:
+    """Until some process is blocked on ``path``'s flock (a ``->`` line in /proc/locks)."""
+    inode = f":{path.stat().st_ino} "
+    deadline = time.monotonic() + timeout
+    while not any(
+        "->" in line and inode in line for line in Path("/proc/locks").read_text().splitlines()
+    ):
+        assert time.monotonic() < deadline, "nobody waits for the lock"
+        time.sleep(0.01)
+
+
+def test_an_admin_edit_waiting_for_the_file_lock_does_not_stop_proxying(
+    make_proxy: Callable[..., Proxy],
+) -> None:
+    """Defect 10: the lock, YAML round trip and fsync of an edit ran on the event loop;
+    while `strangler shift --apply` held the lock, proxying froze."""
+    import fcntl
+
+    facade = make_proxy()
+    auth = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    lock_path = facade.routing.with_name(f".{facade.routing.name}.lock")
+    with ThreadPoolExecutor(1) as pool, facade.client() as client, open(lock_path, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # as an edit in progress elsewhere
+        with facade.admin() as admin:
+            edit = pool.submit(
+                admin.post,
+                "/__facade/admin/routes/api/shift",
+                json={"to": "new", "percent": 30},
+                headers=auth,
+            )
+            _wait_for_a_lock_waiter(lock_path)
+            for _ in range(5):  # the edit is waiting for the lock; requests flow
+                answer = client.get("/api/x", timeout=2)
+                assert answer.status_code == 200
+            assert not edit.done()
+            fcntl.flock(lock, fcntl.LOCK_UN)
+            assert edit.result(timeout=10).json()["after"] == {"monolith": 70.0, "new": 30.0}
+
+
 def test_admin_api_is_absent_without_a_token(
     tmp_path: Path, backends: tuple[Upstream, Upstream]
 ) -> None:
     path = tmp_path / "routing.yaml"
     path.write_text(routing_text(*backends))
-    with proxy(path) as facade, facade.client() as client:
+    with proxy(path) as facade, facade.admin() as client:
         response = client.get("/__facade/admin/routes", headers={"Authorization": "Bearer x"})
         assert response.status_code == 404
         assert response.json()["error"]["code"] == "admin_disabled"
@@ -380,16 +445,18 @@ def test_metrics_and_access_log(tmp_path: Path, backends: tuple[Upstream, Upstre
     path.write_text(routing_text(*backends, split="new"))
     with proxy(path, access_log=True) as facade, facade.client() as client:
         for _ in range(3):
-            client.get("/api/x", headers={"X-Amzn-Trace-Id": "Root=1-t-1"})
+            client.get(
+                "/api/x", headers={"X-Amzn-Trace-Id": "Root=1-5759e988-bd862e3fe1be46a994272793"}
+            )
         client.get("/status/503")
         line = facade.output.wait_for('"path":"/api/x"', timeout=5)
         entry = json.loads(line)
         assert entry["route"] == "api"
         assert entry["backend"] == "new"
         assert entry["status"] == 200
-        assert entry["trace_id"] == "Root=1-t-1"
+        assert entry["trace_id"] == "Root=1-5759e988-bd862e3fe1be46a994272793"
         assert entry["duration_ms"] > 0
-        metrics = client.get("/__facade/metrics").text
+        metrics = httpx.get(f"{facade.admin_url}/__facade/metrics").text
     assert (
         'strangler_facade_requests_total{backend="new",decision="weight",route="api"} 3.0'
         in metrics
@@ -427,7 +494,7 @@ def test_several_workers_serve_and_all_take_a_reload(
             assert {client.get("/api/x").headers["x-strangler-backend"] for _ in range(20)} == {
                 "new"
             }
-            metrics = httpx.get(f"{facade.url}/__facade/metrics").text
+            metrics = httpx.get(f"{facade.admin_url}/__facade/metrics").text
         assert "strangler_facade_requests_total" in metrics
 
 
@@ -475,3 +542,34 @@ def test_expect_100_continue_is_answered_by_the_facade(make_proxy: Callable[...,
     echo = json.loads(answer.split(b"\r\n\r\n", 1)[1])
     assert echo["body"] == "hello"
     assert "expect" not in {name for name, _ in echo["headers"]}
+
+
+def test_the_cookie_secret_comes_from_the_environment_a_file_or_is_kept_under_var(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Defect 11: the key was random per start unless an undocumented variable was set, so
+    every restart re-assigned every canary user."""
+    from facade.proxy.run import cookie_secret
+    from facade.routing.loader import parse_table
+
+    base = (
+        "version: 1\nbackends:\n  monolith: {kind: monolith, url: 'http://127.0.0.1:9'}\n"
+        "routes: []\ndefault: monolith\n"
+    )
+    plain = parse_table(base, str(tmp_path / "routing.yaml"))
+    monkeypatch.delenv("STRANGLER_COOKIE_SECRET", raising=False)
+    kept = tmp_path / "var" / "cookie-secret"
+    first = cookie_secret(plain, kept)
+    assert kept.stat().st_mode & 0o777 == 0o600
+    assert cookie_secret(plain, kept) == first  # the next start signs the same cookies
+    monkeypatch.setenv("STRANGLER_COOKIE_SECRET", "from-the-environment")
+    assert cookie_secret(plain, kept) == b"from-the-environment"
+    (tmp_path / "secret.txt").write_text("from-a-file\n")
+    configured = parse_table(
+        base.replace("version: 1\n", "version: 1\nfacade:\n  cookie_secret: "
+                     "{env: SHOP_SECRET, file: secret.txt}\n"),
+        str(tmp_path / "routing.yaml"),
+    )  # fmt: skip
+    assert cookie_secret(configured) == b"from-a-file"
+    monkeypatch.setenv("SHOP_SECRET", "shop")
+    assert cookie_secret(configured) == b"shop"

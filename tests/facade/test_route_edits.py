@@ -154,3 +154,16 @@ def test_the_sample_routing_file_round_trips_through_edits(tmp_path: Path) -> No
         assert result.exit_code == 0, result.output
         assert load_table(copy).route("orders").share_of("orders") == round(float(percent) * 10)
     assert copy.read_text() == sample.read_text()
+
+
+def test_a_deny_rule_cannot_be_shifted(tmp_path: Path) -> None:
+    path = tmp_path / "routing.yaml"
+    path.write_text(
+        "version: 1\nbackends:\n  monolith: {kind: monolith, url: 'http://127.0.0.1:9'}\n"
+        "routes:\n  - name: internal\n    match: {paths: ['/internal/*']}\n"
+        "    fixed_response: {status: 404}\ndefault: monolith\n"
+    )
+    before = path.read_text()
+    with pytest.raises(ConfigError, match="answers a fixed response"):
+        apply_edit(path, "shift", "internal", backend="monolith", percent=10)
+    assert path.read_text() == before

@@ -206,3 +206,91 @@ def test_alb_weights_of_three_targets() -> None:
     assert alb_weights(targets) == (333, 333, 334)
     assert shares_from_alb(alb_weights(targets)) == (333, 333, 334)
     assert alb_weights((Target("a", 250), Target("b", 750))) == (1, 3)
+
+
+def test_facade_limits_admin_listener_and_cookie_secret_are_read() -> None:
+    table = parse_table(
+        BACKENDS
+        + textwrap.dedent("""
+        facade:
+          limits: {header: 8192, header_count: 50, idle_timeout: 120, pipeline: 4}
+          admin: {listen: "127.0.0.1:0"}
+          cookie_secret: {env: SHOP_COOKIE_SECRET, file: var/cookie-secret}
+        routes: []
+        default: monolith
+        """),
+        "r.yaml",
+    )
+    settings = table.settings
+    assert (settings.limits.header, settings.limits.header_count) == (8192, 50)
+    assert (settings.limits.idle_timeout, settings.limits.pipeline) == (120.0, 4)
+    assert settings.limits.headers == 64 * 1024  # untouched: ALB's quota
+    assert (settings.admin_host, settings.admin_port) == ("127.0.0.1", 0)
+    assert (settings.cookie_secret_env, settings.cookie_secret_file) == (
+        "SHOP_COOKIE_SECRET",
+        "var/cookie-secret",
+    )
+
+
+def test_facade_limits_are_checked_against_albs_quotas() -> None:
+    found = problems("""
+facade:
+  limits:
+    header: 20000
+    headers: 1.5
+    idle_timeout: 0
+    pipeline: true
+    bodies: 3
+  admin: {listen: "nowhere"}
+routes: []
+default: monolith
+""")
+    assert found == [
+        "r.yaml:9:13: facade.limits.header: 20000: a whole number from 1024 to 16384",
+        "r.yaml:10:14: facade.limits.headers: 1.5: a whole number from 4096 to 65536",
+        "r.yaml:11:19: facade.limits.idle_timeout: 0: seconds from 1 to 4000",
+        "r.yaml:12:15: facade.limits.pipeline: True: a whole number from 1 to 1000",
+        "r.yaml:13:5: facade.limits.bodies: unknown key; allowed: request_line, header, "
+        "headers, header_count, header_timeout, idle_timeout, connections, pipeline",
+        "r.yaml:14:19: facade.admin.listen: 'nowhere': use HOST:PORT, e.g. 127.0.0.1:9901 "
+        "(port 0: any)",
+    ]
+
+
+def test_a_deny_rule_takes_what_albs_fixed_response_takes() -> None:
+    table = parse_table(
+        BACKENDS
+        + textwrap.dedent("""
+        routes:
+          - name: internal
+            match: {paths: ["/internal/*"]}
+            fixed_response: {status: 403, content_type: text/html, body: "<h1>no</h1>"}
+        default: monolith
+        """),
+        "r.yaml",
+    )
+    fixed = table.routes[0].fixed
+    assert fixed is not None
+    assert (fixed.status, fixed.content_type, fixed.body) == (403, "text/html", "<h1>no</h1>")
+    assert table.routes[0].targets == ()
+    found = problems("""
+routes:
+  - name: a
+    match: {paths: ["/a/*"]}
+    fixed_response: {status: 302, content_type: image/png, body: 1}
+  - name: b
+    match: {paths: ["/b/*"]}
+    targets: monolith
+    fixed_response: {status: 404}
+default: monolith
+""")
+    assert found == [
+        "r.yaml:10:30: routes[0] (a).fixed_response.status: 302: an HTTP status ALB can "
+        "answer (2XX, 4XX or 5XX)",
+        "r.yaml:10:49: routes[0] (a).fixed_response.content_type: 'image/png': ALB allows "
+        "text/plain, text/css, text/html, application/javascript, application/json",
+        "r.yaml:10:66: routes[0] (a).fixed_response.body: a string of at most 1024 "
+        "characters (ALB's limit)",
+        "r.yaml:14:21: routes[1] (b).fixed_response: a route answers either a fixed response "
+        "or forwards to targets (with stickiness or stable_key), not both",
+    ]

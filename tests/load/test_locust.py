@@ -70,7 +70,8 @@ def _rows(path: Path) -> list[dict[str, str]]:
 def _flip(facade: Proxy, routing: Path, out: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [LOCUST, "-f", str(REPO / "loadtests" / "flip.py"), "--headless", "--host", facade.url,
-         "--flip-routing", str(routing), "--flip-path", "/api/orders/7/", "--flip-seconds", "2.5",
+         "--flip-routing", str(routing), "--flip-admin", facade.admin_url,
+         "--flip-path", "/api/orders/7/", "--flip-seconds", "2.5",
          "--flip-users", "6", "--csv", str(out), "--only-summary"],
         capture_output=True, text=True, timeout=120, check=False, cwd=REPO,
     )  # fmt: skip
