@@ -122,11 +122,10 @@ class Relay:
         """Up to ``rows_per_pass`` rows ready to send, in order; a row waits while an
         earlier row of its entity waits to be retried."""
         now = self.clock()
-        earlier_waits = OutboxEvent.objects.filter(
+        earlier = OutboxEvent.objects.filter(  # pending rows of the same entity before it
             stream=stream,
             published_at__isnull=True,
             parked_at__isnull=True,
-            retry_at__gt=now,
             aggregate=OuterRef("aggregate"),
             aggregate_id=OuterRef("aggregate_id"),
             id__lt=OuterRef("id"),
@@ -138,7 +137,7 @@ class Relay:
                 published_at__isnull=True,
                 parked_at__isnull=True,
             )
-            .filter(~Exists(earlier_waits))
+            .filter(~Exists(earlier.filter(retry_at__gt=now)))
             .order_by("id")
         )
         if connection.vendor != "postgresql":
@@ -146,14 +145,6 @@ class Relay:
         # Several relays share the work (SKIP LOCKED); an entity whose earlier change
         # another relay holds (locked, so skipped here) waits for it: each entity's
         # changes reach SQS in order.
-        earlier = OutboxEvent.objects.filter(
-            stream=stream,
-            published_at__isnull=True,
-            parked_at__isnull=True,
-            aggregate=OuterRef("aggregate"),
-            aggregate_id=OuterRef("aggregate_id"),
-            id__lt=OuterRef("id"),
-        )
         taken = list(
             rows.annotate(behind=Exists(earlier)).select_for_update(skip_locked=True, of=("self",))[
                 : self.rows_per_pass
