@@ -9,8 +9,9 @@ route split 50/50 between the monolith and the orders Lambda and the tester over
 header on. ``--clients`` shoppers, each a customer of its own, then write for
 ``--duration`` seconds through the facade:
 
-* **place** an order (sticky: the split assigns each shopper a side and keeps it),
-  and pay some of them on that side;
+* **place** an order on the shopper's home side — half the shoppers on each side, so
+  that both sides take new orders in every run (the override header; left to the split,
+  six shoppers all land on one side about once in 32 runs) — and pay some of them there;
 * **cross over**: pay or cancel one of their earlier orders on the *other* side
   (override header) — the order must have arrived there through the sync (a 404 means
   not yet, and is retried later);
@@ -98,7 +99,10 @@ class Tally:
 
 
 class Shopper:
-    def __init__(self, base: str, token: str, products: list[int], tally: Tally, seed: int):
+    def __init__(
+        self, base: str, token: str, products: list[int], tally: Tally, seed: int, home: str
+    ):
+        self.home = home  # the side its orders are placed on
         self.sticky = httpx.Client(base_url=base, timeout=30)  # keeps the sticky cookie
         self.plain = httpx.Client(base_url=base, timeout=30)
         self.auth = {"Authorization": f"Token {token}"}
@@ -128,7 +132,7 @@ class Shopper:
     def place(self) -> None:
         chosen = self.rng.sample(self.products, self.rng.choice((1, 1, 2)))
         lines = [{"product": p, "quantity": self.rng.randint(1, 2)} for p in chosen]
-        answer = self.request(self.sticky, "POST", "/api/orders/", json={"lines": lines})
+        answer = self.request(self.sticky, "POST", "/api/orders/", self.home, json={"lines": lines})
         if answer is None:
             return
         if answer.status_code != 201:
@@ -142,7 +146,7 @@ class Shopper:
         self.tally.changed(order_id, side)
         self.tally.count(f"placed on {side}")
         if self.rng.random() < 0.3:
-            self.act(self.sticky, order_id, "pay", None)
+            self.act(self.sticky, order_id, "pay", self.home)
         else:
             self.mine.append((order_id, time.monotonic()))
 
@@ -376,7 +380,9 @@ def main(argv: list[str] | None = None) -> int:
             stock_before = dict(_sql(url, "SELECT product_id, on_hand FROM catalog_stocklevel"))
             tally = Tally()
             shoppers = [
-                Shopper(base, login(base, i + 1), products, tally, args.seed * 1000 + i)
+                Shopper(
+                    base, login(base, i + 1), products, tally, args.seed * 1000 + i, SIDES[i % 2]
+                )
                 for i in range(args.clients)
             ]
             print(
