@@ -83,10 +83,14 @@ def status(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
 
 def environment(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """``/env/sleep/<s>`` sleeps; ``/env/touch`` creates the file named in the body;
-    ``/env/big`` answers more than 1 MB; anything else names the environment's process."""
+    """``/env/sleep/<s>`` sleeps (first creating the file named in the body, if any: it
+    has started); ``/env/touch`` creates the file named in the body; ``/env/big`` answers
+    more than 1 MB; anything else names the environment's process."""
     path = event["path"]
     if path.startswith("/env/sleep/"):
+        if event.get("body"):
+            with open(event["body"], "a") as started:
+                started.write("sleeping\n")
         time.sleep(float(path.rsplit("/", 1)[1]))
     elif path == "/env/touch":
         with open(event["body"], "a") as marker:

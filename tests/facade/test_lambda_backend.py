@@ -197,10 +197,14 @@ def test_a_timed_out_environment_is_killed_and_nothing_queued_behind_it_runs(
 ) -> None:
     """Defect 9: a timed-out invocation kept running, and those queued behind it ran
     after their clients were told 504 — a POST taking effect after it "failed"."""
-    marker = tmp_path / "touched"
+    marker, started = tmp_path / "touched", tmp_path / "started"
     with ThreadPoolExecutor(2) as pool, one_environment.client() as client:
         before = client.get("/env/pid").json()["pid"]
-        stuck = pool.submit(client.get, "/env/sleep/30")
+        stuck = pool.submit(client.post, "/env/sleep/30", content=str(started).encode())
+        deadline = time.monotonic() + 10
+        while not started.exists():  # the environment is busy before the next one queues
+            assert time.monotonic() < deadline, "the sleeping invocation never started"
+            time.sleep(0.01)
         queued = pool.submit(client.post, "/env/touch", content=str(marker).encode())
         assert stuck.result().status_code == 504
         assert queued.result().status_code == 504
