@@ -34,6 +34,7 @@ import logging
 import random
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, wait
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -163,26 +164,21 @@ class Relay:
         """Send up to ``rows_per_pass`` rows of the stream in one transaction; return how
         many were published."""
         tried: list[int] = []
+        # SQLite has one write lock for the whole database: never hold it while SQS
+        # answers. There the rows are read, sent, then marked in short transactions (a
+        # row sent twice goes with the same deduplication id; consumers apply it once);
+        # elsewhere the pass is one transaction holding its rows' locks.
+        sqlite = connection.vendor == "sqlite"
+        short = transaction.atomic if sqlite else nullcontext
         try:
-            if connection.vendor == "sqlite":
-                # SQLite has one write lock for the whole database: never hold it while
-                # SQS answers. Read, send, then mark in a short transaction (a row sent
-                # twice goes with the same deduplication id; consumers apply it once).
-                with transaction.atomic():
+            with nullcontext() if sqlite else transaction.atomic():
+                with short():
                     events = self.pending(stream)
                 if not events:
                     return 0
                 tried = [e.pk for e in events]
                 outcome = self._publish(stream, events)
-                with transaction.atomic():
-                    self._record(outcome)
-            else:
-                with transaction.atomic():
-                    events = self.pending(stream)
-                    if not events:
-                        return 0
-                    tried = [e.pk for e in events]
-                    outcome = self._publish(stream, events)
+                with short():
                     self._record(outcome)
         except Exception as exc:
             if tried:
