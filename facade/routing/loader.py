@@ -216,6 +216,17 @@ def parse_table(text: str, file: str = "routing.yaml") -> RoutingTable:
 # -- facade settings -------------------------------------------------------------------
 
 
+def _host_port(
+    check: _Checker, node: CommentedMap, where: str, example: str, lowest: int
+) -> tuple[str, int] | None:
+    """``node["listen"]`` as (host, port), or None after naming the problem."""
+    host, _, port = str(node["listen"]).rpartition(":")
+    if not host or not port.isdigit() or not lowest <= int(port) < 65536:
+        check.at(node, "listen", where, f"{node['listen']!r}: use HOST:PORT, e.g. {example}")
+        return None
+    return host.strip("[]"), int(port)
+
+
 def _settings(check: _Checker, document: CommentedMap) -> FacadeSettings:
     if "facade" not in document:
         return FacadeSettings()
@@ -226,16 +237,9 @@ def _settings(check: _Checker, document: CommentedMap) -> FacadeSettings:
     defaults = FacadeSettings()
 
     if "listen" in node:
-        host, _, port = str(node["listen"]).rpartition(":")
-        if not host or not port.isdigit() or not 0 < int(port) < 65536:
-            check.at(
-                node,
-                "listen",
-                "facade.listen",
-                f"{node['listen']!r}: use HOST:PORT, e.g. 127.0.0.1:8000",
-            )
-        else:
-            kw["listen_host"], kw["listen_port"] = host.strip("[]"), int(port)
+        found = _host_port(check, node, "facade.listen", "127.0.0.1:8000", lowest=1)
+        if found is not None:
+            kw["listen_host"], kw["listen_port"] = found
     for key in ("backend_header", "route_header"):
         if key in node:
             problem = patterns.header_name_problem(str(node[key]))
@@ -318,16 +322,10 @@ def _settings(check: _Checker, document: CommentedMap) -> FacadeSettings:
             if "token_file" in admin:
                 kw["admin_token_file"] = str(admin["token_file"])
             if "listen" in admin:
-                host, _, port = str(admin["listen"]).rpartition(":")
-                if not host or not port.isdigit() or not 0 <= int(port) < 65536:
-                    check.at(
-                        admin,
-                        "listen",
-                        "facade.admin.listen",
-                        f"{admin['listen']!r}: use HOST:PORT, e.g. 127.0.0.1:9901 (port 0: any)",
-                    )
-                else:
-                    kw["admin_host"], kw["admin_port"] = host.strip("[]"), int(port)
+                example = "127.0.0.1:9901 (port 0: any)"
+                found = _host_port(check, admin, "facade.admin.listen", example, lowest=0)
+                if found is not None:
+                    kw["admin_host"], kw["admin_port"] = found
     if "cookie_secret" in node:
         secret = check.mapping(
             node["cookie_secret"], node, "cookie_secret", "facade.cookie_secret", ("env", "file")
