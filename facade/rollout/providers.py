@@ -69,7 +69,10 @@ class _Arm:
             return ArmCounts(int(self.requests), int(self.errors), LATENCY_BOUNDS, ())
         bounds = tuple(sorted(self.buckets))
         return ArmCounts(
-            int(self.requests), int(self.errors), bounds, tuple(int(self.buckets[b]) for b in bounds)
+            int(self.requests),
+            int(self.errors),
+            bounds,
+            tuple(int(self.buckets[b]) for b in bounds),
         )
 
 
@@ -138,9 +141,7 @@ class PrometheusProvider:
 
     def read(self, route: str, baseline: str, canary: str) -> tuple[ArmCounts, ArmCounts]:
         selector = f'route="{_quote(route)}",backend=~"{_quote(baseline)}|{_quote(canary)}"'
-        responses = self._query(
-            f"sum by (backend, status_class) ({RESPONSES}_total{{{selector}}})"
-        )
+        responses = self._query(f"sum by (backend, status_class) ({RESPONSES}_total{{{selector}}})")
         buckets = self._query(f"sum by (backend, le) ({DURATION}_bucket{{{selector}}})")
         arms = {baseline: _Arm(), canary: _Arm()}
         for labels, value in responses:

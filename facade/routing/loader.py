@@ -13,6 +13,7 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Iterator
+from dataclasses import replace
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
@@ -44,9 +45,11 @@ from facade.routing.model import (
     RoutingTable,
     StableKey,
     Stickiness,
+    SyncStream,
     Target,
     Timeouts,
 )
+from facade.routing.rollout_block import rollout_plan
 from facade.routing.sync_block import sync_streams
 
 MAX_TARGETS = 5
@@ -69,6 +72,7 @@ ROUTE_KEYS = (
     "stickiness",
     "stable_key",
     "auth",
+    "rollout",
 )
 # ALB's fixed-response action: these content types, a body of at most 1024 characters
 FIXED_CONTENT_TYPES = (
@@ -202,6 +206,7 @@ def parse_table(text: str, file: str = "routing.yaml") -> RoutingTable:
     local = local_stack(check, document)
     sync = sync_streams(check, document, backends)
     api = api_settings(check, document)
+    routes = _rollouts(check, document, routes, backends, sync)
     for route in routes:
         if route.auth and api.jwt is None:
             check.at(document, "api" if "api" in document else "routes", f"routes[{route.name}]"
@@ -211,6 +216,31 @@ def parse_table(text: str, file: str = "routing.yaml") -> RoutingTable:
         raise RoutingFileError(sorted(check.problems, key=lambda p: (p.line, p.column)))
     assert default is not None
     return RoutingTable(file, settings, backends, tuple(routes), default, local, sync, api)
+
+
+def _rollouts(
+    check: _Checker,
+    document: CommentedMap,
+    routes: list[Route],
+    backends: dict[str, Backend],
+    sync: tuple[SyncStream, ...],
+) -> list[Route]:
+    """The routes with their ``rollout:`` plans, read once the sync streams are known."""
+    node = document.get("routes")
+    if not isinstance(node, CommentedSeq):
+        return routes
+    by_name = {r.name: r for r in routes}
+    for index, spec in enumerate(node):
+        if not isinstance(spec, CommentedMap) or "rollout" not in spec:
+            continue
+        route = by_name.get(str(spec.get("name")))
+        if route is None:
+            continue
+        path = f"routes[{index}] ({route.name})"
+        plan = rollout_plan(check, spec["rollout"], spec, path, route, backends, sync)
+        if plan is not None:
+            by_name[route.name] = replace(route, rollout=plan)
+    return [by_name[r.name] for r in routes]
 
 
 # -- facade settings -------------------------------------------------------------------

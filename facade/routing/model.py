@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from urllib.parse import urlsplit
 
+from facade.rollout.plan import RolloutPlan
 from facade.sync.conflict import SIDE_ENV, TWO_WAY_ENV, TwoWay, two_way_env
 
 SHARE_TOTAL = 1000  # tenths of a percent
@@ -200,6 +201,7 @@ class Route:
     line: int = 0  # where the route starts in its file, for messages
     auth: bool = False  # the API's JWT authorizer guards it (render apigw)
     fixed: FixedResponse | None = None  # a deny rule: no targets, this answer instead
+    rollout: RolloutPlan | None = None  # how `strangler rollout` moves it
 
     @property
     def is_split(self) -> bool:
