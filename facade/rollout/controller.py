@@ -153,10 +153,31 @@ class Controller:
         entry = state.record(self.clock(), event, **details)
         self._audit({"action": f"rollout.{event}", "step": state.step + 1, **entry})
 
-    def _audit(self, entry: dict[str, Any]) -> None:
+    def _log_path(self) -> Path:
         log = Path(self.table.settings.audit_log)
-        if not log.is_absolute():
-            log = self.routing.resolve().parent / log
+        return log if log.is_absolute() else self.routing.resolve().parent / log
+
+    def _logged(self, action: str, intent: int) -> bool:
+        """Whether the audit log's tail already has this change's line (a controller
+        killed between the line and its state write must not log the change twice)."""
+        try:
+            with open(self._log_path(), "rb") as handle:
+                handle.seek(0, 2)
+                handle.seek(max(0, handle.tell() - 65536))
+                tail = handle.read().decode("utf-8", "replace").splitlines()[1:]
+        except FileNotFoundError:
+            return False
+        for line in reversed(tail):
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue
+            if entry.get("action") == action and entry.get("intent") == intent:
+                return True
+        return False
+
+    def _audit(self, entry: dict[str, Any]) -> None:
+        log = self._log_path()
         log.parent.mkdir(parents=True, exist_ok=True)
         line = {
             "at": datetime.now(UTC).isoformat(timespec="milliseconds"),
@@ -174,6 +195,8 @@ class Controller:
     ) -> bool:
         """Give the canary ``share`` (intent first) and, with ``step``, enter that step;
         False when the edit or AWS refused (nothing changed, the rollout pauses)."""
+        if state.pending is None and state.configured == share and step is None:
+            return True  # already so (a restart after the change, before its next step)
         if state.pending is None or state.pending.get("share") != share:
             state.seq += 1
             state.pending = {"id": state.seq, "share": share, "reason": why, "step": step}
@@ -224,7 +247,9 @@ class Controller:
                 return False
         state.pending = None
         why = str(pending.get("reason", ""))
-        self._event(state, "weight", reason=why, share=share / 10, change=change.describe())
+        intent = int(pending["id"])
+        if not self._logged("rollout.weight", intent):
+            self._event(state, "weight", reason=why, share=share / 10, intent=intent)
         if pending.get("step") is not None:
             index = int(pending["step"])
             state.step = index
@@ -232,7 +257,10 @@ class Controller:
             state.step_started = self.clock()
             state.step_baseline = state.step_canary = state.step_canary_errors = 0
             state.resumed_at = None
-            self._event(state, "step", reason=why, weight=self.plan.steps[index].percent)
+            if not self._logged("rollout.step", intent):
+                self._event(
+                    state, "step", reason=why, weight=self.plan.steps[index].percent, intent=intent
+                )
         self.store.save(state)
         return True
 

@@ -206,7 +206,11 @@ def test_pause_resume_and_promote_commands(here: Path) -> None:
 
 
 def test_a_rollout_continues_from_the_weight_set_by_hand(here: Path) -> None:
-    text = (here / "routing.yaml").read_text().replace("{monolith: 100, orders: 0}", "{monolith: 90, orders: 10}")
+    text = (
+        (here / "routing.yaml")
+        .read_text()
+        .replace("{monolith: 100, orders: 0}", "{monolith: 90, orders: 10}")
+    )
     (here / "routing.yaml").write_text(text)
     controller, _, _ = make(here)
     assert controller.run() == EXIT_PROMOTED
