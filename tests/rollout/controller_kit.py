@@ -117,7 +117,7 @@ def always(result: Result) -> Script:
 
 def make(
     directory: Path,
-    script: Script = always(Result.PASS),
+    script: Script | None = None,
     *,
     provider: Provider | None = None,
     clock: Clock | None = None,
@@ -125,6 +125,7 @@ def make(
     **kw: Any,
 ) -> tuple[Controller, Clock, Provider]:
     routing = directory / "routing.yaml"
+    script = script or always(Result.PASS)
     clock = clock or Clock()
     provider = provider or Provider(routing)
     controller = Controller(

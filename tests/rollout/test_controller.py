@@ -59,7 +59,8 @@ def test_a_fail_after_passes_and_inconclusive_rolls_back_at_once(here: Path) -> 
     assert weights(here)[-1] == 0
     assert "errors: scripted fail" in saved(here).reason
     decisions = [e["decision"] for e in audit(here) if e.get("action") == "rollout.analysis"]
-    assert decisions[-1] == "rollback" and decisions.count("rollback") == 1
+    assert decisions[-1] == "rollback"
+    assert decisions.count("rollback") == 1
     assert weights(here) == [1, 10, 0]  # the 1 % step passed; 10 % held, then failed
 
 
@@ -96,7 +97,8 @@ def test_a_single_provider_error_is_neither_pass_nor_fail(here: Path) -> None:
     assert controller.run() == EXIT_PROMOTED
     analyses = [e for e in audit(here) if e.get("action") == "rollout.analysis"]
     errored = [a for a in analyses if a["verdicts"][0]["result"] == "provider_error"]
-    assert len(errored) == 1 and errored[0]["decision"] == "wait"
+    assert len(errored) == 1
+    assert errored[0]["decision"] == "wait"
 
 
 def test_a_closed_data_gate_holds_the_step_until_it_opens(here: Path) -> None:
@@ -115,7 +117,8 @@ def test_a_closed_data_gate_holds_the_step_until_it_opens(here: Path) -> None:
         for a in audit(here)
         if a.get("action") == "rollout.analysis" and "gate sync" in a["reason"]
     ]
-    assert len(held) == 4 and all(a["configured"] == 1 for a in held)
+    assert len(held) == 4
+    assert all(a["configured"] == 1 for a in held)
 
 
 def test_a_second_controller_is_refused_while_the_first_runs(here: Path) -> None:
@@ -178,7 +181,8 @@ def test_a_failed_rollback_is_retried_until_it_lands(here: Path) -> None:
 
     controller, _, _ = make(here, always(Result.FAIL), push=push)
     assert controller.run() == EXIT_ROLLED_BACK
-    assert len(attempts) == 3 and share(here) == 0
+    assert len(attempts) == 3
+    assert share(here) == 0
 
 
 def test_read_back_that_disagrees_pauses(here: Path) -> None:
