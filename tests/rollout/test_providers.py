@@ -102,7 +102,7 @@ def vector(*rows: tuple[dict[str, str], float]) -> dict[str, object]:
 
 
 def test_prometheus_sums_across_facades_per_arm() -> None:
-    answers = {
+    answers: dict[str, object] = {
         "responses": vector(
             ({"backend": "monolith", "status_class": "2xx"}, 900),
             ({"backend": "monolith", "status_class": "5xx"}, 3),
