@@ -27,6 +27,7 @@ import contextlib
 import json
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -46,6 +47,16 @@ _NB = len(BUCKETS) + 1  # the last bucket is +Inf
 # A cell: [requests, 1xx, 2xx, 3xx, 4xx, 5xx, bucket_0 .. bucket_+Inf, sum_seconds]
 _CELL = 1 + len(STATUS_CLASSES) + _NB + 1
 _bisect = bisect.bisect_left
+
+
+@dataclass(frozen=True)
+class BackendTotals:
+    """One route x backend's cumulative figures, summed over decisions (and workers)."""
+
+    requests: float
+    errors: float  # 5xx answers, the facade's own 502/504 included
+    buckets: tuple[float, ...]  # requests per latency bucket (not cumulative); BUCKETS + Inf
+    seconds: float
 
 
 class Metrics(Collector):
@@ -140,6 +151,19 @@ class Metrics(Collector):
                     for code, count in state.get("refused", {}).items():
                         refused[code] = refused.get(code, 0) + count
         return cells, errors, reloads, weights, refused
+
+    def totals(self) -> dict[tuple[str, str], BackendTotals]:
+        """Every route x backend's cumulative figures, all workers summed (what a scrape
+        would show), for readers that want numbers rather than exposition text."""
+        per_backend: dict[tuple[str, str], list[float]] = {}
+        for (route, backend, _), cell in self._merged()[0].items():
+            total = per_backend.setdefault((route, backend), [0.0] * _CELL)
+            for i, value in enumerate(cell):
+                total[i] += value
+        return {
+            key: BackendTotals(cell[0], cell[5], tuple(cell[6 : 6 + _NB]), cell[-1])
+            for key, cell in per_backend.items()
+        }
 
     # -- exposition ---------------------------------------------------------------------
 
