@@ -6,6 +6,7 @@
 ``POST /__facade/admin/routes/{name}/shift``    ``{"to": backend, "percent": P}``
 ``POST /__facade/admin/routes/{name}/promote``  ``{"to": backend}`` (optional)
 ``POST /__facade/admin/routes/{name}/rollback`` ``{}``
+``GET  /__facade/dashboard``                    the live migration dashboard (``facade.dashboard``)
 
 They are served on the admin listener only (``facade.admin.listen``, loopback by
 default, like Envoy's admin port); the public listener answers 404 for ``/__facade/``.
@@ -122,6 +123,10 @@ def internal(
     if path == "/__facade/metrics":
         payload, content_type = facade.metrics.render()
         return 200, [(b"content-type", content_type.encode())], payload
+    if path == "/__facade/dashboard" or path.startswith("/__facade/dashboard/"):
+        from facade.dashboard.endpoints import handle
+
+        return handle(facade, method, path, headers, body)
     if not path.startswith("/__facade/admin/"):
         return _error(404, "not_found", f"no facade endpoint {path}")
 
