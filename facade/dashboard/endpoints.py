@@ -223,6 +223,7 @@ def _panel(board: Board, name: str) -> str:
 def _series(board: Board) -> Answer:
     table = board.facade.live.current.table
     series = board.ring.series(board.origin)
+    series["pid"] = os.getpid()
     series["order"] = [
         {"route": route.name, "backends": [t.backend for t in route.targets]}
         for route in table.all_routes

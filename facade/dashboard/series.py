@@ -34,6 +34,7 @@ class Point:
     """One backend's figures over one period."""
 
     requests: float  # cumulative, for the shares
+    count: float  # requests in the period
     rate: float  # requests per second
     error_rate: float | None  # share of 5xx, percent; None without requests
     p50: float | None  # milliseconds
@@ -74,6 +75,7 @@ def _point(now: BackendTotals, then: BackendTotals | None, seconds: float) -> Po
     p50, p99 = quantile(0.5, buckets), quantile(0.99, buckets)
     return Point(
         requests=now.requests,
+        count=requests,
         rate=requests / seconds if seconds > 0 else 0.0,
         error_rate=100.0 * (now.errors - then.errors) / requests if requests else None,
         p50=None if p50 is None else p50 * 1000,
@@ -132,15 +134,23 @@ class Ring:
 
     def series(self, origin: float) -> dict[str, Any]:
         """Every route's series: ``t`` (seconds since the epoch, given the epoch time of
-        the monotonic origin) and per backend its rate, error rate, p50 and p99."""
+        the monotonic origin) and per backend its requests per period, rate, error rate,
+        p50 and p99."""
         routes: dict[str, dict[str, Any]] = {}
         keys = sorted({key for sample in self.samples for key in sample.points})
         times = [round(origin + sample.at, 3) for sample in self.samples]
         for route, backend in keys:
             entry = routes.setdefault(route, {"backends": {}})
-            rows: dict[str, list[float | None]] = {"rate": [], "errors": [], "p50": [], "p99": []}
+            rows: dict[str, list[float | None]] = {
+                "count": [],
+                "rate": [],
+                "errors": [],
+                "p50": [],
+                "p99": [],
+            }
             for sample in self.samples:
                 point = sample.points.get((route, backend))
+                rows["count"].append(None if point is None else point.count)
                 rows["rate"].append(None if point is None else round(point.rate, 3))
                 rows["errors"].append(
                     None
