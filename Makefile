@@ -11,11 +11,11 @@ STAMP   = $(VENV)/.installed
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint typecheck pytest lock clean bootstrap bench soak soak-loop stateful loadtest flip package-orders fuzz rollout-load
+.PHONY: demo test lint typecheck pytest lock clean bootstrap browser bench soak soak-loop stateful loadtest flip package-orders fuzz rollout-load
 
 NODE_STAMP = node_modules/.installed
 
-bootstrap: $(STAMP) $(NODE_STAMP)
+bootstrap: $(STAMP) $(NODE_STAMP) browser
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,16 @@ $(NODE_STAMP): package.json package-lock.json
 	@if command -v npm >/dev/null 2>&1; then \
 	  npm ci --no-audit --no-fund --silent && touch $@; \
 	else echo "npm not found: DynamoDB will be served by moto (slower); install Node.js 18+"; fi
+
+# The dashboard's browser tests drive Debian's Chromium through its driver (selenium comes
+# with the lock file): installed here when missing and this is root with apt-get; anywhere
+# else those tests are skipped, saying what to install.
+browser:
+	@{ command -v chromium >/dev/null || command -v chromium-browser >/dev/null; } && \
+	  command -v chromedriver >/dev/null || { [ "$$(id -u)" = 0 ] && \
+	  command -v apt-get >/dev/null && apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; } || \
+	  echo "browser tests will be skipped: install chromium and chromium-driver (apt-get)"
 
 demo: bootstrap
 	$(BIN)/strangler up
