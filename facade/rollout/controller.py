@@ -60,6 +60,52 @@ Push = Callable[[RoutingTable], object]
 ReadBack = Callable[[RoutingTable], float]
 
 
+class Mover(Protocol):
+    """How a rollout moves traffic: the route's weights in routing.yaml (and the ALB),
+    or a function alias' version weights, or a stage's canary."""
+
+    def move(self, share: int, who: str) -> str:
+        """Give the canary ``share`` (tenths of a percent); a description of the change.
+        Raises ``AwsError``/``ConfigError`` with nothing changed."""
+        ...
+
+    def read_back(self) -> float | None:
+        """The canary's weight as the live system reports it, percent (None: nothing
+        to read back)."""
+        ...
+
+
+@dataclass
+class RouteMover:
+    """The route's weights through the validated edit path of ``strangler shift``; with
+    ``push`` the ALB first (the file is written only once AWS took it), read back."""
+
+    routing: Path
+    route: str
+    canary: str
+    push: Push | None = None
+    read: ReadBack | None = None
+    table: RoutingTable | None = None
+
+    def move(self, share: int, who: str) -> str:
+        change = apply_edit(
+            self.routing,
+            "shift",
+            self.route,
+            backend=self.canary,
+            percent=share / 10,
+            who=who,
+            push=self.push,
+        )
+        self.table = change.table
+        return change.describe()
+
+    def read_back(self) -> float | None:
+        if self.read is None:
+            return None
+        return self.read(self.table or load_table(self.routing))
+
+
 def default_analyzer(settings: Analysis, saved: dict[str, Any] | None) -> AnalyzerLike:
     from facade.rollout.analysis import Analyzer
 
@@ -105,11 +151,16 @@ class Controller:
     sleep: Callable[[float], None] = time.sleep
     say: Callable[[str], None] = print
     run_command: Callable[[list[str], float], int] | None = None
+    mover: Mover | None = None  # default: the route's weights (RouteMover)
     table: RoutingTable = field(init=False)
     plan: RolloutPlan = field(init=False)
+    moves: Mover = field(init=False)
 
     def __post_init__(self) -> None:
         self.reload()
+        self.moves = self.mover or RouteMover(
+            self.routing, self.route, self.plan.to, self.push, self.read_back
+        )
 
     def reload(self) -> None:
         self.table = load_table(self.routing)
@@ -209,15 +260,7 @@ class Controller:
             return True
         share = int(pending["share"])
         try:
-            change = apply_edit(
-                self.routing,
-                "shift",
-                self.route,
-                backend=state.canary,
-                percent=share / 10,
-                who=f"{self.who} #{pending['id']}",
-                push=self.push,
-            )
+            described = self.moves.move(share, f"{self.who} #{pending['id']}")
         except (AwsError, ConfigError) as exc:
             if share == 0:
                 raise  # a rollback must complete: the caller retries it
@@ -230,10 +273,9 @@ class Controller:
             self._event(state, "paused", reason=state.paused_reason)
             self.store.save(state)
             return False
-        self.table = change.table
         state.configured = share
-        if self.read_back is not None:
-            actual = self.read_back(change.table)
+        actual = self.moves.read_back()
+        if actual is not None:
             state.actual = actual
             if abs(actual - share / 10) > 0.05:
                 state.pending = None
@@ -249,7 +291,9 @@ class Controller:
         why = str(pending.get("reason", ""))
         intent = int(pending["id"])
         if not self._logged("rollout.weight", intent):
-            self._event(state, "weight", reason=why, share=share / 10, intent=intent)
+            self._event(
+                state, "weight", reason=why, share=share / 10, intent=intent, change=described
+            )
         if pending.get("step") is not None:
             index = int(pending["step"])
             state.step = index
