@@ -30,6 +30,7 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("content-length") or 0)
         body = self.rfile.read(length) if length else b""
         path = self.path
+        self.server.received.append(path)
         if path.startswith("/slow/"):
             time.sleep(float(path.split("/")[2]))
         status = int(path.split("/")[2]) if path.startswith("/status/") else 200
@@ -66,6 +67,7 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 1024  # socketserver's default backlog of 5 drops SYNs under bursts
     name = ""
+    received: list[str]
 
 
 @dataclass
@@ -73,17 +75,19 @@ class Upstream:
     name: str
     url: str
     port: int
+    received: list[str]  # the path of every request it was sent, in order
 
 
 @contextmanager
 def upstream(name: str) -> Iterator[Upstream]:
     server = _Server(("127.0.0.1", 0), _Handler)
     server.name = name
+    server.received = []
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     port = int(server.server_address[1])
     try:
-        yield Upstream(name, f"http://127.0.0.1:{port}", port)
+        yield Upstream(name, f"http://127.0.0.1:{port}", port, server.received)
     finally:
         server.shutdown()
         server.server_close()
