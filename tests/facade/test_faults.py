@@ -60,10 +60,16 @@ def backends() -> Iterator[tuple[Upstream, Upstream]]:
 
 @contextlib.contextmanager
 def _in_process(
-    tmp_path: Path, backends: tuple[Upstream, Upstream], seed: int = 7, **kw: str
+    tmp_path: Path,
+    backends: tuple[Upstream, Upstream],
+    *,
+    split: str,
+    new_faults: str,
+    seed: int = 7,
 ) -> Iterator[InProcessFacade]:
+    """The facade in this process, its fault injector drawing from a seeded generator."""
     path = tmp_path / "routing.yaml"
-    path.write_text(routing_text(*backends, **kw))
+    path.write_text(routing_text(*backends, split=split, new_faults=new_faults))
     with facade_in_process(path) as running:
         seeded = random.Random(seed).random
         running.call(lambda: setattr(running.facade.faults, "random", seeded))
