@@ -17,22 +17,25 @@ errors
     fail before it looks for a pass).
 
 latency (with a histogram)
-    Bad event: a request slower than a threshold ``T``, frozen once: when the baseline
-    has answered enough requests to estimate its ``quantile`` (``10/(1 - quantile)``,
-    at least 100), ``T`` is the baseline's quantile x ``(1 + max_increase/100)``, moved
-    up to the next bucket bound (slow requests can only be counted at a bound). Only the
-    windows *after* the freeze are tested: the threshold is then fixed before any of the
-    data it is counted on, so "slower than ``T``" is a fixed event for each of those
-    requests and the test's guarantee holds as for errors. A threshold re-estimated
-    from the data it is tested on would move with that data — a canary whose slow
-    requests happened to raise the estimate would hide them — and nothing would be
-    proven. **Fail**: the same ``RatioTest`` on slow requests (the canary is slower than
-    ``T`` more often than the baseline). **Pass**: after ``min_sample`` canary requests
-    in the step, the anytime-valid upper bound of the canary's share of slow requests is
-    at most ``1 - quantile`` — its quantile is at most about ``T``; because ``T`` is
-    moved up to a bucket bound, this pass is only as precise as the buckets. The
-    estimate is the canary's quantile in ms (interpolated within buckets, as
-    Prometheus's ``histogram_quantile``), the baseline's is in the details.
+    Bad event: a request slower than a threshold, frozen once: when the baseline has
+    answered enough requests to estimate its ``quantile`` (``10/(1 - quantile)``, at
+    least 100), the target ``L`` is the baseline's quantile x ``(1 + max_increase/100)``.
+    Slow requests can only be counted at a bucket bound, so ``L`` becomes two bounds:
+    ``T`` for the test, the bound nearest to ``L`` (on a log scale), and ``T_pass`` for
+    the pass, the first bound at or above ``L``. Only the windows *after* the freeze
+    are counted: the thresholds are fixed before any of the data they are counted on,
+    so "slower than ``T``" is a fixed event for each of those requests and the test's
+    guarantee holds as for errors. A threshold re-estimated from the data it is tested
+    on would move with that data — a canary whose slow requests happened to raise the
+    estimate would hide them — and nothing would be proven. **Fail**: the same
+    ``RatioTest`` on the requests slower than ``T`` (the canary is slower than ``T``
+    more often than the baseline). **Pass**: after ``min_sample`` canary requests in
+    the step, the anytime-valid upper bound of the canary's share slower than
+    ``T_pass`` is at most ``1 - quantile``: the canary's quantile is then at most
+    ``T_pass``, which is ``L`` or the next bound above it — the pass is as precise as
+    the buckets are fine. The estimate is the canary's quantile in ms (interpolated
+    within buckets, as Prometheus's ``histogram_quantile``), the baseline's is in the
+    details.
 
 latency (without a histogram: CloudWatch)
     The provider gives each arm's quantile per interval, not counts, and no test can be
@@ -44,7 +47,8 @@ latency (without a histogram: CloudWatch)
 
 critical
     The guard against a canary that fails outright, on the current step's canary
-    requests only (``start_step``): **fail** when at least ``critical.min_requests``
+    requests only (a new step is noticed when the step count passed to ``verdicts``
+    drops, or told with ``start_step``): **fail** when at least ``critical.min_requests``
     requests were answered in the step, at least ``critical.errors`` % of them failed,
     and ``facade.rollout.stats.ExceedanceTest`` shows the rate above that level. The
     test keeps a handful of sparse errors at low traffic from rolling back a healthy
@@ -129,8 +133,10 @@ class _Latency:
     bounds: tuple[float, ...] = LATENCY_BOUNDS
     baseline: list[int] = field(default_factory=list)
     canary: list[int] = field(default_factory=list)
-    threshold: float | None = None  # seconds, a bucket bound; None until frozen
+    threshold: float | None = None  # seconds, the test's bucket bound; None until frozen
     test: RatioTest = field(default_factory=RatioTest)
+    pass_threshold: float | None = None  # seconds, the pass's bucket bound
+    pass_counts: list[int] = field(default_factory=lambda: [0, 0])  # canary (n, slower)
     quantiles: tuple[float, float] | None = None  # the latest provider quantiles (b, c)
 
     def to_dict(self) -> dict[str, Any]:
@@ -140,6 +146,8 @@ class _Latency:
             "canary": list(self.canary),
             "threshold": self.threshold,
             "test": self.test.to_dict(),
+            "pass_threshold": self.pass_threshold,
+            "pass_counts": list(self.pass_counts),
             "quantiles": list(self.quantiles) if self.quantiles else None,
         }
 
@@ -152,28 +160,36 @@ class _Latency:
             [int(v) for v in data["canary"]],
             None if data["threshold"] is None else float(data["threshold"]),
             RatioTest.from_dict(data["test"]),
+            None if data["pass_threshold"] is None else float(data["pass_threshold"]),
+            [int(v) for v in data["pass_counts"]],
             (float(q[0]), float(q[1])) if q else None,
         )
 
 
 @dataclass
 class _Step:
-    """The critical guard's tally: the current step's canary requests and errors."""
+    """The critical guard's tally: the current step's canary requests and errors, and
+    the latest window's (the first of a step the analysis learns of afterwards)."""
 
     index: int
     test: ExceedanceTest
+    last: tuple[int, int] = (0, 0)  # the latest window's canary (requests, errors)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"index": self.index, "test": self.test.to_dict()}
+        return {"index": self.index, "test": self.test.to_dict(), "last": list(self.last)}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> _Step:
-        return cls(int(data["index"]), ExceedanceTest.from_dict(data["test"]))
+        last = data.get("last", [0, 0])
+        return cls(
+            int(data["index"]), ExceedanceTest.from_dict(data["test"]), (int(last[0]), int(last[1]))
+        )
 
 
 class Analyzer:
     """The analysis of one rollout: ``add`` every window, ``verdicts`` after each, and
-    ``start_step`` when the weight changes. Keep ``to_dict`` in the rollout's state."""
+    optionally ``start_step`` when the weight changes. Keep ``to_dict`` in the rollout's
+    state."""
 
     def __init__(self, settings: Analysis) -> None:
         self.settings = settings
@@ -205,15 +221,29 @@ class Analyzer:
 
     def start_step(self, index: int) -> None:
         """The rollout is at step ``index`` (from 0): the guard counts from zero when the
-        index changes; calling again with the same index changes nothing."""
+        index changes; calling again with the same index changes nothing. (``verdicts``
+        also notices a new step by itself, from its step counts.)"""
         if index != self.step.index:
             self.step = _Step(index, ExceedanceTest(self.settings.critical.errors / 100))
+
+    def _follow_step(self, step_canary: int) -> None:
+        # fewer canary requests in the step than the guard counted: the step changed
+        # before the latest window, which is all the new step has seen so far
+        if step_canary < self.step.test.n:
+            n, errors = self.step.last
+            self.step = _Step(
+                self.step.index + 1, ExceedanceTest(self.settings.critical.errors / 100)
+            )
+            if n <= step_canary:
+                self.step.test.update(n, errors)
+            self.step.last = (n, errors)
 
     def add(self, window: Window) -> None:
         """Accumulate one interval's increments of both arms."""
         base, canary = window.baseline, window.canary
         self.errors.update(base.requests, base.errors, canary.requests, canary.errors)
         self.step.test.update(canary.requests, canary.errors)
+        self.step.last = (max(canary.requests, 0), min(max(canary.errors, 0), canary.requests))
         if self.settings.latency is not None:
             self._add_latency(base, canary)
 
@@ -222,10 +252,14 @@ class Analyzer:
         lat = self.latency
         if base.quantile_seconds is not None and canary.quantile_seconds is not None:
             lat.quantiles = (base.quantile_seconds, canary.quantile_seconds)
-        if lat.threshold is not None:
+        if lat.threshold is not None and lat.pass_threshold is not None:
             slow = [_slower(arm, lat.threshold) for arm in (base, canary)]
             if slow[0] is not None and slow[1] is not None:
-                self.latency.test.update(slow[0][0], slow[0][1], slow[1][0], slow[1][1])
+                lat.test.update(slow[0][0], slow[0][1], slow[1][0], slow[1][1])
+            passing = _slower(canary, lat.pass_threshold)
+            if passing is not None:
+                lat.pass_counts[0] += passing[0]
+                lat.pass_counts[1] += passing[1]
         for arm, into in ((base, lat.baseline), (canary, lat.canary)):
             if not arm.buckets or arm.bounds != lat.bounds:
                 continue  # another provider's buckets: not summed into these
@@ -236,11 +270,11 @@ class Analyzer:
         if lat.threshold is None and lat.baseline:
             q = self.settings.latency.quantile
             if lat.baseline[-1] >= max(100, math.ceil(10 / (1 - q))):
-                lat.threshold = _snap_up(
-                    lat.bounds,
-                    quantile(lat.bounds, lat.baseline, q)
-                    * (1 + self.settings.latency.max_increase / 100),
+                target = quantile(lat.bounds, lat.baseline, q) * (
+                    1 + self.settings.latency.max_increase / 100
                 )
+                lat.threshold = _nearest(lat.bounds, target)
+                lat.pass_threshold = _snap_up(lat.bounds, target)
 
     # -- judging ----------------------------------------------------------------------
 
@@ -248,6 +282,7 @@ class Analyzer:
         """The verdicts of errors, latency (when configured) and the critical guard, given
         the canary's and the baseline's requests in the current step and the step's
         ``min_sample``."""
+        self._follow_step(step_canary)
         out = [self._errors(step_canary, step_min_sample)]
         if self.settings.latency is not None:
             out.append(self._latency(step_canary, step_min_sample))
@@ -353,22 +388,25 @@ class Analyzer:
         shortfall = self._not_enough(step_canary, step_min_sample)
         if shortfall:
             return Verdict("latency", Result.INCONCLUSIVE, f"{shortfall}; {ms}", **common)
-        low, high = rate_interval(test.canary_bad, test.canary_n, self.settings.false_alarm)
-        details.update(canary_slow_interval=[low, high])
+        assert lat.pass_threshold is not None
+        pass_ms = lat.pass_threshold * 1000
+        n_pass, slow_pass = lat.pass_counts
+        low, high = rate_interval(slow_pass, n_pass, self.settings.false_alarm)
+        details.update(pass_threshold_ms=pass_ms, canary_over_pass_interval=[low, high])
+        over = f"the canary's share slower than {pass_ms:g} ms is at most {_pct(high)} %"
         if high <= 1 - q:
             return Verdict(
                 "latency",
                 Result.PASS,
-                f"{ms}, {slow}: the canary's share is at most {_pct(high)} % "
-                f"(≤ {_pct(1 - q)} % allowed)",
+                f"{ms}, {slow}; {over} (≤ {_pct(1 - q)} % allowed)",
                 **common,
             )
         return Verdict(
             "latency",
             Result.INCONCLUSIVE,
-            f"{ms}, {slow}: up to {_pct(high)} % cannot be ruled out yet "
-            f"({_pct(1 - q)} % allowed); evidence of a regression "
-            f"{_num(test.e_value)} of {_num(1 / alpha)} needed",
+            f"{ms}, {slow}; {over}, more than the {_pct(1 - q)} % allowed cannot be ruled out "
+            f"yet, and no regression is shown (e-value {_num(test.e_value)} of "
+            f"{_num(1 / alpha)} needed)",
             **common,
         )
 
@@ -548,6 +586,13 @@ def _slower(arm: ArmCounts, threshold: float) -> tuple[int, int] | None:
         return None
     total = arm.buckets[-1]
     return total, total - arm.buckets[index]
+
+
+def _nearest(bounds: tuple[float, ...], seconds: float) -> float:
+    finite = [b for b in bounds if math.isfinite(b) and b > 0]
+    if seconds <= 0:
+        return finite[0]
+    return min(finite, key=lambda b: abs(math.log(b / seconds)))
 
 
 def _snap_up(bounds: tuple[float, ...], seconds: float) -> float:
