@@ -65,6 +65,10 @@ guard's share is split again over the steps: step ``i`` (from 0) gets
 share) no higher than the baseline's, with independent requests; see
 ``facade.rollout.stats`` for what is proven.
 
+Whatever the budget, no metric fails on fewer than three bad canary events (``MIN_BAD``):
+an extra condition on a rejection only lowers the false-alarm rate, and it keeps one or
+two errors at low traffic — inconclusive by any reading — from ever rolling back.
+
 The state (``to_dict``) is a few dozen numbers however long the rollout runs.
 """
 
@@ -79,6 +83,9 @@ from facade.rollout.samples import LATENCY_BOUNDS, ArmCounts, Result, Verdict, W
 from facade.rollout.stats import ExceedanceTest, RatioTest, difference_interval, rate_interval
 
 STATE_VERSION = 1
+# no metric fails on fewer bad canary events, whatever the budget: at a large false_alarm
+# and a tiny canary share a single error could otherwise carry the test
+MIN_BAD = 3
 
 
 def _pct(rate: float) -> str:
@@ -377,7 +384,7 @@ class Analyzer:
         slow = (
             f"slower than {threshold_ms:g} ms: canary {_pct(c_rate)} % vs baseline {_pct(b_rate)} %"
         )
-        if test.rejects(alpha) and c_rate > b_rate:
+        if test.rejects(alpha) and c_rate > b_rate and test.canary_bad >= MIN_BAD:
             return Verdict(
                 "latency",
                 Result.FAIL,
@@ -473,7 +480,7 @@ class Analyzer:
                 **common,
             )
         summary = f"{test.bad} of {test.n} canary requests failed in this step ({_pct(rate)} %)"
-        if rate * 100 >= guard.errors and test.rejects(alpha):
+        if rate * 100 >= guard.errors and test.rejects(alpha) and test.bad >= MIN_BAD:
             return Verdict(
                 "critical",
                 Result.FAIL,
@@ -541,7 +548,7 @@ def _compare(
         "details": details,
     }
     rates = f"canary {_pct(c_rate)} % vs baseline {_pct(b_rate)} %, {_points(diff)} points"
-    failed = test.rejects(alpha) and diff > 0
+    failed = test.rejects(alpha) and diff > 0 and test.canary_bad >= MIN_BAD
     if shortfall and not failed:
         # the interval is not needed to judge yet (and costs two root searches)
         return Verdict(metric, Result.INCONCLUSIVE, f"{shortfall}; {rates}", **common)
