@@ -134,9 +134,7 @@ def test_intervals_without_both_arms_or_without_bad_events_change_no_evidence() 
 @FAST
 @given(
     windows=st.lists(
-        st.tuples(
-            st.integers(0, 500), st.integers(0, 50), st.integers(0, 500), st.integers(0, 50)
-        ),
+        st.tuples(st.integers(0, 500), st.integers(0, 50), st.integers(0, 500), st.integers(0, 50)),
         max_size=40,
     )
 )
