@@ -12,7 +12,7 @@ buckets. The monolith fails 0.5 % of its requests.
 
 Healthy canaries are exactly like the monolith: 1,000 at the low traffic where the
 complaint "false rollbacks" comes from, 0.2 to 2 requests/s on the route (log-uniform),
-and 200 each at 10 and 100 requests/s, where our tests see the most data. Faulty
+and 200 each at 10 and 100 requests/s, where the sequential tests see the most data. Faulty
 ones add 1 or 5 points of errors, or take 50 % longer, at 1, 10 and 100 requests/s.
 Three judges see the same counts:
 
@@ -22,19 +22,23 @@ ours      ``facade.rollout.analysis.Analyzer`` with the plan's defaults (false_a
 flagger   Flagger's threshold rule, every 60 s on that minute's canary requests: a
           success rate below 99 %, a p99 above 1.25 x the monolith's true p99, or no
           canary request at all ("no values found for metric") is a failed check; the
-          5th failed check rolls back (``threshold: 5``).
+          5th failed check of the rollout rolls back (``threshold: 5``).
 argo      Argo Rollouts' failure limit, every 60 s: a measurement ``error_rate <= 0.01``
           on that minute's canary requests, inconclusive without requests; the 4th
           failed measurement rolls back (``failureLimit: 3``). Latency is not measured.
 
-Printed per scenario and judge: the share of canaries rolled back within the 900 s, and
-the median time to that rollback. For the healthy canaries it is the false-rollback rate:
-the goal for ours is at most the configured 1 %. The default run takes about a minute;
-``--quick`` runs fewer canaries (the test suite runs its core that way).
+The timeline is the same for every judge (none of them advances or holds the steps), so
+they are compared on identical data. Printed per scenario and judge: the share of
+canaries rolled back within the 900 s, and the median time to that rollback (200
+canaries per fault). For the healthy canaries it is the false-rollback rate: the goal
+for ours is at most the configured 1 %. Also printed: the share of healthy canaries
+whose step ours would have passed (every verdict *pass* after 60 s and 200 canary
+requests in the step). The default run takes about a minute; ``--quick`` runs fewer
+canaries (the test suite runs its core that way).
 
-Sampling is exact (inversion) for small counts, which covers every healthy canary;
-beyond 20 expected events a binomial is drawn from its normal approximation, and a
-Poisson count beyond a mean of 30 likewise — only the faulty canaries at 10 and 100
+Sampling is exact (inversion) for small counts, which covers every canary at low
+traffic; beyond 20 expected events a binomial is drawn from its normal approximation,
+and a Poisson count beyond a mean of 30 likewise — only the scenarios at 10 and 100
 requests/s reach those sizes.
 """
 
@@ -313,7 +317,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
     canaries = args.canaries or (200 if args.quick else 1000)
-    faulty = args.faulty or (20 if args.quick else 100)
+    faulty = args.faulty or (20 if args.quick else 200)
     started = time.perf_counter()
     figures = run(canaries, faulty, args.seed, lambda name: print(f"  {name}", file=sys.stderr))
     elapsed = time.perf_counter() - started

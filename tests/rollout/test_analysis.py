@@ -321,3 +321,17 @@ def test_quantile_interpolates_within_a_bucket_like_histogram_quantile() -> None
     assert quantile(bounds, (50, 100, 100), 0.75) == pytest.approx(0.15)
     assert quantile(bounds, (0, 0, 10), 0.5) == 0.2  # beyond the last finite bound
     assert math.isnan(quantile(bounds, (0, 0, 0), 0.5))
+
+
+def test_the_controller_s_default_factory_builds_and_resumes_this_analysis() -> None:
+    """The controller's seam (``default_analyzer``) gives this analyzer, new or resumed
+    from its saved state, and the resumed one judges the same."""
+    from facade.rollout.controller import default_analyzer
+
+    plan = Analysis()
+    fresh = default_analyzer(plan, None)
+    assert isinstance(fresh, Analyzer)
+    fresh.add(Window(arm(1000, 5, FAST_CDF), arm(300, 9, SLOW_CDF), 10))
+    resumed = default_analyzer(plan, json.loads(json.dumps(fresh.to_dict())))
+    assert isinstance(resumed, Analyzer)
+    assert resumed.verdicts(300, 1000, 200) == fresh.verdicts(300, 1000, 200)
