@@ -365,8 +365,8 @@ class Analyzer:
         b_rate = test.baseline_bad / test.baseline_n if test.baseline_n else math.nan
         details.update(
             threshold_ms=threshold_ms,
-            canary_slow=c_rate,
-            baseline_slow=b_rate,
+            canary_slow=c_rate * 100 if test.canary_n else None,  # percent
+            baseline_slow=b_rate * 100 if test.baseline_n else None,
             tested_canary_n=test.canary_n,
             tested_baseline_n=test.baseline_n,
             e_value=test.e_value,

@@ -289,7 +289,7 @@ def test_a_resumed_analysis_gives_identical_verdicts(
     windows: list[tuple[int, int, int, int, list[float]]], cut: int
 ) -> None:
     """to_dict → JSON → from_dict at any point, then the same windows: the same verdicts
-    at every later look as an analysis that never stopped."""
+    at every later look as an analysis that never stopped (and they are strict JSON)."""
     plan = Analysis()
     straight, resumed = Analyzer(plan), Analyzer(plan)
     step_canary = step_baseline = 0
@@ -301,9 +301,9 @@ def test_a_resumed_analysis_gives_identical_verdicts(
         step_baseline += n_b
         straight.add(window)
         resumed.add(window)
-        assert resumed.verdicts(step_canary, step_baseline, 200) == straight.verdicts(
-            step_canary, step_baseline, 200
-        )
+        verdicts = straight.verdicts(step_canary, step_baseline, 200)
+        assert resumed.verdicts(step_canary, step_baseline, 200) == verdicts
+        json.dumps([v.as_dict() for v in verdicts], allow_nan=False)  # strict JSON
 
 
 def test_the_state_stays_small_however_long_the_rollout_runs() -> None:
