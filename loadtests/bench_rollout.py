@@ -95,7 +95,7 @@ def scenarios() -> list[Scenario]:
         Scenario("healthy 10 req/s", (10.0, 10.0), healthy=True),
         Scenario("healthy 100 req/s", (100.0, 100.0), healthy=True),
         Scenario(
-            "healthy, shared incident 10 req/s",
+            "healthy in an incident 10 req/s",
             (10.0, 10.0),
             healthy=True,
             incident=(400.0, 520.0),
