@@ -14,7 +14,10 @@ errors
     little traffic, no traffic, an increase neither ruled in nor out — is
     **inconclusive**, and the reason says which. ``max_increase`` is the margin a pass
     must prove; a fail needs proof of *any* increase (the controller rolls back on a
-    fail before it looks for a pass).
+    fail before it looks for a pass). The interval assumes each arm's rate constant over
+    the rollout, the test only compares the arms interval by interval: the test is the
+    stronger of the two, and a fail may be reported with an interval that still reaches
+    below zero.
 
 latency (with a histogram)
     Bad event: a request slower than a threshold, frozen once: when the baseline has
@@ -62,8 +65,9 @@ critical, and latency unless the provider has no histograms) — a union bound �
 metric's test runs on the data of the whole rollout, never restarting per step. The
 guard's share is split again over the steps: step ``i`` (from 0) gets
 ``2^-(i+1)`` of it. "Healthy" means, in every interval, a canary error rate (and slow
-share) no higher than the baseline's, with independent requests; see
-``facade.rollout.stats`` for what is proven.
+share) no higher than the baseline's, with independent requests, and for the guard a
+canary error rate below ``critical.errors`` — an incident that fails both arms above
+that level trips the guard; see ``facade.rollout.stats`` for what is proven.
 
 Whatever the budget, no metric fails on fewer than three bad canary events (``MIN_BAD``):
 an extra condition on a rejection only lowers the false-alarm rate, and it keeps one or
