@@ -43,6 +43,8 @@ POLL = 0.2  # seconds between two looks at the command file while waiting
 
 
 class AnalyzerLike(Protocol):
+    def start_step(self, index: int) -> None: ...
+
     def add(self, window: Window) -> None: ...
 
     def verdicts(
@@ -58,6 +60,52 @@ Gates = Callable[[RolloutState], list[Verdict]]
 Push = Callable[[RoutingTable], object]
 # reads the canary's weight back from AWS, percent
 ReadBack = Callable[[RoutingTable], float]
+
+
+class Mover(Protocol):
+    """How a rollout moves traffic: the route's weights in routing.yaml (and the ALB),
+    or a function alias' version weights, or a stage's canary."""
+
+    def move(self, share: int, who: str) -> str:
+        """Give the canary ``share`` (tenths of a percent); a description of the change.
+        Raises ``AwsError``/``ConfigError`` with nothing changed."""
+        ...
+
+    def read_back(self) -> float | None:
+        """The canary's weight as the live system reports it, percent (None: nothing
+        to read back)."""
+        ...
+
+
+@dataclass
+class RouteMover:
+    """The route's weights through the validated edit path of ``strangler shift``; with
+    ``push`` the ALB first (the file is written only once AWS took it), read back."""
+
+    routing: Path
+    route: str
+    canary: str
+    push: Push | None = None
+    read: ReadBack | None = None
+    table: RoutingTable | None = None
+
+    def move(self, share: int, who: str) -> str:
+        change = apply_edit(
+            self.routing,
+            "shift",
+            self.route,
+            backend=self.canary,
+            percent=share / 10,
+            who=who,
+            push=self.push,
+        )
+        self.table = change.table
+        return change.describe()
+
+    def read_back(self) -> float | None:
+        if self.read is None:
+            return None
+        return self.read(self.table or load_table(self.routing))
 
 
 def default_analyzer(settings: Analysis, saved: dict[str, Any] | None) -> AnalyzerLike:
@@ -105,11 +153,16 @@ class Controller:
     sleep: Callable[[float], None] = time.sleep
     say: Callable[[str], None] = print
     run_command: Callable[[list[str], float], int] | None = None
+    mover: Mover | None = None  # default: the route's weights (RouteMover)
     table: RoutingTable = field(init=False)
     plan: RolloutPlan = field(init=False)
+    moves: Mover = field(init=False)
 
     def __post_init__(self) -> None:
         self.reload()
+        self.moves = self.mover or RouteMover(
+            self.routing, self.route, self.plan.to, self.push, self.read_back
+        )
 
     def reload(self) -> None:
         self.table = load_table(self.routing)
@@ -151,6 +204,14 @@ class Controller:
 
     def _event(self, state: RolloutState, event: str, **details: Any) -> None:
         entry = state.record(self.clock(), event, **details)
+        steps = len(self.plan.steps)
+        where = f"step {state.step + 1}/{steps}" if state.step >= 0 else "before step 1"
+        if event == "step":
+            weight, why = details.get("weight", 0), details.get("reason", "")
+            self.say(f"{where}: {state.canary} at {weight:g} % — {why}")
+        elif event not in ("weight", "analysis"):
+            said = details.get("reason") or details.get("command") or ""
+            self.say(f"{where}: {event}" + (f" — {said}" if said else ""))
         self._audit({"action": f"rollout.{event}", "step": state.step + 1, **entry})
 
     def _log_path(self) -> Path:
@@ -209,15 +270,7 @@ class Controller:
             return True
         share = int(pending["share"])
         try:
-            change = apply_edit(
-                self.routing,
-                "shift",
-                self.route,
-                backend=state.canary,
-                percent=share / 10,
-                who=f"{self.who} #{pending['id']}",
-                push=self.push,
-            )
+            described = self.moves.move(share, f"{self.who} #{pending['id']}")
         except (AwsError, ConfigError) as exc:
             if share == 0:
                 raise  # a rollback must complete: the caller retries it
@@ -230,10 +283,9 @@ class Controller:
             self._event(state, "paused", reason=state.paused_reason)
             self.store.save(state)
             return False
-        self.table = change.table
         state.configured = share
-        if self.read_back is not None:
-            actual = self.read_back(change.table)
+        actual = self.moves.read_back()
+        if actual is not None:
             state.actual = actual
             if abs(actual - share / 10) > 0.05:
                 state.pending = None
@@ -249,7 +301,9 @@ class Controller:
         why = str(pending.get("reason", ""))
         intent = int(pending["id"])
         if not self._logged("rollout.weight", intent):
-            self._event(state, "weight", reason=why, share=share / 10, intent=intent)
+            self._event(
+                state, "weight", reason=why, share=share / 10, intent=intent, change=described
+            )
         if pending.get("step") is not None:
             index = int(pending["step"])
             state.step = index
@@ -414,6 +468,7 @@ class Controller:
 
     def _analyse(self, state: RolloutState) -> None:
         analyzer = self.analyzer_factory(self.plan.analysis, state.analyzer or None)
+        analyzer.start_step(state.step)
         window, failure = self._read(state)
         if window is not None:
             analyzer.add(window)
@@ -456,6 +511,11 @@ class Controller:
             }
         )
         self.store.save(state)
+        self.say(
+            f"step {state.step + 1}/{len(self.plan.steps)} at {state.configured / 10:g} %: "
+            + ", ".join(f"{v.metric} {v.result}" for v in [*verdicts, *gates])
+            + f" — {decision.action}: {decision.reason}"
+        )
         self._act(state, decision)
 
     def _act(self, state: RolloutState, decision: Decision) -> None:
