@@ -230,7 +230,8 @@ def _number(value: object) -> str:
 def _verdicts(verdicts: Iterable[dict[str, Any]], kind: str) -> str:
     rows = []
     for v in verdicts:
-        estimate = "" if v.get("estimate") is None else _number(v["estimate"])
+        unit = _e(v.get("unit") or "")
+        estimate = "—" if v.get("estimate") is None else f"{_number(v['estimate'])} {unit}"
         interval = v.get("interval")
         bounds = f"[{_number(interval[0])}, {_number(interval[1])}]" if interval else ""
         rows.append(
@@ -238,7 +239,7 @@ def _verdicts(verdicts: Iterable[dict[str, Any]], kind: str) -> str:
             f' data-result="{_e(v.get("result"))}">'
             f"<td>{_e(kind)}</td><td>{_e(v.get('metric'))}</td>"
             f'<td class="result {_e(v.get("result"))}">{_e(v.get("result"))}</td>'
-            f"<td class=num>{estimate} {_e(v.get('unit') or '')}</td><td class=num>{bounds}</td>"
+            f"<td class=num>{estimate}</td><td class=num>{bounds}</td>"
             f"<td>n {_e(v.get('canary_n', ''))} / {_e(v.get('baseline_n', ''))}</td>"
             f"<td>{_e(v.get('reason', ''))}</td></tr>"
         )
