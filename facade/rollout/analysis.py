@@ -23,9 +23,11 @@ latency (with a histogram)
     Bad event: a request slower than a threshold, frozen once: when the baseline has
     answered enough requests to estimate its ``quantile`` (``10/(1 - quantile)``, at
     least 100), the target ``L`` is the baseline's quantile x ``(1 + max_increase/100)``.
-    Slow requests can only be counted at a bucket bound, so ``L`` becomes two bounds:
-    ``T`` for the test, the bound nearest to ``L`` (on a log scale), and ``T_pass`` for
-    the pass, the first bound at or above ``L``. Only the windows *after* the freeze
+    Slow requests can only be counted at a bucket bound, so ``L`` becomes ``T``, the
+    first bound at or above ``L``: the margin is never lost to the rounding, and two
+    backends that differ by less than it (every pair of real backends differs a little)
+    cannot fail each other — a test at a bound below ``L`` would prove, with enough
+    traffic, differences far under the margin. Only the windows *after* the freeze
     are counted: the thresholds are fixed before any of the data they are counted on,
     so "slower than ``T``" is a fixed event for each of those requests and the test's
     guarantee holds as for errors. A threshold re-estimated from the data it is tested
@@ -33,10 +35,10 @@ latency (with a histogram)
     estimate would hide them — and nothing would be proven. **Fail**: the same
     ``RatioTest`` on the requests slower than ``T`` (the canary is slower than ``T``
     more often than the baseline). **Pass**: after ``min_sample`` canary requests in
-    the step, the anytime-valid upper bound of the canary's share slower than
-    ``T_pass`` is at most ``1 - quantile``: the canary's quantile is then at most
-    ``T_pass``, which is ``L`` or the next bound above it — the pass is as precise as
-    the buckets are fine. The estimate is the canary's quantile in ms (interpolated
+    the step, the anytime-valid upper bound of the canary's share slower than ``T`` is
+    at most ``1 - quantile``: the canary's quantile is then at most ``T``, which is
+    ``L`` or the next bound above it — the pass is as precise as the buckets are fine
+    (the facade's are about 25 % apart). The estimate is the canary's quantile in ms (interpolated
     within buckets, as Prometheus's ``histogram_quantile``), the baseline's is in the
     details.
 
@@ -284,8 +286,7 @@ class Analyzer:
                 target = quantile(lat.bounds, lat.baseline, q) * (
                     1 + self.settings.latency.max_increase / 100
                 )
-                lat.threshold = _nearest(lat.bounds, target)
-                lat.pass_threshold = _snap_up(lat.bounds, target)
+                lat.threshold = lat.pass_threshold = _snap_up(lat.bounds, target)
 
     # -- judging ----------------------------------------------------------------------
 
