@@ -13,13 +13,12 @@ from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any
 
-# upper bounds (seconds) of the facade's latency histogram, about 25 % apart from 1 ms
-# to 10 s (a latency check can judge no finer than its buckets); the last is +Inf
-LATENCY_BOUNDS = (
-    0.001, 0.00125, 0.0016, 0.002, 0.0025, 0.0032, 0.004, 0.005, 0.0065, 0.008,
-    0.01, 0.0125, 0.016, 0.02, 0.025, 0.032, 0.04, 0.05, 0.065, 0.08,
-    0.1, 0.125, 0.16, 0.2, 0.25, 0.32, 0.4, 0.5, 0.65, 0.8,
-    1.0, 1.25, 1.6, 2.0, 2.5, 3.2, 4.0, 5.0, 6.5, 8.0, 10.0, 30.0, math.inf,
+# upper bounds (seconds) of the facade's latency histogram: at most 20 % apart from 1 ms
+# to 10 s (a latency check judges no finer than its buckets), then 15, 20, 30 s and +Inf
+_DECADE = (1, 1.2, 1.4, 1.6, 1.8, 2, 2.3, 2.6, 3, 3.5, 4, 4.5, 5, 6, 7, 8, 9)
+LATENCY_BOUNDS: tuple[float, ...] = (
+    *(round(m * 10.0**e, 6) for e in (-3, -2, -1, 0) for m in _DECADE),
+    10.0, 15.0, 20.0, 30.0, math.inf,
 )  # fmt: skip
 
 
