@@ -85,6 +85,8 @@ class RolloutState:
     gates: list[dict[str, Any]] = field(default_factory=list)
     provider_errors: int = 0
     paused_reason: str | None = None
+    paused_from: str | None = None  # the phase a pause interrupted, resumed into
+    gate_origin: dict[str, Any] = field(default_factory=dict)  # gate counters at the start
     resumed_at: float | None = None  # a resume restarts the max_wait clock
     commands_seen: int = 0
     reason: str = ""  # why the last transition happened
@@ -173,10 +175,10 @@ def decide(
 
 
 def first_step(plan: RolloutPlan, current: int) -> int:
-    """The index of the first step above the canary's current share (steps the route
-    already passed by hand are not walked again)."""
+    """The index of the first step at or above the canary's current share (steps the
+    route already passed by hand are not walked again; the one it is at is judged)."""
     for index, step in enumerate(plan.steps):
-        if step.share > current:
+        if step.share >= current:
             return index
     return len(plan.steps) - 1
 

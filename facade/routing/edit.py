@@ -100,7 +100,7 @@ def _locked(path: Path) -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def _write_atomically(path: Path, text: str) -> None:
+def write_atomically(path: Path, text: str) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
@@ -260,7 +260,7 @@ def apply_edit(
         if push is not None:
             push(new_table)
         if change.changed:
-            _write_atomically(path, new_text)
+            write_atomically(path, new_text)
             log_path = Path(audit_log or new_table.settings.audit_log)
             if not log_path.is_absolute():
                 log_path = path.parent / log_path
