@@ -18,7 +18,7 @@ from typing import Any
 
 import click
 
-from facade.aws import alarms, alb, apigw, cloudformation, ecs, iam, live, sam
+from facade.aws import alarms, alb, apigw, cloudformation, ecs, iam, live, sam, stepfunctions
 from facade.aws.client import ElbClient
 from facade.aws.executor import AwsExecutor, DisplayExecutor
 from facade.aws.plan import Plan, make_plan
@@ -211,6 +211,24 @@ def render_alarms(
     quantile; target group or Lambda alias) and a composite alarm per route."""
     limits = alarms.Thresholds(error_rate, min_requests, latency, quantile)
     document = alarms.template(load_table(routing), routing.name, limits)
+    _emit(cloudformation.dump(document, form), out)
+
+
+@render.command("rollout")
+@_render_options
+@click.argument("route")
+def render_rollout(routing: Path, form: str, out: Path | None, route: str) -> None:
+    """CloudFormation: a Step Functions state machine that runs ROUTE's rollout plan on
+    AWS, its task Lambda (the same analysis, packaged) and their least-privilege roles."""
+    table = load_table(routing)
+    document = stepfunctions.template(table, route, routing.name)
+    plan = table.route(route).rollout
+    if plan is not None and (plan.gates.sync or plan.gates.shadow or plan.pre_checks):
+        click.echo(
+            f"note: the AWS task runs neither the pre-checks nor the data gates of {route}'s "
+            "plan: run them before starting the execution",
+            err=True,
+        )
     _emit(cloudformation.dump(document, form), out)
 
 

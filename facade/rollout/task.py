@@ -1,0 +1,347 @@
+"""The task of an unattended rollout on AWS: one analysis per invocation, called in a loop
+by the Step Functions state machine of ``strangler render rollout ROUTE``.
+
+The state machine holds the rollout's state (``RolloutState`` as JSON) and hands it to
+each invocation; the task returns the next one::
+
+    in:   {"route": ROUTE, "state": STATE | null, "command": "resume" | "abort" | null}
+          (the first invocation gets the execution's input as {"route", "request": {…}})
+    out:  {"route": ROUTE, "state": STATE}      the machine chooses on state.phase
+
+One invocation: read both arms from CloudWatch (cumulative since the rollout started;
+the difference from the last reading is this interval's window), judge the window with
+the same analysis as ``strangler rollout``, ask the same engine (``engine.decide``), and
+when the decision moves a weight, change the route's ALB rule — only the weights of its
+forward action (the canary's target group leaves the action at 0 %, so sticky clients
+come back too; it joins it when it gets weight) — and read the rule back: a weight AWS
+does not show pauses the rollout. The change is idempotent (set this share), and the
+state the task got is the state before it: when an invocation fails and Step Functions
+retries it, the retry makes the same change at most once more, never a second step.
+
+What ``strangler rollout`` does and the task does not: the pre-checks (commands on the
+controller's machine) are not run — run them before starting the execution; the data
+gates (they read the sync streams with the routing file's ``commands``) are not judged;
+routing.yaml is not edited — after the execution, ``strangler shift`` (or ``promote``)
+the route to where it ended and commit, or ``strangler drift`` will show the difference.
+
+The Lambda function finds the routing file packaged beside the code
+(``$STRANGLER_ROUTING``, default ``routing.yaml``), the listener in
+``$STRANGLER_ALB_LISTENER`` and the target group prefix in ``$STRANGLER_PREFIX``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from facade.aws import alb, live
+from facade.aws.client import ElbClient
+from facade.aws.cloudwatch import CloudWatchClient
+from facade.exceptions import AwsError, ConfigError
+from facade.rollout.cloudwatch import CloudWatchProvider, arms_for_listener
+from facade.rollout.controller import AnalyzerFactory, default_analyzer
+from facade.rollout.engine import Action, Phase, RolloutState, decide, first_step
+from facade.rollout.plan import RolloutPlan
+from facade.rollout.providers import MetricsProvider, ProviderError
+from facade.rollout.samples import ArmCounts, Result, Verdict, Window
+from facade.routing.loader import load_table
+from facade.routing.model import SHARE_TOTAL, RoutingTable, Target, alb_weights, shares_from_alb
+
+HANDLER = "facade.rollout.task.handler"
+ENV_ROUTING = "STRANGLER_ROUTING"
+ENV_LISTENER = "STRANGLER_ALB_LISTENER"
+ENV_PREFIX = "STRANGLER_PREFIX"
+COMMANDS = ("resume", "abort")
+
+ProviderFor = Callable[[RolloutState], MetricsProvider]
+
+
+def _counts(data: Mapping[str, Any] | None) -> ArmCounts | None:
+    if not data:
+        return None
+    return ArmCounts(
+        requests=int(data["requests"]),
+        errors=int(data["errors"]),
+        quantile_seconds=data.get("quantile_seconds"),
+    )
+
+
+def _plain(counts: ArmCounts) -> dict[str, Any]:
+    return {
+        "requests": counts.requests,
+        "errors": counts.errors,
+        "quantile_seconds": counts.quantile_seconds,
+    }
+
+
+@dataclass
+class Task:
+    """One route's rollout on one listener; ``provider_for`` gives the metrics provider of
+    a rollout (CloudWatch since its start, in ``from_environment``)."""
+
+    table: RoutingTable
+    route: str
+    elb: ElbClient
+    listener: str
+    provider_for: ProviderFor
+    prefix: str = alb.DEFAULT_PREFIX
+    analyzer_factory: AnalyzerFactory = default_analyzer
+    clock: Callable[[], float] = time.time
+
+    @property
+    def plan(self) -> RolloutPlan:
+        plan = self.table.route(self.route).rollout
+        if plan is None:
+            raise ConfigError(f"{self.table.source}: route {self.route!r} has no rollout block")
+        return plan
+
+    # -- the ALB rule ---------------------------------------------------------------------
+
+    def _rule(self) -> tuple[live.LiveRule, live.LiveListener]:
+        want = alb.desired(self.table, self.prefix)
+        found = live.read(self.elb, self.listener, want)
+        desired = next((r for r in want.rules if r.route == self.route), None)
+        for rule in found.rules:
+            if rule.route == self.route or (
+                rule.route is None
+                and desired is not None
+                and rule.body is not None
+                and rule.body.conditions == desired.body.conditions
+            ):
+                return rule, found
+        raise AwsError(
+            f"route {self.route!r} has no rule on {self.listener}; `strangler apply` first"
+        )
+
+    def live_share(self, canary: str) -> float:
+        """The canary's weight on the route's rule now, percent (0 when it is not in the
+        forward action)."""
+        rule, _ = self._rule()
+        if rule.body is None or not isinstance(rule.body.action, alb.Forward):
+            raise AwsError(
+                f"route {self.route!r}: its rule is not a forward action strangler reads"
+            )
+        return rule.body.action.shares().get(canary, 0.0)
+
+    def set_share(self, baseline: str, canary: str, share: int) -> float:
+        """Give the canary ``share`` (tenths) of the route's rule and the baseline the rest
+        (other targets keep theirs); only the forward action's weights change. Returns the
+        canary's weight read back, percent."""
+        rule, found = self._rule()
+        conditions, actions = rule.raw_parts()
+        if len(actions) != 1 or actions[0].get("Type") != "forward":
+            raise AwsError(f"route {self.route!r}: its rule's action is not a single forward")
+        action = actions[0]
+        config = action.get("ForwardConfig") or {
+            "TargetGroups": [{"TargetGroupArn": action.pop("TargetGroupArn"), "Weight": 1}]
+        }
+        action.pop("TargetGroupArn", None)
+        backends = {arn: b for b, arn in found.groups.items()}
+        groups = [dict(g) for g in config.get("TargetGroups", [])]
+        names = [backends.get(str(g["TargetGroupArn"]), "") for g in groups]
+        old = shares_from_alb(tuple(int(g.get("Weight") or 0) for g in groups))
+        shares = dict(zip(names, old, strict=True))
+        if canary not in shares:
+            if canary not in found.groups:
+                raise AwsError(f"route {self.route!r}: no target group of {canary} exists")
+            groups.append({"TargetGroupArn": found.groups[canary], "Weight": 0})
+            names.append(canary)
+        others = sum(s for n, s in shares.items() if n not in (baseline, canary))
+        if baseline not in names or others + share > SHARE_TOTAL:
+            raise AwsError(
+                f"route {self.route!r}: {baseline} cannot take the rest of {share / 10:g} % "
+                f"for {canary} on the live rule ({', '.join(n or '?' for n in names)})"
+            )
+        shares.update({canary: share, baseline: SHARE_TOTAL - share - others})
+        kept = [(g, n) for g, n in zip(groups, names, strict=True) if n != canary or share]
+        weights = alb_weights(tuple(Target(n, shares.get(n, 0)) for _, n in kept))
+        config["TargetGroups"] = [
+            {**g, "Weight": w} for (g, _), w in zip(kept, weights, strict=True)
+        ]
+        action["ForwardConfig"] = config
+        self.elb.modify_rule(rule.arn, conditions, [action])
+        return self.live_share(canary)
+
+    # -- one invocation -------------------------------------------------------------------
+
+    def run(self, event: Mapping[str, Any]) -> dict[str, Any]:
+        request = event.get("request") or {}
+        given = event.get("state", request.get("state"))
+        command = event.get("command", request.get("command"))
+        if command is not None and command not in COMMANDS:
+            raise ConfigError(f"command {command!r}: one of {', '.join(COMMANDS)}")
+        plan = self.plan
+        now = self.clock()
+        if given:
+            state = RolloutState.from_dict(dict(given))
+        else:
+            current = round(self.live_share(plan.to) * 10)
+            state = RolloutState(
+                self.route, plan.baseline, plan.to, started=now, configured=current
+            )
+            state.record(now, "started", reason=f"{plan.to} at {current / 10:g} % (on AWS)")
+        if command == "abort" and not state.phase.finished:
+            self._rollback(state, "aborted")
+        elif command == "resume" and state.phase is Phase.PAUSED:
+            state.phase = Phase(state.paused_from or Phase.PROGRESSING)
+            if state.phase is Phase.PAUSED or state.step < 0:
+                state.phase = Phase.PRE_CHECKS if state.step < 0 else Phase.PROGRESSING
+            state.paused_reason = None
+            state.resumed_at = now
+            state.provider_errors = 0
+            state.record(now, "resumed")
+        elif state.phase is Phase.PRE_CHECKS:
+            if plan.pre_checks:
+                state.record(now, "pre_checks", reason="not run by the AWS task")
+            self._enter_step(state, first_step(plan, state.configured), "start")
+        elif state.phase in (Phase.PROGRESSING, Phase.BAKING):
+            self._analyse(state)
+        return {"route": self.route, "state": state.as_dict()}
+
+    def _set(self, state: RolloutState, share: int, why: str) -> bool:
+        try:
+            actual = self.set_share(state.baseline, state.canary, share)
+        except AwsError as exc:
+            if share == 0:
+                raise  # a rollback must complete: Step Functions retries the task
+            self._pause(state, f"could not set {state.canary} to {share / 10:g} %: {exc}")
+            return False
+        state.actual = actual
+        if abs(actual - share / 10) > 0.05:
+            why = f"AWS reads back {actual:g} % for {state.canary}, not {share / 10:g} %"
+            if share == 0:
+                raise AwsError(f"route {self.route!r}: {why}")
+            self._pause(state, why)
+            return False
+        state.configured = share
+        state.seq += 1
+        state.record(self.clock(), "weight", reason=why, share=share / 10)
+        return True
+
+    def _enter_step(self, state: RolloutState, index: int, why: str) -> None:
+        if self._set(state, self.plan.steps[index].share, why):
+            state.step = index
+            state.phase = Phase.PROGRESSING
+            state.step_started = self.clock()
+            state.step_baseline = state.step_canary = state.step_canary_errors = 0
+            state.resumed_at = None
+            state.record(
+                state.step_started, "step", reason=why, weight=self.plan.steps[index].percent
+            )
+
+    def _pause(self, state: RolloutState, why: str) -> None:
+        state.paused_from = str(state.phase)
+        state.phase = Phase.PAUSED
+        state.paused_reason = why
+        state.reason = why
+        state.record(self.clock(), "paused", reason=why)
+
+    def _rollback(self, state: RolloutState, why: str) -> None:
+        self._set(state, 0, why)
+        state.phase = Phase.ROLLED_BACK
+        state.reason = why
+        state.record(self.clock(), "rolled_back", reason=why)
+
+    def _read(self, state: RolloutState) -> tuple[Window | None, Verdict | None]:
+        try:
+            baseline, canary = self.provider_for(state).read(
+                self.route, state.baseline, state.canary
+            )
+        except ProviderError as exc:
+            state.provider_errors += 1
+            return None, Verdict("provider", Result.PROVIDER_ERROR, str(exc))
+        state.provider_errors = 0
+        last = state.last_reading or {}
+        then_b, then_c = _counts(last.get("baseline")), _counts(last.get("canary"))
+        now = self.clock()
+        state.last_reading = {"baseline": _plain(baseline), "canary": _plain(canary), "at": now}
+        if then_b is None or then_c is None:
+            return None, None  # the first reading is the origin
+        seconds = now - float(last.get("at", now))
+        return Window(baseline.minus(then_b), canary.minus(then_c), seconds), None
+
+    def _analyse(self, state: RolloutState) -> None:
+        plan = self.plan
+        analyzer = self.analyzer_factory(plan.analysis, state.analyzer or None)
+        window, failure = self._read(state)
+        if window is not None:
+            analyzer.add(window)
+            state.step_baseline += window.baseline.requests
+            state.step_canary += window.canary.requests
+            state.step_canary_errors += window.canary.errors
+            total = state.step_baseline + state.step_canary
+            state.observed = 100.0 * state.step_canary / total if total else None
+        step = plan.steps[state.step]
+        verdicts = (
+            [failure]
+            if failure is not None
+            else analyzer.verdicts(state.step_canary, state.step_baseline, step.min_sample)
+        )
+        state.analyzer = analyzer.to_dict()
+        decision = decide(plan, state, verdicts, [], self.clock())
+        state.verdicts = [v.as_dict() for v in verdicts]
+        state.gates = []
+        state.reason = decision.reason
+        if decision.action is Action.ROLLBACK:
+            self._rollback(state, decision.reason)
+        elif decision.action is Action.PAUSE:
+            self._pause(state, decision.reason)
+        elif decision.action is Action.ADVANCE:
+            self._enter_step(state, state.step + 1, decision.reason)
+        elif decision.action is Action.BAKE:
+            state.phase = Phase.BAKING
+            state.step_started = self.clock()
+            state.record(state.step_started, "baking", reason=decision.reason, seconds=plan.bake)
+        elif decision.action is Action.PROMOTE and self._set(state, SHARE_TOTAL, decision.reason):
+            state.phase = Phase.PROMOTED
+            state.record(self.clock(), "promoted", reason=decision.reason)
+
+    # -- on AWS ---------------------------------------------------------------------------
+
+    @classmethod
+    def from_environment(
+        cls,
+        route: str,
+        environ: Mapping[str, str] = os.environ,
+        *,
+        endpoint: str | None = None,
+        credentials: Mapping[str, Any] | None = None,
+    ) -> Task:
+        """The task as the Lambda function runs it: the packaged routing file, the
+        listener and prefix of its environment, boto3's configuration (or a stand-in)."""
+        listener = environ.get(ENV_LISTENER)
+        if not listener:
+            raise ConfigError(f"${ENV_LISTENER} is not set: the ARN of the ALB listener")
+        table = load_table(Path(environ.get(ENV_ROUTING, "routing.yaml")))
+        prefix = environ.get(ENV_PREFIX) or alb.DEFAULT_PREFIX
+        elb = ElbClient.connect(endpoint, credentials)
+        cloudwatch = CloudWatchClient.connect(endpoint, credentials)
+        plan = table.route(route).rollout
+        latency = plan.analysis.latency if plan is not None else None
+
+        def provider_for(state: RolloutState) -> MetricsProvider:
+            return CloudWatchProvider(
+                cloudwatch,
+                arms_for_listener(table, elb, listener, prefix),
+                datetime.fromtimestamp(state.started, UTC),
+                quantile=latency.quantile if latency is not None else None,
+            )
+
+        return cls(table, route, elb, listener, provider_for, prefix)
+
+
+def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
+    """The Lambda entry point (``facade.rollout.task.handler``)."""
+    route = event.get("route")
+    if not isinstance(route, str):
+        raise ConfigError(f"the task's input names no route: {json.dumps(event)[:200]}")
+    return Task.from_environment(route).run(event)
+
+
+__all__ = ["ENV_LISTENER", "ENV_PREFIX", "ENV_ROUTING", "HANDLER", "Task", "handler"]
