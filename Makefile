@@ -11,7 +11,7 @@ STAMP   = $(VENV)/.installed
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint typecheck pytest lock clean bootstrap bench soak soak-loop stateful loadtest flip package-orders fuzz
+.PHONY: demo test lint typecheck pytest lock clean bootstrap bench soak soak-loop stateful loadtest flip package-orders fuzz rollout-load
 
 NODE_STAMP = node_modules/.installed
 
@@ -77,6 +77,12 @@ loadtest: bootstrap
 # Flip the orders route 0 -> 10 -> 50 -> 100 -> 0 % under load on the running demo stack;
 # fails if a request fails or a phase's share is off its weight (loadtests/flip.py).
 FLIP_ARGS ?= --flip-seconds 20 --flip-users 20
+# A rollout of the orders route under locust through the whole stack: a healthy Lambda is
+# promoted, a faulty one rolled back by itself (loadtests/rollout_load.py; ~5 min).
+ROLLOUT_LOAD_ARGS ?=
+rollout-load: bootstrap
+	$(BIN)/python loadtests/rollout_load.py $(ROLLOUT_LOAD_ARGS)
+
 flip: bootstrap
 	$(BIN)/locust -f loadtests/flip.py --headless --host http://127.0.0.1:8000 \
 	  --flip-routing routing.yaml --flip-route orders --flip-to orders --flip-path /api/orders/ \

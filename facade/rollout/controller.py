@@ -60,6 +60,52 @@ Push = Callable[[RoutingTable], object]
 ReadBack = Callable[[RoutingTable], float]
 
 
+class Mover(Protocol):
+    """How a rollout moves traffic: the route's weights in routing.yaml (and the ALB),
+    or a function alias' version weights, or a stage's canary."""
+
+    def move(self, share: int, who: str) -> str:
+        """Give the canary ``share`` (tenths of a percent); a description of the change.
+        Raises ``AwsError``/``ConfigError`` with nothing changed."""
+        ...
+
+    def read_back(self) -> float | None:
+        """The canary's weight as the live system reports it, percent (None: nothing
+        to read back)."""
+        ...
+
+
+@dataclass
+class RouteMover:
+    """The route's weights through the validated edit path of ``strangler shift``; with
+    ``push`` the ALB first (the file is written only once AWS took it), read back."""
+
+    routing: Path
+    route: str
+    canary: str
+    push: Push | None = None
+    read: ReadBack | None = None
+    table: RoutingTable | None = None
+
+    def move(self, share: int, who: str) -> str:
+        change = apply_edit(
+            self.routing,
+            "shift",
+            self.route,
+            backend=self.canary,
+            percent=share / 10,
+            who=who,
+            push=self.push,
+        )
+        self.table = change.table
+        return change.describe()
+
+    def read_back(self) -> float | None:
+        if self.read is None:
+            return None
+        return self.read(self.table or load_table(self.routing))
+
+
 def default_analyzer(settings: Analysis, saved: dict[str, Any] | None) -> AnalyzerLike:
     from facade.rollout.analysis import Analyzer
 
@@ -105,11 +151,16 @@ class Controller:
     sleep: Callable[[float], None] = time.sleep
     say: Callable[[str], None] = print
     run_command: Callable[[list[str], float], int] | None = None
+    mover: Mover | None = None  # default: the route's weights (RouteMover)
     table: RoutingTable = field(init=False)
     plan: RolloutPlan = field(init=False)
+    moves: Mover = field(init=False)
 
     def __post_init__(self) -> None:
         self.reload()
+        self.moves = self.mover or RouteMover(
+            self.routing, self.route, self.plan.to, self.push, self.read_back
+        )
 
     def reload(self) -> None:
         self.table = load_table(self.routing)
@@ -153,10 +204,31 @@ class Controller:
         entry = state.record(self.clock(), event, **details)
         self._audit({"action": f"rollout.{event}", "step": state.step + 1, **entry})
 
-    def _audit(self, entry: dict[str, Any]) -> None:
+    def _log_path(self) -> Path:
         log = Path(self.table.settings.audit_log)
-        if not log.is_absolute():
-            log = self.routing.resolve().parent / log
+        return log if log.is_absolute() else self.routing.resolve().parent / log
+
+    def _logged(self, action: str, intent: int) -> bool:
+        """Whether the audit log's tail already has this change's line (a controller
+        killed between the line and its state write must not log the change twice)."""
+        try:
+            with open(self._log_path(), "rb") as handle:
+                handle.seek(0, 2)
+                handle.seek(max(0, handle.tell() - 65536))
+                tail = handle.read().decode("utf-8", "replace").splitlines()[1:]
+        except FileNotFoundError:
+            return False
+        for line in reversed(tail):
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue
+            if entry.get("action") == action and entry.get("intent") == intent:
+                return True
+        return False
+
+    def _audit(self, entry: dict[str, Any]) -> None:
+        log = self._log_path()
         log.parent.mkdir(parents=True, exist_ok=True)
         line = {
             "at": datetime.now(UTC).isoformat(timespec="milliseconds"),
@@ -174,6 +246,8 @@ class Controller:
     ) -> bool:
         """Give the canary ``share`` (intent first) and, with ``step``, enter that step;
         False when the edit or AWS refused (nothing changed, the rollout pauses)."""
+        if state.pending is None and state.configured == share and step is None:
+            return True  # already so (a restart after the change, before its next step)
         if state.pending is None or state.pending.get("share") != share:
             state.seq += 1
             state.pending = {"id": state.seq, "share": share, "reason": why, "step": step}
@@ -186,15 +260,7 @@ class Controller:
             return True
         share = int(pending["share"])
         try:
-            change = apply_edit(
-                self.routing,
-                "shift",
-                self.route,
-                backend=state.canary,
-                percent=share / 10,
-                who=f"{self.who} #{pending['id']}",
-                push=self.push,
-            )
+            described = self.moves.move(share, f"{self.who} #{pending['id']}")
         except (AwsError, ConfigError) as exc:
             if share == 0:
                 raise  # a rollback must complete: the caller retries it
@@ -207,10 +273,9 @@ class Controller:
             self._event(state, "paused", reason=state.paused_reason)
             self.store.save(state)
             return False
-        self.table = change.table
         state.configured = share
-        if self.read_back is not None:
-            actual = self.read_back(change.table)
+        actual = self.moves.read_back()
+        if actual is not None:
             state.actual = actual
             if abs(actual - share / 10) > 0.05:
                 state.pending = None
@@ -224,7 +289,11 @@ class Controller:
                 return False
         state.pending = None
         why = str(pending.get("reason", ""))
-        self._event(state, "weight", reason=why, share=share / 10, change=change.describe())
+        intent = int(pending["id"])
+        if not self._logged("rollout.weight", intent):
+            self._event(
+                state, "weight", reason=why, share=share / 10, intent=intent, change=described
+            )
         if pending.get("step") is not None:
             index = int(pending["step"])
             state.step = index
@@ -232,7 +301,10 @@ class Controller:
             state.step_started = self.clock()
             state.step_baseline = state.step_canary = state.step_canary_errors = 0
             state.resumed_at = None
-            self._event(state, "step", reason=why, weight=self.plan.steps[index].percent)
+            if not self._logged("rollout.step", intent):
+                self._event(
+                    state, "step", reason=why, weight=self.plan.steps[index].percent, intent=intent
+                )
         self.store.save(state)
         return True
 

@@ -32,17 +32,19 @@ routes:
     rollout:
       to: orders
       steps: [1, 10, 50, 100]
-      step: {min_time: 30, min_sample: 10, max_wait: 300}
-      bake: 60
+      step: {min_time: %(min_time)s, min_sample: 10, max_wait: 300}
+      bake: %(bake)s
       interval: 10
       on_inconclusive: %(on)s
 default: monolith
 """
 
 
-def write_routing(directory: Path, on_inconclusive: str = "pause") -> Path:
+def write_routing(
+    directory: Path, on_inconclusive: str = "pause", *, min_time: int = 30, bake: int = 60
+) -> Path:
     path = directory / "routing.yaml"
-    path.write_text(ROUTING % {"on": on_inconclusive})
+    path.write_text(ROUTING % {"on": on_inconclusive, "min_time": min_time, "bake": bake})
     return path
 
 
@@ -69,12 +71,19 @@ class Provider:
     baseline: int = 0
     canary: int = 0
     name: str = "scripted"
+    _share: int = 0
+
+    _seen: tuple[int, int] = (0, 0)
 
     def read(self, route: str, baseline: str, canary: str) -> tuple[ArmCounts, ArmCounts]:
         self.reads += 1
         if self.reads in self.failures:
             raise ProviderError(f"reading {self.reads} refused")
-        share = load_table(self.routing).route(route).share_of(canary)
+        stat = self.routing.stat()
+        if (stat.st_mtime_ns, stat.st_ino) != self._seen:
+            self._share = load_table(self.routing).route(route).share_of(canary)
+            self._seen = (stat.st_mtime_ns, stat.st_ino)
+        share = self._share
         to_canary = self.per_read * share // 1000
         self.canary += to_canary
         self.baseline += self.per_read - to_canary
@@ -108,7 +117,7 @@ def always(result: Result) -> Script:
 
 def make(
     directory: Path,
-    script: Script = always(Result.PASS),
+    script: Script | None = None,
     *,
     provider: Provider | None = None,
     clock: Clock | None = None,
@@ -116,6 +125,7 @@ def make(
     **kw: Any,
 ) -> tuple[Controller, Clock, Provider]:
     routing = directory / "routing.yaml"
+    script = script or always(Result.PASS)
     clock = clock or Clock()
     provider = provider or Provider(routing)
     controller = Controller(

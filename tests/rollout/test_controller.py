@@ -59,7 +59,8 @@ def test_a_fail_after_passes_and_inconclusive_rolls_back_at_once(here: Path) -> 
     assert weights(here)[-1] == 0
     assert "errors: scripted fail" in saved(here).reason
     decisions = [e["decision"] for e in audit(here) if e.get("action") == "rollout.analysis"]
-    assert decisions[-1] == "rollback" and decisions.count("rollback") == 1
+    assert decisions[-1] == "rollback"
+    assert decisions.count("rollback") == 1
     assert weights(here) == [1, 10, 0]  # the 1 % step passed; 10 % held, then failed
 
 
@@ -96,7 +97,8 @@ def test_a_single_provider_error_is_neither_pass_nor_fail(here: Path) -> None:
     assert controller.run() == EXIT_PROMOTED
     analyses = [e for e in audit(here) if e.get("action") == "rollout.analysis"]
     errored = [a for a in analyses if a["verdicts"][0]["result"] == "provider_error"]
-    assert len(errored) == 1 and errored[0]["decision"] == "wait"
+    assert len(errored) == 1
+    assert errored[0]["decision"] == "wait"
 
 
 def test_a_closed_data_gate_holds_the_step_until_it_opens(here: Path) -> None:
@@ -115,7 +117,8 @@ def test_a_closed_data_gate_holds_the_step_until_it_opens(here: Path) -> None:
         for a in audit(here)
         if a.get("action") == "rollout.analysis" and "gate sync" in a["reason"]
     ]
-    assert len(held) == 4 and all(a["configured"] == 1 for a in held)
+    assert len(held) == 4
+    assert all(a["configured"] == 1 for a in held)
 
 
 def test_a_second_controller_is_refused_while_the_first_runs(here: Path) -> None:
@@ -178,7 +181,8 @@ def test_a_failed_rollback_is_retried_until_it_lands(here: Path) -> None:
 
     controller, _, _ = make(here, always(Result.FAIL), push=push)
     assert controller.run() == EXIT_ROLLED_BACK
-    assert len(attempts) == 3 and share(here) == 0
+    assert len(attempts) == 3
+    assert share(here) == 0
 
 
 def test_read_back_that_disagrees_pauses(here: Path) -> None:
@@ -206,8 +210,44 @@ def test_pause_resume_and_promote_commands(here: Path) -> None:
 
 
 def test_a_rollout_continues_from_the_weight_set_by_hand(here: Path) -> None:
-    text = (here / "routing.yaml").read_text().replace("{monolith: 100, orders: 0}", "{monolith: 90, orders: 10}")
+    text = (
+        (here / "routing.yaml")
+        .read_text()
+        .replace("{monolith: 100, orders: 0}", "{monolith: 90, orders: 10}")
+    )
     (here / "routing.yaml").write_text(text)
     controller, _, _ = make(here)
     assert controller.run() == EXIT_PROMOTED
     assert weights(here) == [50, 100]  # judged at 10 % first, then on
+
+
+def _with_pre_check(directory: Path, script: str) -> None:
+    """A pre-check running ``script`` (Python) with the new backend's url as argument."""
+    (directory / "check.py").write_text(script)
+    path = directory / "routing.yaml"
+    text = path.read_text().replace(
+        "      interval: 10\n",
+        "      interval: 10\n      pre_checks:\n        - name: smoke\n"
+        f'          run: "{{python}} {directory / "check.py"} {{url}}"\n',
+    )
+    path.write_text(text)
+
+
+def test_a_failing_pre_check_ends_the_rollout_before_any_traffic_moves(here: Path) -> None:
+    _with_pre_check(here, "import sys\nsys.exit(3)\n")
+    controller, _, provider = make(here)
+    assert controller.run() == EXIT_ROLLED_BACK
+    assert share(here) == 0
+    assert weights(here) == []  # nothing was ever shifted
+    assert provider.reads == 0
+    assert "pre-check smoke failed (exit 3) before any traffic" in saved(here).reason
+
+
+def test_a_passing_pre_check_gets_the_new_backends_url(here: Path) -> None:
+    marker = here / "seen"
+    _with_pre_check(
+        here, f"import pathlib, sys\npathlib.Path({str(marker)!r}).write_text(sys.argv[1])\n"
+    )
+    controller, _, _ = make(here)
+    assert controller.run() == EXIT_PROMOTED
+    assert marker.read_text() == "http://127.0.0.1:8002"
