@@ -12,9 +12,9 @@ One invocation: read both arms from CloudWatch (cumulative since the rollout sta
 the difference from the last reading is this interval's window), judge the window with
 the same analysis as ``strangler rollout``, ask the same engine (``engine.decide``), and
 when the decision moves a weight, change the route's ALB rule — only the weights of its
-forward action (the canary's target group leaves the action at 0 %, so sticky clients
-come back too; it joins it when it gets weight) — and read the rule back: a weight AWS
-does not show pauses the rollout. The change is idempotent (set this share), and the
+forward action (``facade.aws.route_rule``; at 0 % the canary's target group leaves it, so
+sticky clients come back too) — and read the rule back: a weight AWS does not show
+pauses the rollout. The change is idempotent (set this share), and the
 state the task got is the state before it: when an invocation fails and Step Functions
 retries it, the retry makes the same change at most once more, never a second step.
 
@@ -40,9 +40,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from facade.aws import alb, live
+from facade.aws import alb
 from facade.aws.client import ElbClient
 from facade.aws.cloudwatch import CloudWatchClient
+from facade.aws.route_rule import RouteRule
 from facade.exceptions import AwsError, ConfigError
 from facade.rollout.cloudwatch import CloudWatchProvider, arms_for_listener
 from facade.rollout.controller import AnalyzerFactory, default_analyzer
@@ -51,7 +52,7 @@ from facade.rollout.plan import RolloutPlan
 from facade.rollout.providers import MetricsProvider, ProviderError
 from facade.rollout.samples import ArmCounts, Result, Verdict, Window
 from facade.routing.loader import load_table
-from facade.routing.model import SHARE_TOTAL, RoutingTable, Target, alb_weights, shares_from_alb
+from facade.routing.model import SHARE_TOTAL, RoutingTable
 
 HANDLER = "facade.rollout.task.handler"
 ENV_ROUTING = "STRANGLER_ROUTING"
@@ -101,72 +102,12 @@ class Task:
             raise ConfigError(f"{self.table.source}: route {self.route!r} has no rollout block")
         return plan
 
-    # -- the ALB rule ---------------------------------------------------------------------
-
-    def _rule(self) -> tuple[live.LiveRule, live.LiveListener]:
-        want = alb.desired(self.table, self.prefix)
-        found = live.read(self.elb, self.listener, want)
-        desired = next((r for r in want.rules if r.route == self.route), None)
-        for rule in found.rules:
-            if rule.route == self.route or (
-                rule.route is None
-                and desired is not None
-                and rule.body is not None
-                and rule.body.conditions == desired.body.conditions
-            ):
-                return rule, found
-        raise AwsError(
-            f"route {self.route!r} has no rule on {self.listener}; `strangler apply` first"
-        )
-
-    def live_share(self, canary: str) -> float:
-        """The canary's weight on the route's rule now, percent (0 when it is not in the
-        forward action)."""
-        rule, _ = self._rule()
-        if rule.body is None or not isinstance(rule.body.action, alb.Forward):
-            raise AwsError(
-                f"route {self.route!r}: its rule is not a forward action strangler reads"
-            )
-        return rule.body.action.shares().get(canary, 0.0)
-
-    def set_share(self, baseline: str, canary: str, share: int) -> float:
-        """Give the canary ``share`` (tenths) of the route's rule and the baseline the rest
-        (other targets keep theirs); only the forward action's weights change. Returns the
-        canary's weight read back, percent."""
-        rule, found = self._rule()
-        conditions, actions = rule.raw_parts()
-        if len(actions) != 1 or actions[0].get("Type") != "forward":
-            raise AwsError(f"route {self.route!r}: its rule's action is not a single forward")
-        action = actions[0]
-        config = action.get("ForwardConfig") or {
-            "TargetGroups": [{"TargetGroupArn": action.pop("TargetGroupArn"), "Weight": 1}]
-        }
-        action.pop("TargetGroupArn", None)
-        backends = {arn: b for b, arn in found.groups.items()}
-        groups = [dict(g) for g in config.get("TargetGroups", [])]
-        names = [backends.get(str(g["TargetGroupArn"]), "") for g in groups]
-        old = shares_from_alb(tuple(int(g.get("Weight") or 0) for g in groups))
-        shares = dict(zip(names, old, strict=True))
-        if canary not in shares:
-            if canary not in found.groups:
-                raise AwsError(f"route {self.route!r}: no target group of {canary} exists")
-            groups.append({"TargetGroupArn": found.groups[canary], "Weight": 0})
-            names.append(canary)
-        others = sum(s for n, s in shares.items() if n not in (baseline, canary))
-        if baseline not in names or others + share > SHARE_TOTAL:
-            raise AwsError(
-                f"route {self.route!r}: {baseline} cannot take the rest of {share / 10:g} % "
-                f"for {canary} on the live rule ({', '.join(n or '?' for n in names)})"
-            )
-        shares.update({canary: share, baseline: SHARE_TOTAL - share - others})
-        kept = [(g, n) for g, n in zip(groups, names, strict=True) if n != canary or share]
-        weights = alb_weights(tuple(Target(n, shares.get(n, 0)) for _, n in kept))
-        config["TargetGroups"] = [
-            {**g, "Weight": w} for (g, _), w in zip(kept, weights, strict=True)
-        ]
-        action["ForwardConfig"] = config
-        self.elb.modify_rule(rule.arn, conditions, [action])
-        return self.live_share(canary)
+    def rule(self, state: RolloutState) -> RouteRule:
+        """The route's rule on the listener, moved between the state's two arms."""
+        return RouteRule(
+            self.elb, self.listener, self.table, self.route, state.baseline, state.canary,
+            self.prefix,
+        )  # fmt: skip
 
     # -- one invocation -------------------------------------------------------------------
 
@@ -181,11 +122,10 @@ class Task:
         if given:
             state = RolloutState.from_dict(dict(given))
         else:
-            current = round(self.live_share(plan.to) * 10)
-            state = RolloutState(
-                self.route, plan.baseline, plan.to, started=now, configured=current
-            )
-            state.record(now, "started", reason=f"{plan.to} at {current / 10:g} % (on AWS)")
+            state = RolloutState(self.route, plan.baseline, plan.to, started=now)
+            state.configured = round(self.rule(state).read_back() * 10)
+            shown = f"{plan.to} at {state.configured / 10:g} % (on AWS)"
+            state.record(now, "started", reason=shown)
         if command == "abort" and not state.phase.finished:
             self._rollback(state, "aborted")
         elif command == "resume" and state.phase is Phase.PAUSED:
@@ -205,8 +145,10 @@ class Task:
         return {"route": self.route, "state": state.as_dict()}
 
     def _set(self, state: RolloutState, share: int, why: str) -> bool:
+        rule = self.rule(state)
         try:
-            actual = self.set_share(state.baseline, state.canary, share)
+            rule.move(share, f"rollout #{state.seq + 1}")
+            actual = rule.read_back()
         except AwsError as exc:
             if share == 0:
                 raise  # a rollback must complete: Step Functions retries the task

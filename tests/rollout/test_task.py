@@ -21,9 +21,11 @@ from facade.aws import iam, metrics, stepfunctions
 from facade.aws.cli import push
 from facade.aws.client import ElbClient
 from facade.aws.cloudwatch import CloudWatchClient
-from facade.exceptions import ConfigError
+from facade.aws.route_rule import RouteRule
+from facade.exceptions import AwsError, ConfigError
 from facade.rollout import task
 from facade.rollout.cloudwatch import CloudWatchProvider, arms_for_listener
+from facade.rollout.controller import Mover
 from facade.rollout.engine import RolloutState
 from facade.rollout.plan import Analysis
 from facade.rollout.samples import Result, Verdict, Window
@@ -245,3 +247,48 @@ def test_every_call_the_task_makes_is_allowed_by_its_role_in_the_template(alb: B
     assert recording.operations >= {"describe_rules", "modify_rule"}
     assert {iam.ACTIONS[op] for op in recording.operations} <= allowed
     assert "cloudwatch:GetMetricData" in allowed
+
+
+def test_after_a_rollback_a_new_rollout_brings_the_canary_back_into_the_action(
+    alb: Balancer,
+) -> None:
+    runner, _ = _task(alb, Clock())
+    out = _through(runner.run({"route": "orders", "request": {}}))
+    runner.run({"route": "orders", "state": out["state"], "command": "abort"})
+    assert _weights(alb) == {f"{alb.prefix}-monolith": 1}
+    fresh = runner.run({"route": "orders", "request": {}})
+    assert (fresh["state"]["step"], fresh["state"]["configured"]) == (0, 10)
+    fn_group = alb.lambda_group.split(":")[-1].split("/")[1]
+    assert _weights(alb) == {f"{alb.prefix}-monolith": 99, fn_group: 1}
+
+
+def test_a_move_leaves_a_third_target_its_share_and_satisfies_the_mover_seam(
+    alb: Balancer,
+) -> None:
+    rule = _rule(alb)
+    groups = {g["TargetGroupName"]: g["TargetGroupArn"]
+              for g in alb.elbv2.describe_target_groups()["TargetGroups"]}  # fmt: skip
+    hold = next(arn for name, arn in groups.items() if name.startswith("hold-"))
+    forward = rule["Actions"][0]["ForwardConfig"]
+    forward["TargetGroups"] = [
+        {"TargetGroupArn": groups[f"{alb.prefix}-monolith"], "Weight": 5},
+        {"TargetGroupArn": alb.lambda_group, "Weight": 1},
+        {"TargetGroupArn": hold, "Weight": 4},  # somebody else's group: 40 %
+    ]
+    actions = [{"Type": "forward", "ForwardConfig": forward}]
+    alb.elbv2.modify_rule(RuleArn=rule["RuleArn"], Actions=actions)
+    moved: Mover = RouteRule(
+        ElbClient(alb.elbv2), alb.listener, load_table(alb.routing), "orders", "monolith",
+        "orders", alb.prefix,
+    )  # fmt: skip
+    assert moved.read_back() == 10.0
+    assert "orders 20 %" in moved.move(200, "test")
+    assert moved.read_back() == 20.0
+    assert [g["Weight"] for g in _rule(alb)["Actions"][0]["ForwardConfig"]["TargetGroups"]] == [
+        2,
+        1,
+        2,
+    ]  # fmt: skip  - monolith 40 %, orders 20 %, the other group still 40 %
+    with pytest.raises(AwsError, match="monolith cannot take the rest of 70 %"):
+        moved.move(700, "test")
+    assert moved.read_back() == 20.0
