@@ -40,6 +40,7 @@ from typing import Any
 
 from facade.aws import iam
 from facade.aws.alb import DEFAULT_PREFIX
+from facade.aws.sam import ARCHITECTURE, RUNTIME
 from facade.exceptions import ConfigError
 from facade.rollout.plan import OnInconclusive, RolloutPlan
 from facade.rollout.task import ENV_LISTENER, ENV_PREFIX, ENV_ROUTING, HANDLER
@@ -48,7 +49,6 @@ from facade.routing.model import RoutingTable
 MIN_WAIT = 60  # seconds: the load balancer's metrics come a minute at a time
 MAX_ANALYSES = 2_500  # a standard execution's 25,000 history events, ~10 per analysis
 PAUSE_TIMEOUT = 7 * 86_400  # seconds a paused execution waits for a human
-RUNTIME = "python3.12"
 READS = ("describe_listeners", "describe_rules", "describe_tags", "describe_target_groups")
 LAMBDA_RETRIES = [
     "Lambda.ServiceException",
@@ -285,6 +285,7 @@ def template(table: RoutingTable, route: str, source: str) -> dict[str, Any]:
                 "Properties": {
                     "Description": f"strangler: one analysis of the rollout of {route}",
                     "Runtime": RUNTIME,
+                    "Architectures": [ARCHITECTURE],
                     "Handler": HANDLER,
                     "Code": {"S3Bucket": {"Ref": "CodeBucket"}, "S3Key": {"Ref": "CodeKey"}},
                     "Role": {"Fn::GetAtt": ["TaskRole", "Arn"]},

@@ -292,3 +292,25 @@ def test_a_move_leaves_a_third_target_its_share_and_satisfies_the_mover_seam(
     with pytest.raises(AwsError, match="monolith cannot take the rest of 70 %"):
         moved.move(700, "test")
     assert moved.read_back() == 20.0
+
+
+def test_the_lambda_entry_point_reads_its_environment_and_starts_the_rollout(
+    alb: Balancer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    endpoint = alb.cloudwatch.meta.endpoint_url
+    for name, value in {**aws_local.local_environment(endpoint), task.ENV_ROUTING:
+                        str(alb.routing), task.ENV_LISTENER: alb.listener,
+                        task.ENV_PREFIX: alb.prefix}.items():  # fmt: skip
+        monkeypatch.setenv(name, value)  # as the function's configuration sets them
+    out = task.handler({"route": "orders", "request": {}}, None)
+    assert (out["route"], out["state"]["phase"], out["state"]["step"]) == (
+        "orders", "progressing", 0
+    )  # fmt: skip
+    aborted = task.handler({"route": "orders", "state": out["state"], "command": "abort"}, None)
+    assert aborted["state"]["phase"] == "rolled_back"
+    assert _weights(alb) == {f"{alb.prefix}-monolith": 1}
+    with pytest.raises(ConfigError, match="names no route"):
+        task.handler({"request": {}}, None)
+    monkeypatch.delenv(task.ENV_LISTENER)
+    with pytest.raises(ConfigError, match=r"\$STRANGLER_ALB_LISTENER is not set"):
+        task.handler({"route": "orders"}, None)
