@@ -38,20 +38,23 @@ query that names dimensions.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from facade.aws.alb import target_group_name
+from facade.aws.alb import DEFAULT_PREFIX, target_group_name
 from facade.aws.client import ElbClient
 from facade.aws.cloudwatch import CloudWatchClient, Series
 from facade.aws.metrics import ArmMetrics, backend_metrics, extended_statistic
 from facade.exceptions import AwsError, ConfigError
+from facade.rollout.plan import RolloutPlan
 from facade.rollout.providers import ProviderError
 from facade.rollout.samples import ArmCounts
 from facade.routing.model import BackendKind, RoutingTable
 
 MINUTE = 60
+LISTENER_ENV = "STRANGLER_ALB_LISTENER"
 
 
 def utcnow() -> datetime:
@@ -167,4 +170,67 @@ def arms_for_listener(
     return found
 
 
-__all__ = ["CloudWatchProvider", "arms_for_listener", "utcnow"]
+def provider_since(
+    table: RoutingTable,
+    plan: RolloutPlan,
+    started: float,
+    elb: ElbClient,
+    cloudwatch: CloudWatchClient,
+    listener: str,
+    prefix: str = DEFAULT_PREFIX,
+) -> CloudWatchProvider:
+    """The provider of a rollout that started at ``started`` (epoch seconds), reading the
+    quantile of the plan's latency check (none without one)."""
+    latency = plan.analysis.latency
+    return CloudWatchProvider(
+        cloudwatch,
+        arms_for_listener(table, elb, listener, prefix),
+        datetime.fromtimestamp(started, UTC),
+        quantile=latency.quantile if latency is not None else None,
+    )
+
+
+def cloudwatch_provider(
+    table: RoutingTable,
+    plan: RolloutPlan,
+    started: float,
+    *,
+    listener: str | None = None,
+    use_aws: bool | None = None,
+    prefix: str = DEFAULT_PREFIX,
+) -> CloudWatchProvider:
+    """``analysis.provider: cloudwatch`` for ``strangler rollout``: the target groups of
+    ``listener`` (default ``$STRANGLER_ALB_LISTENER``) on AWS, or on the file's local
+    stand-in (``local.aws``) unless ``use_aws``; None: the stand-in when the file has one."""
+    listener = listener or os.environ.get(LISTENER_ENV)
+    if not listener:
+        raise ConfigError(
+            "analysis.provider cloudwatch measures the target groups of a load balancer: "
+            f"name its listener (--listener ARN or ${LISTENER_ENV})"
+        )
+    if use_aws is None:
+        use_aws = table.local.aws is None
+    endpoint: str | None = None
+    credentials: Mapping[str, Any] | None = None
+    if not use_aws:
+        from facade.aws_local import CREDENTIALS, stand_ins
+
+        endpoint, credentials = stand_ins(table).endpoint, CREDENTIALS
+    return provider_since(
+        table,
+        plan,
+        started,
+        ElbClient.connect(endpoint, credentials),
+        CloudWatchClient.connect(endpoint, credentials),
+        listener,
+        prefix,
+    )
+
+
+__all__ = [
+    "CloudWatchProvider",
+    "arms_for_listener",
+    "cloudwatch_provider",
+    "provider_since",
+    "utcnow",
+]

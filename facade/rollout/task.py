@@ -36,7 +36,6 @@ import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +44,7 @@ from facade.aws.client import ElbClient
 from facade.aws.cloudwatch import CloudWatchClient
 from facade.aws.route_rule import RouteRule
 from facade.exceptions import AwsError, ConfigError
-from facade.rollout.cloudwatch import CloudWatchProvider, arms_for_listener
+from facade.rollout.cloudwatch import LISTENER_ENV, provider_since
 from facade.rollout.controller import AnalyzerFactory, default_analyzer
 from facade.rollout.engine import Action, Phase, RolloutState, decide, first_step
 from facade.rollout.plan import RolloutPlan
@@ -56,7 +55,7 @@ from facade.routing.model import SHARE_TOTAL, RoutingTable
 
 HANDLER = "facade.rollout.task.handler"
 ENV_ROUTING = "STRANGLER_ROUTING"
-ENV_LISTENER = "STRANGLER_ALB_LISTENER"
+ENV_LISTENER = LISTENER_ENV
 ENV_PREFIX = "STRANGLER_PREFIX"
 COMMANDS = ("resume", "abort")
 
@@ -265,15 +264,11 @@ class Task:
         elb = ElbClient.connect(endpoint, credentials)
         cloudwatch = CloudWatchClient.connect(endpoint, credentials)
         plan = table.route(route).rollout
-        latency = plan.analysis.latency if plan is not None else None
+        if plan is None:
+            raise ConfigError(f"{table.source}: route {route!r} has no rollout block")
 
         def provider_for(state: RolloutState) -> MetricsProvider:
-            return CloudWatchProvider(
-                cloudwatch,
-                arms_for_listener(table, elb, listener, prefix),
-                datetime.fromtimestamp(state.started, UTC),
-                quantile=latency.quantile if latency is not None else None,
-            )
+            return provider_since(table, plan, state.started, elb, cloudwatch, listener, prefix)
 
         return cls(table, route, elb, listener, provider_for, prefix)
 

@@ -19,7 +19,7 @@ from facade.aws import metrics
 from facade.aws.client import ElbClient
 from facade.aws.cloudwatch import CloudWatchClient
 from facade.exceptions import ConfigError
-from facade.rollout.cloudwatch import CloudWatchProvider, arms_for_listener
+from facade.rollout.cloudwatch import CloudWatchProvider, arms_for_listener, cloudwatch_provider
 from facade.rollout.providers import ProviderError
 from facade.rollout.samples import ArmCounts
 from facade.routing.loader import load_table
@@ -240,3 +240,30 @@ def test_metric_dimensions_take_the_ends_of_the_arns_as_the_load_balancer_publis
         "p50", "p95", "p99", "p99.9"
     ]  # fmt: skip
     assert dict(metrics.lambda_alias("f", None).dimensions) == {"FunctionName": "f"}
+
+
+def test_strangler_rollout_reads_the_files_stand_in_unless_told_aws(
+    alb: Balancer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    table = load_table(alb.routing)  # its local.aws names the stand-in
+    plan = table.route("orders").rollout
+    assert plan is not None
+    now = datetime.now(UTC)
+    monkeypatch.setenv("STRANGLER_ALB_LISTENER", alb.listener)
+    vpc = table.backends["monolith"].aws["vpc_id"]
+    alb.elbv2.create_target_group(
+        Name=f"{alb.prefix}-monolith", Protocol="HTTP", Port=8000, VpcId=vpc
+    )
+    started = (now - timedelta(minutes=5)).timestamp()
+    provider = cloudwatch_provider(table, plan, started, prefix=alb.prefix)
+    assert provider.statistic is None  # the plan has no latency check
+    alias = {"FunctionName": alb.function, "Resource": f"{alb.function}:live"}
+    alb.put(metrics.LAMBDA, "Invocations", alias, 12, now - timedelta(minutes=1))
+    alb.put(metrics.LAMBDA, "Errors", alias, 1, now - timedelta(minutes=1))
+    assert provider.arms["orders"] == metrics.lambda_alias(alb.function, "live")
+    assert provider.read("orders", "monolith", "orders") == (
+        ArmCounts(), ArmCounts(requests=12, errors=1)
+    )  # fmt: skip
+    monkeypatch.delenv("STRANGLER_ALB_LISTENER")
+    with pytest.raises(ConfigError, match="name its listener"):
+        cloudwatch_provider(table, plan, now.timestamp())
