@@ -13,6 +13,9 @@
 ``strangler_facade_refused_total{code}``                        requests answered without a
                                                                 backend: limits, Upgrade,
                                                                 malformed, connection cap
+``strangler_facade_faults_injected_total{route,backend,fault}`` injected faults (abort, delay);
+                                                                an abort is also a response
+                                                                of its backend
 
 The request path only adds to plain Python lists (no lock, no label lookup); a scrape
 turns them into metric families through a custom collector (prometheus_client's public
@@ -55,6 +58,7 @@ class Metrics(Collector):
         self.errors: dict[tuple[str, str, str], int] = {}
         self.reloads: dict[str, int] = {}
         self.refused: dict[str, int] = {}
+        self.faults: dict[tuple[str, str, str], int] = {}
         self.weights: dict[tuple[str, str], float] = {}
         self.registry = CollectorRegistry()
         self.registry.register(self)
@@ -74,6 +78,10 @@ class Metrics(Collector):
     def upstream_error(self, route: str, backend: str, kind: str) -> None:
         key = (route, backend, kind)
         self.errors[key] = self.errors.get(key, 0) + 1
+
+    def fault(self, route: str, backend: str, fault: str) -> None:
+        key = (route, backend, fault)
+        self.faults[key] = self.faults.get(key, 0) + 1
 
     def refusal(self, code: str) -> None:
         self.refused[code] = self.refused.get(code, 0) + 1
@@ -95,6 +103,7 @@ class Metrics(Collector):
             "errors": [[*k, v] for k, v in self.errors.items()],
             "reloads": self.reloads,
             "refused": self.refused,
+            "faults": [[*k, v] for k, v in self.faults.items()],
             "weights": [[*k, v] for k, v in self.weights.items()],
         }
 
@@ -115,12 +124,14 @@ class Metrics(Collector):
         dict[str, int],
         dict[tuple[str, str], float],
         dict[str, int],
+        dict[tuple[str, str, str], int],
     ]:
         cells = {k: list(v) for k, v in self.cells.items()}
         errors = dict(self.errors)
         reloads = dict(self.reloads)
         refused = dict(self.refused)
         weights = dict(self.weights)
+        faults = dict(self.faults)
         if self.shared_dir is not None:
             own = f"worker-{os.getpid()}.json"
             for path in sorted(self.shared_dir.glob("worker-*.json")):
@@ -139,12 +150,15 @@ class Metrics(Collector):
                         reloads[result] = reloads.get(result, 0) + count
                     for code, count in state.get("refused", {}).items():
                         refused[code] = refused.get(code, 0) + count
-        return cells, errors, reloads, weights, refused
+                    for *key, count in state.get("faults", []):
+                        fault_key = (key[0], key[1], key[2])
+                        faults[fault_key] = faults.get(fault_key, 0) + count
+        return cells, errors, reloads, weights, refused, faults
 
     # -- exposition ---------------------------------------------------------------------
 
     def collect(self) -> Iterator[Metric]:
-        cells, errors, reloads, weights, refused = self._merged()
+        cells, errors, reloads, weights, refused, faults = self._merged()
         requests = CounterMetricFamily(
             "strangler_facade_requests",
             "Requests by route, backend and how the backend was chosen",
@@ -200,7 +214,23 @@ class Metrics(Collector):
         )
         for code, count in sorted(refused.items()):
             refused_family.add_metric([code], count)
-        yield from (requests, responses, duration, upstream, weight, reload_family, refused_family)
+        faults_family = CounterMetricFamily(
+            "strangler_facade_faults_injected",
+            "Faults the facade injected (routing.yaml faults, the admin API)",
+            labels=["route", "backend", "fault"],
+        )
+        for key, count in sorted(faults.items()):
+            faults_family.add_metric(list(key), count)
+        yield from (
+            requests,
+            responses,
+            duration,
+            upstream,
+            weight,
+            reload_family,
+            refused_family,
+            faults_family,
+        )
 
     def render(self) -> tuple[bytes, str]:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST

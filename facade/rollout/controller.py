@@ -43,6 +43,8 @@ POLL = 0.2  # seconds between two looks at the command file while waiting
 
 
 class AnalyzerLike(Protocol):
+    def start_step(self, index: int) -> None: ...
+
     def add(self, window: Window) -> None: ...
 
     def verdicts(
@@ -458,6 +460,7 @@ class Controller:
 
     def _analyse(self, state: RolloutState) -> None:
         analyzer = self.analyzer_factory(self.plan.analysis, state.analyzer or None)
+        analyzer.start_step(state.step)
         window, failure = self._read(state)
         if window is not None:
             analyzer.add(window)
