@@ -210,6 +210,7 @@ class Task:
     def _analyse(self, state: RolloutState) -> None:
         plan = self.plan
         analyzer = self.analyzer_factory(plan.analysis, state.analyzer or None)
+        analyzer.start_step(state.step)
         window, failure = self._read(state)
         if window is not None:
             analyzer.add(window)

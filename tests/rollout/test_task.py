@@ -42,6 +42,9 @@ class Analyzer:
     def __init__(self, settings: Analysis, saved: dict[str, Any] | None) -> None:
         self.seen = int((saved or {}).get("seen", 0))
 
+    def start_step(self, index: int) -> None:
+        pass
+
     def add(self, window: Window) -> None:
         Analyzer.windows.append(window)
         self.seen += 1
@@ -306,8 +309,16 @@ def test_the_lambda_entry_point_reads_its_environment_and_starts_the_rollout(
     assert (out["route"], out["state"]["phase"], out["state"]["step"]) == (
         "orders", "progressing", 0
     )  # fmt: skip
+    # the analysis itself (facade.rollout.analysis) judges what CloudWatch counted
+    _traffic(alb, monolith=990, orders=10)
+    out = _through(task.handler(out, None))
+    _traffic(alb, monolith=2970, orders=30, orders_errors=6)  # 20 % of the canary's requests
+    out = _through(task.handler(out, None))
+    assert out["state"]["phase"] == "rolled_back", out["state"]["reason"]
+    assert out["state"]["reason"].startswith(("errors: canary 20 %", "critical: "))
+    assert _weights(alb) == {f"{alb.prefix}-monolith": 1}
     aborted = task.handler({"route": "orders", "state": out["state"], "command": "abort"}, None)
-    assert aborted["state"]["phase"] == "rolled_back"
+    assert aborted["state"]["phase"] == "rolled_back"  # already: nothing more to do
     assert _weights(alb) == {f"{alb.prefix}-monolith": 1}
     with pytest.raises(ConfigError, match="names no route"):
         task.handler({"request": {}}, None)
