@@ -14,7 +14,7 @@ from facade.rollout.samples import Result
 GATE = SyncGate(streams=("up", "down"), max_lag=30, dead_letters=0, max_conflict_rate=5)
 
 
-def figures(**per_stream: dict[str, float]) -> Any:
+def figures(**per_stream: dict[str, Any]) -> Any:
     def read(names: list[str]) -> dict[str, dict[str, Any]]:
         assert names == ["up", "down"]
         return {name: dict(per_stream.get(name, {})) for name in names}
@@ -22,16 +22,16 @@ def figures(**per_stream: dict[str, float]) -> Any:
     return read
 
 
-START = {"dead_letters": 2, "conflicts": 10, "outbox_published": 1000}
+START: dict[str, Any] = {"dead_letters": 2, "conflicts": 10, "outbox_published": 1000}
 
 
-def check(now: dict[str, dict[str, float]], drifted: list[str] | None = None) -> list[Any]:
+def check(now: dict[str, dict[str, Any]], drifted: list[str] | None = None) -> list[Any]:
     origin = SyncGateCheck(GATE, figures(up=START, down=START), None).start()
     verify = (lambda stream, sample, settle: list(drifted or [])) if drifted is not None else None
     return SyncGateCheck(GATE, figures(**now), verify).check(origin)
 
 
-HEALTHY = {"outbox_oldest_pending_age_s": 1.5, "dead_letters": 2, "conflicts": 12,
+HEALTHY: dict[str, Any] = {"outbox_oldest_pending_age_s": 1.5, "dead_letters": 2, "conflicts": 12,
            "outbox_published": 1400}  # fmt: skip
 
 
@@ -50,7 +50,7 @@ def test_healthy_streams_open_the_gate() -> None:
         ({"conflicts": 11, "outbox_published": 1000}, "conflict rate 100.0 %"),
     ],
 )
-def test_each_figure_holds_the_step_with_its_reason(change: dict[str, float], says: str) -> None:
+def test_each_figure_holds_the_step_with_its_reason(change: dict[str, Any], says: str) -> None:
     verdicts = check({"up": HEALTHY, "down": {**HEALTHY, **change}}, drifted=[])
     assert verdicts[0].result is Result.PASS
     assert verdicts[1].result is Result.INCONCLUSIVE
@@ -73,7 +73,7 @@ def test_unreadable_figures_are_a_provider_error() -> None:
     def broken(names: list[str]) -> dict[str, dict[str, Any]]:
         raise RuntimeError("QueueDoesNotExist")
 
-    origin = {"up": {}, "down": {}}
+    origin: dict[str, dict[str, float]] = {"up": {}, "down": {}}
     verdicts = SyncGateCheck(GATE, broken, None).check(origin)
     assert [v.result for v in verdicts] == [Result.PROVIDER_ERROR]
     assert "QueueDoesNotExist" in verdicts[0].reason
