@@ -20,6 +20,7 @@ from typing import Any
 
 import click
 
+from facade.aws.alb import DEFAULT_PREFIX
 from facade.aws.cli import aws_options
 from facade.exceptions import ConfigError
 from facade.options import routing_option
@@ -39,7 +40,11 @@ def _who() -> str:
 
 
 def provider_for(
-    table: RoutingTable, plan: RolloutPlan, metrics_url: str | None, started: float
+    table: RoutingTable,
+    plan: RolloutPlan,
+    metrics_url: str | None,
+    started: float,
+    aws: dict[str, Any] | None = None,
 ) -> MetricsProvider:
     analysis = plan.analysis
     if analysis.provider is Provider.PROMETHEUS:
@@ -48,7 +53,15 @@ def provider_for(
     if analysis.provider is Provider.CLOUDWATCH:
         from facade.rollout.cloudwatch import cloudwatch_provider
 
-        return cloudwatch_provider(table, plan, started)
+        aws = aws or {}
+        return cloudwatch_provider(
+            table,
+            plan,
+            started,
+            listener=aws.get("listener"),
+            use_aws=bool(aws["use_aws"]) if "use_aws" in aws else None,
+            prefix=str(aws.get("prefix") or DEFAULT_PREFIX),
+        )
     settings = table.settings
     return FacadeProvider(metrics_url or f"http://{settings.admin_host}:{settings.admin_port}")
 
@@ -97,7 +110,7 @@ def _controller(
         routing,
         route,
         store,
-        provider_for(table, plan, metrics_url, started),
+        provider_for(table, plan, metrics_url, started, aws),
         who=f"rollout ({_who()})",
         push=push,
         read_back=read_back,
@@ -252,6 +265,19 @@ def resume(route: str, routing: Path, metrics_url: str | None, **aws: Any) -> No
     sys.exit(_controller(routing, route, aws, metrics_url).run())
 
 
+def _numbers(verdict: dict[str, Any]) -> str:
+    """`` +0.2 points [-0.1, +0.5]`` (a difference is signed), `` 14.7 ms`` (a value)."""
+    estimate, unit = verdict.get("estimate"), verdict.get("unit") or ""
+    if not isinstance(estimate, int | float):
+        return ""
+    form = "+.3g" if unit == "points" else ".3g"
+    text = f" {estimate:{form}} {unit}".rstrip()
+    interval = verdict.get("interval")
+    if interval and all(isinstance(v, int | float) for v in interval):
+        text += f" [{interval[0]:{form}}, {interval[1]:{form}}]"
+    return text
+
+
 def _line(view: dict[str, Any]) -> list[str]:
     configured = view["configured"]
     observed = view["observed"]
@@ -270,18 +296,9 @@ def _line(view: dict[str, Any]) -> list[str]:
             f" · baseline {sample['baseline']}"
         )
     for verdict in [*view["verdicts"], *view["gates"]]:
-        interval = verdict.get("interval")
-        numbers = ""
-        if verdict.get("estimate") is not None:
-            numbers = f" {verdict['estimate']:+.3g} {verdict.get('unit', '')}".rstrip()
-            if interval:
-                numbers += (
-                    f" [{interval[0]:+.3g}, {interval[1]:+.3g}]"
-                    if all(isinstance(v, float | int) for v in interval)
-                    else f" {interval}"
-                )
         lines.append(
-            f"  {verdict['metric']:<9} {verdict['result']:<13}{numbers} — {verdict['reason']}"
+            f"  {verdict['metric']:<9} {verdict['result']:<13}{_numbers(verdict)}"
+            f" — {verdict['reason']}"
         )
     if view["reason"]:
         lines.append(f"  decision  {view['reason']}")
