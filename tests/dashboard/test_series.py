@@ -33,11 +33,13 @@ class Script:
 
 
 def test_quantile_interpolates_inside_the_bucket_the_rank_falls_in() -> None:
+    low, mid, high = BUCKETS[0], BUCKETS[1], BUCKETS[2]
     buckets = [0.0] * NB
-    buckets[1] = 50  # (0.001, 0.0025]
-    buckets[2] = 50  # (0.0025, 0.005]
-    assert quantile(0.5, tuple(buckets)) == pytest.approx(0.0025)
-    assert quantile(0.99, tuple(buckets)) == pytest.approx(0.0025 + 0.0025 * 49 / 50)
+    buckets[1] = 50  # (low, mid]
+    buckets[2] = 50  # (mid, high]
+    assert quantile(0.5, tuple(buckets)) == pytest.approx(mid)
+    assert quantile(0.25, tuple(buckets)) == pytest.approx(low + (mid - low) / 2)
+    assert quantile(0.99, tuple(buckets)) == pytest.approx(mid + (high - mid) * 49 / 50)
     assert quantile(0.5, (0.0,) * NB) is None
     beyond = [0.0] * NB
     beyond[-1] = 10  # slower than the last bound: its lower edge is all that is known
@@ -50,14 +52,15 @@ def test_each_sample_turns_the_increments_into_rate_errors_and_latency() -> None
     script.now = {("orders", "monolith"): totals(100, 0)}
     ring.sample(0.0)
     later = [0.0] * NB
-    later[3], later[4] = 100, 200  # the 200 new requests took 10 to 25 ms
+    later[3], later[4] = 100, 200  # the 200 new requests all fell in the fifth bucket
     script.now = {("orders", "monolith"): BackendTotals(300, 10, tuple(later), 0.0)}
     ring.sample(2.0)
     point = ring.latest(("orders", "monolith"))
     assert point is not None
     assert (point.count, point.rate, point.error_rate) == (200, 100.0, 5.0)
-    assert point.p50 == pytest.approx((0.01 + 0.015 * 0.5) * 1000)
-    assert point.p99 == pytest.approx((0.01 + 0.015 * 0.99) * 1000)
+    low, high = BUCKETS[3], BUCKETS[4]
+    assert point.p50 == pytest.approx((low + (high - low) * 0.5) * 1000)
+    assert point.p99 == pytest.approx((low + (high - low) * 0.99) * 1000)
 
 
 def test_a_counter_that_went_down_counts_from_zero_again() -> None:
