@@ -231,7 +231,8 @@ class UpstreamConnection(asyncio.Protocol):
         if transport is None:
             return
         if self._keep_alive and not self._poisoned and not transport.is_closing():
-            self.resume()  # a paused connection would never see the backend's close
+            if self.paused:  # a paused connection would never see the backend's close
+                self.resume()
             self.pool.release(self)
         else:
             transport.close()
