@@ -15,7 +15,7 @@ PYTEST_ARGS ?=
 
 NODE_STAMP = node_modules/.installed
 
-bootstrap: $(STAMP) $(NODE_STAMP) browser
+bootstrap: $(STAMP) $(NODE_STAMP)
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -54,7 +54,7 @@ lint: bootstrap
 typecheck: $(STAMP)
 	$(BIN)/mypy facade monolith extracted tests loadtests
 
-pytest: bootstrap
+pytest: bootstrap browser
 	DATABASE_URL=$(TEST_DATABASE_URL) $(BIN)/python -m pytest $(PYTEST_ARGS)
 	DATABASE_URL=sqlite:// $(BIN)/python -m pytest tests/monolith tests/sync_edges -m "not postgresql" $(PYTEST_ARGS)
 
