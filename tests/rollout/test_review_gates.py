@@ -104,7 +104,8 @@ def test_a_hung_digest_command_is_a_provider_error_not_a_hung_controller(
     routing = _routing(tmp_path)
     table = load_table(routing)
     plan = table.route("orders").rollout
-    assert plan is not None and plan.gates.sync is not None
+    assert plan is not None
+    assert plan.gates.sync is not None
     healthy = {
         "orders-sync": {
             "dead_letters": 0,
@@ -119,3 +120,65 @@ def test_a_hung_digest_command_is_a_provider_error_not_a_hung_controller(
     except Hung as exc:
         pytest.fail(f"the gate would block the controller for ever: {exc}")
     assert [v.result for v in verdicts] == [Result.PROVIDER_ERROR]
+
+
+class _LambdaStore:
+    """What `extracted.orders.sync status` reads: nothing waiting, nothing parked."""
+
+    def waiting(self, limit: int = 1000) -> list[dict[str, Any]]:
+        return []
+
+    def parked(self) -> list[dict[str, Any]]:
+        return []
+
+    def conflicts(self, stream: str) -> int:
+        return 0
+
+
+def test_the_samples_reverse_stream_does_not_close_the_gate_on_one_conflict(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The sample's default gate (`max_conflict_rate: 5`) divides the conflicts met since
+    the start by `outbox_published` of the stream's source. On `orders-to-monolith` the
+    source is the Lambda, whose `status --json` reports pending, age and parked but no
+    `published`: the denominator is 0, and the gate's own rule turns *one* conflict into
+    "100 %". The two-way orders stream is designed to meet conflicts (the lifecycle rule
+    settles them), so the sample's rollout is held at its step after its first one and
+    pauses at max_wait — however many thousand changes went through cleanly."""
+    import facade.sync.cli as sync_cli
+    from extracted.orders import sync as lambda_sync
+
+    sample = Path(__file__).resolve().parents[2] / "routing.yaml"
+    table = load_table(sample)
+    plan = table.route("orders").rollout
+    assert plan is not None
+    assert plan.gates.sync is not None
+    assert "orders-to-monolith" in plan.gates.sync.streams
+    conflicts = {"now": 0}
+
+    def run_json(table_: Any, routing: Any, stream: Any, key: str, args: list[str]) -> Any:
+        if key == "outbox_status":  # the Lambda's side of orders-to-monolith
+            return 0, lambda_sync.status(_LambdaStore())  # type: ignore[arg-type]
+        # the monolith's `sync_status --json`, inbox part, as its command prints it
+        return 0, {"streams": {}, "inbox": {stream.name: {"conflicts": conflicts["now"]}}}
+
+    monkeypatch.setattr(sync_cli.commands, "run_json", run_json)
+    monkeypatch.setattr(
+        sync_cli, "_depths", lambda client, stream: {"queued": 0, "in_flight": 0, "dead_letters": 0}
+    )
+
+    def figures(names: list[str]) -> dict[str, dict[str, Any]]:
+        return sync_cli.gather(table, sample, None, [table.stream(n) for n in names])
+
+    gate = type(plan.gates.sync)(
+        streams=("orders-to-monolith",),
+        max_lag=plan.gates.sync.max_lag,
+        dead_letters=plan.gates.sync.dead_letters,
+        max_conflict_rate=plan.gates.sync.max_conflict_rate,
+        verify_sample=0,
+    )
+    check = SyncGateCheck(gate, figures, None)
+    origin = check.start()
+    conflicts["now"] = 1  # one settled conflict among the thousands of changes since
+    [verdict] = check.check(origin)
+    assert verdict.result is Result.PASS, verdict.reason

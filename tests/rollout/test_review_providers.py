@@ -28,7 +28,8 @@ from tests.rollout.controller_kit import Clock, write_routing
 def _exposition(canary_requests: str) -> str:
     return (
         "# TYPE strangler_facade_responses counter\n"
-        'strangler_facade_responses_total{route="orders",backend="monolith",status_class="2xx"} 900\n'
+        "strangler_facade_responses_total"
+        '{route="orders",backend="monolith",status_class="2xx"} 900\n'
         'strangler_facade_responses_total{route="orders",backend="orders",status_class="2xx"} '
         f"{canary_requests}\n"
     )
