@@ -100,7 +100,7 @@ def test_a_hung_digest_command_is_a_provider_error_not_a_hung_controller(
             raise Hung("subprocess.run without a timeout: this call never returns")
         raise subprocess.TimeoutExpired(args[0], kwargs["timeout"])
 
-    monkeypatch.setattr(sync_commands.subprocess, "run", run)
+    monkeypatch.setattr(subprocess, "run", run)  # the module sync.commands calls
     routing = _routing(tmp_path)
     table = load_table(routing)
     plan = table.route("orders").rollout
@@ -162,7 +162,7 @@ def test_the_samples_reverse_stream_does_not_close_the_gate_on_one_conflict(
         # the monolith's `sync_status --json`, inbox part, as its command prints it
         return 0, {"streams": {}, "inbox": {stream.name: {"conflicts": conflicts["now"]}}}
 
-    monkeypatch.setattr(sync_cli.commands, "run_json", run_json)
+    monkeypatch.setattr(sync_commands, "run_json", run_json)
     monkeypatch.setattr(
         sync_cli, "_depths", lambda client, stream: {"queued": 0, "in_flight": 0, "dead_letters": 0}
     )

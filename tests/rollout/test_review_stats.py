@@ -64,7 +64,10 @@ class LoadDependentRegression:
         self.canary[0] += to_canary
         self.canary_bad_milli += to_canary * rate_milli
         self.canary[1] = self.canary_bad_milli // 1000
-        return ArmCounts(*self.baseline), ArmCounts(*self.canary)
+        return (
+            ArmCounts(self.baseline[0], self.baseline[1]),
+            ArmCounts(self.canary[0], self.canary[1]),
+        )
 
 
 def test_a_regression_that_starts_at_a_higher_weight_is_not_promoted(tmp_path: Path) -> None:
