@@ -138,3 +138,32 @@ def test_a_provider_that_trickles_its_answer_is_cut_off_at_its_timeout(
     thread.join(8.0)  # a bound on the test, not a synchronisation: 8x the timeout
     assert outcome, f"the provider was still reading after {time.monotonic() - started:.0f}s"
     assert isinstance(outcome[0], ProviderError)
+
+
+def test_one_hand_edited_state_file_does_not_break_the_facades_metrics_page(
+    tmp_path: Path,
+) -> None:
+    """The facade's admin listener renders every rollout's state file at scrape time
+    (`RolloutCollector`, registered in the facade's own registry). Unreadable JSON is
+    skipped, but a readable state with one odd value (`"step": null`, a verdict that is
+    not an object) raises inside `collect()` — outside the generator's `suppress` — so
+    the whole `/__facade/metrics` page fails: Prometheus loses every facade series, and
+    every rollout's provider reads errors and pauses."""
+    from prometheus_client import generate_latest
+
+    from facade.proxy.metrics import Metrics
+    from facade.rollout.metrics import RolloutCollector
+
+    directory = tmp_path / "rollouts"
+    directory.mkdir()
+    good = {"route": "catalog", "baseline": "monolith", "canary": "catalog", "phase": "baking"}
+    (directory / "catalog.json").write_text(json.dumps({**good, "step": 3, "configured": 1000}))
+    (directory / "orders.json").write_text(
+        json.dumps({"route": "orders", "step": None, "verdicts": ["errors: pass"]})
+    )
+    metrics = Metrics()
+    metrics.observe("orders", "monolith", "weight", 200, 0.01)
+    metrics.registry.register(RolloutCollector(directory))
+    page = generate_latest(metrics.registry).decode()
+    assert "strangler_facade_responses_total" in page
+    assert 'strangler_rollout_step{route="catalog"} 4.0' in page
