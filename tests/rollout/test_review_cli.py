@@ -141,3 +141,51 @@ def test_a_crash_of_the_controller_does_not_exit_with_the_rolled_back_code(
     assert share(here) == 100
     assert done.returncode not in (0, 1, 3), (done.returncode, done.stderr[-600:])
     assert done.returncode == 2, (done.returncode, done.stderr[-600:])
+
+
+def test_abort_of_an_applied_rollout_without_apply_does_not_leave_aws_on_the_canary(
+    here: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A rollout started with `--apply` (each step pushed to the ALB) whose controller
+    died at 10 %. `strangler rollout abort orders` — the command the README's "roll back
+    now" tells you to type, no `--apply` — carries the abort out itself and moves only
+    routing.yaml: the state says rolled_back, the file says 0 %, and the ALB keeps
+    sending 10 % to the canary. The state does not record that the rollout was applied,
+    so nothing can notice. (`resume` and `promote` without `--apply` likewise walk the
+    file on while AWS stays behind.)"""
+    import facade.aws.cli as aws_cli
+
+    pushed: list[float] = []
+
+    def push(table: Any) -> None:
+        pushed.append(table.route("orders").share_of("orders") / 10)
+
+    class Stop(BaseException):
+        pass
+
+    real = RouteMover.move
+
+    def move(self: RouteMover, share_: int, who: str) -> str:
+        if share_ == 500:
+            raise Stop
+        return real(self, share_, who)
+
+    monkeypatch.setattr(RouteMover, "move", move)
+    controller, _, _ = make(here, push=push)
+    with pytest.raises(Stop):
+        controller.run()
+    monkeypatch.setattr(RouteMover, "move", real)
+    assert pushed == [1, 10]  # the ALB has 10 %
+
+    def cli_push(table: Any, *args: Any) -> None:
+        push(table)
+
+    monkeypatch.setattr(aws_cli, "push", cli_push)
+    code = _cli("rollout", "abort", "orders", "--routing", str(here / "routing.yaml"))
+    if code == 0:
+        assert saved(here).phase is Phase.ROLLED_BACK
+        assert pushed[-1] == 0, (
+            f"rolled back in routing.yaml only; the ALB still has {pushed[-1]} % on the canary"
+        )
+    else:
+        assert code == 2  # refusing ("this rollout was applied: add --apply") is fine too
