@@ -332,3 +332,19 @@ def test_state_from_an_old_plan_is_status_readable(here: Path) -> None:
     view = describe(state, load_table(here / "routing.yaml").route("orders").rollout, None)
     assert view["sample"]["required"] is None
     assert EXIT_PAUSED == 3
+
+
+def test_a_route_between_two_steps_is_not_raised_before_any_analysis(here: Path) -> None:
+    """A route an engineer left at 20 % by hand (steps 1, 10, 50, 100). `start` picks
+    "the first step at or above the current share" — 50 % — and moves there at once,
+    before a single analysis: 2.5 times the canary's traffic on no evidence. With a
+    canary that is never shown healthy (always inconclusive) the rollout should pause
+    where it found the route, not after raising it."""
+    path = here / "routing.yaml"
+    path.write_text(
+        path.read_text().replace("{monolith: 100, orders: 0}", "{monolith: 80, orders: 20}")
+    )
+    controller, _, _ = make(here, always(Result.INCONCLUSIVE))
+    assert controller.run() == EXIT_PAUSED
+    moved = [float(e["after"]["orders"]) for e in audit(here) if e.get("action") == "shift"]
+    assert share(here) == 20, f"raised from 20 % to {share(here)} % without any pass: {moved}"
