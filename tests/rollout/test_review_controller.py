@@ -348,3 +348,78 @@ def test_a_route_between_two_steps_is_not_raised_before_any_analysis(here: Path)
     assert controller.run() == EXIT_PAUSED
     moved = [float(e["after"]["orders"]) for e in audit(here) if e.get("action") == "shift"]
     assert share(here) == 20, f"raised from 20 % to {share(here)} % without any pass: {moved}"
+
+
+# -- the latency histogram's windows ------------------------------------------------------
+
+
+def _histogram(at: dict[float, int]) -> tuple[int, ...]:
+    """Cumulative Prometheus buckets over the facade's bounds for requests that took
+    ``seconds`` (key) ``count`` (value) times."""
+    from facade.rollout.samples import LATENCY_BOUNDS
+
+    return tuple(sum(n for s, n in at.items() if s <= bound) for bound in LATENCY_BOUNDS)
+
+
+class FacadeWithHistory:
+    """What the facade's /__facade/metrics gives, cumulative since the facade started,
+    with histograms. Before this rollout, an earlier version of the canary was slow
+    (1,000 requests at 2 s; it was rolled back). The version now rolled out is exactly as
+    fast as the monolith: per reading 990 baseline requests (940 at 40 ms, 50 at 90 ms)
+    and 10 canary requests at 40 ms. No errors anywhere."""
+
+    name = "facade"
+
+    def __init__(self) -> None:
+        self.baseline = {0.04: 95_000, 0.09: 5_000}
+        self.canary = {2.0: 1_000}
+        self.reads = 0
+
+    def read(self, route: str, baseline: str, canary: str) -> tuple[ArmCounts, ArmCounts]:
+        from facade.rollout.samples import LATENCY_BOUNDS
+
+        self.reads += 1
+        if self.reads > 1:
+            self.baseline[0.04] += 940
+            self.baseline[0.09] += 50
+            self.canary[0.04] = self.canary.get(0.04, 0) + 10
+        b, c = sum(self.baseline.values()), sum(self.canary.values())
+        return (
+            ArmCounts(b, 0, LATENCY_BOUNDS, _histogram(self.baseline)),
+            ArmCounts(c, 0, LATENCY_BOUNDS, _histogram(self.canary)),
+        )
+
+
+def test_each_window_counts_only_its_own_latency_histogram(here: Path) -> None:
+    """`_plain` stores the +Inf bound of the last reading as 1e308 and `_counts` reads it
+    back as 1e308, so `ArmCounts.minus` never finds the bounds equal and returns the
+    *cumulative* buckets as the window's: every 10 s the latency analysis counts every
+    request the facade ever answered again, including the old slow version's, and rolls
+    back a canary exactly as fast as the monolith."""
+    clock = Clock()
+    controller = Controller(
+        here / "routing.yaml",
+        "orders",
+        RolloutStore(here / "state", "orders"),
+        FacadeWithHistory(),
+        clock=clock,
+        sleep=clock.sleep,
+        say=lambda line: None,
+    )
+    result = controller.run()
+    state = saved(here)
+    latency = next((v for v in state.verdicts if v["metric"] == "latency"), None)
+    assert result != EXIT_ROLLED_BACK, f"{state.reason} — {latency}"
+
+
+def test_a_window_of_100_requests_has_a_histogram_of_100() -> None:
+    """The same defect at its smallest: two readings 100 requests apart, through the
+    controller's own saving of the last reading."""
+    from facade.rollout.controller import _counts, _plain
+    from facade.rollout.samples import LATENCY_BOUNDS
+
+    first = ArmCounts(1000, 0, LATENCY_BOUNDS, _histogram({0.04: 1000}))
+    second = ArmCounts(1100, 0, LATENCY_BOUNDS, _histogram({0.04: 1100}))
+    window = second.minus(_counts(_plain(first)))
+    assert window.requests == 100
+    assert window.buckets[-1] == 100, f"the window's histogram holds {window.buckets[-1]}"
