@@ -189,3 +189,25 @@ def test_abort_of_an_applied_rollout_without_apply_does_not_leave_aws_on_the_can
         )
     else:
         assert code == 2  # refusing ("this rollout was applied: add --apply") is fine too
+
+
+def test_an_abort_the_controller_never_acknowledged_does_not_exit_0(
+    here: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With a controller alive but busy (a data gate's digest commands, a provider read,
+    an ALB apply), `rollout abort` waits 120 s for it to acknowledge, then prints the
+    state it finds — "orders: progressing" — and exits 0, as if the abort had been
+    carried out. Nothing was rolled back; a script (or a tired human) reading the exit
+    status is told otherwise."""
+    controller, _, _ = make(here, always(Result.INCONCLUSIVE))
+    state = controller.begin()
+    controller._pre_checks(state)  # at 1 %, progressing
+    clock = Clock()
+    monkeypatch.setattr(rollout_cli.time, "monotonic", clock)
+    monkeypatch.setattr(rollout_cli.time, "sleep", clock.sleep)
+    store = RolloutStore(here / "state", "orders")
+    with store.lease():  # the busy controller
+        code = _cli("rollout", "abort", "orders", "--routing", str(here / "routing.yaml"))
+    assert share(here) == 1
+    assert saved(here).phase is Phase.PROGRESSING
+    assert code != 0, capsys.readouterr().out
