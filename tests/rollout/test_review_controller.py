@@ -420,6 +420,8 @@ def test_a_window_of_100_requests_has_a_histogram_of_100() -> None:
 
     first = ArmCounts(1000, 0, LATENCY_BOUNDS, _histogram({0.04: 1000}))
     second = ArmCounts(1100, 0, LATENCY_BOUNDS, _histogram({0.04: 1100}))
-    window = second.minus(_counts(_plain(first)))
+    earlier = _counts(_plain(first))
+    assert earlier is not None
+    window = second.minus(earlier)
     assert window.requests == 100
     assert window.buckets[-1] == 100, f"the window's histogram holds {window.buckets[-1]}"
