@@ -197,15 +197,25 @@ class _Step:
     index: int
     test: ExceedanceTest
     last: tuple[int, int] = (0, 0)  # the latest window's canary (requests, errors)
+    baseline: tuple[int, int] = (0, 0)  # the baseline's (requests, errors) in the step
 
     def to_dict(self) -> dict[str, Any]:
-        return {"index": self.index, "test": self.test.to_dict(), "last": list(self.last)}
+        return {
+            "index": self.index,
+            "test": self.test.to_dict(),
+            "last": list(self.last),
+            "baseline": list(self.baseline),
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> _Step:
         last = data.get("last", [0, 0])
+        base = data.get("baseline", [0, 0])
         return cls(
-            int(data["index"]), ExceedanceTest.from_dict(data["test"]), (int(last[0]), int(last[1]))
+            int(data["index"]),
+            ExceedanceTest.from_dict(data["test"]),
+            (int(last[0]), int(last[1])),
+            (int(base[0]), int(base[1])),
         )
 
 
@@ -248,6 +258,7 @@ class Analyzer:
         also notices a new step by itself, from its step counts.)"""
         if index != self.step.index:
             self.step = _Step(index, ExceedanceTest(self.settings.critical.errors / 100))
+            self.latency.pass_counts = [0, 0]  # a step passes on its own requests
 
     def _follow_step(self, step_canary: int) -> None:
         # fewer canary requests in the step than the guard counted: the step changed
@@ -257,6 +268,7 @@ class Analyzer:
             self.step = _Step(
                 self.step.index + 1, ExceedanceTest(self.settings.critical.errors / 100)
             )
+            self.latency.pass_counts = [0, 0]
             if n <= step_canary:
                 self.step.test.update(n, errors)
             self.step.last = (n, errors)
@@ -267,6 +279,11 @@ class Analyzer:
         self.errors.update(base.requests, base.errors, canary.requests, canary.errors)
         self.step.test.update(canary.requests, canary.errors)
         self.step.last = (max(canary.requests, 0), min(max(canary.errors, 0), canary.requests))
+        b_n, b_bad = self.step.baseline
+        self.step.baseline = (
+            b_n + max(base.requests, 0),
+            b_bad + min(max(base.errors, 0), max(base.requests, 0)),
+        )
         if self.settings.latency is not None:
             self._add_latency(base, canary)
 
@@ -333,6 +350,7 @@ class Analyzer:
             )
         alpha = self.alpha("errors")
         allowed = self.settings.errors.max_increase
+        step = self.step
         return _compare(
             "errors",
             test,
@@ -340,6 +358,7 @@ class Analyzer:
             level=self.settings.false_alarm,
             allowed=allowed / 100,
             shortfall=self._not_enough(step_canary, step_min_sample),
+            step=((step.test.bad, step.test.n), (step.baseline[1], step.baseline[0])),
         )
 
     def _latency(self, step_canary: int, step_min_sample: int) -> Verdict:
@@ -546,8 +565,12 @@ def _compare(
     level: float,
     allowed: float,
     shortfall: str | None,
+    step: tuple[tuple[int, int], tuple[int, int]] | None = None,
 ) -> Verdict:
-    """A two-arm verdict from its test: fail, then not enough data, then pass."""
+    """A two-arm verdict from its test: fail, then not enough data, then pass. A pass
+    needs the bound under ``allowed`` both over the rollout and over the current step's
+    own requests (``step``: (bad, n) of canary and baseline), so a regression that starts
+    at a higher weight is not averaged away by the healthy steps before it."""
     c_rate = test.canary_bad / test.canary_n
     b_rate = test.baseline_bad / test.baseline_n
     diff = c_rate - b_rate
@@ -585,11 +608,23 @@ def _compare(
             f"(e-value {_num(test.e_value)} ≥ {_num(1 / alpha)})",
             **common,
         )
-    if high <= allowed:
+    step_high = -math.inf
+    if step is not None and step[0][1] and step[1][1]:
+        _, step_high = difference_interval(step[0], step[1], level)
+        details["step_interval_high"] = step_high * 100
+    if high <= allowed and step_high <= allowed:
         return Verdict(
             metric,
             Result.PASS,
             f"{summary}: at most {_points(high)} points ({_points(allowed)} allowed)",
+            **common,
+        )
+    if high <= allowed:
+        return Verdict(
+            metric,
+            Result.INCONCLUSIVE,
+            f"{summary}; in this step alone more than the {_points(allowed)} points allowed "
+            f"cannot be ruled out yet (up to {_points(step_high)})",
             **common,
         )
     return Verdict(

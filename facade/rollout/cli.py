@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -22,13 +23,13 @@ import click
 
 from facade.aws.alb import DEFAULT_PREFIX
 from facade.aws.cli import aws_options
-from facade.exceptions import ConfigError
+from facade.exceptions import ConfigError, StranglerError
 from facade.options import routing_option
 from facade.rollout.controller import Controller, describe
-from facade.rollout.engine import RolloutState
+from facade.rollout.engine import Phase, RolloutState
 from facade.rollout.plan import Provider, RolloutPlan
 from facade.rollout.providers import FacadeProvider, MetricsProvider, PrometheusProvider
-from facade.rollout.state import RolloutStore, state_dir
+from facade.rollout.state import LeaseHeld, RolloutStore, state_dir
 from facade.routing.loader import load_table
 from facade.routing.model import RoutingTable
 
@@ -80,12 +81,23 @@ def _controller(
     plan = found.rollout
     store = RolloutStore(state_dir(routing), route)
     saved = store.load()
-    started = saved.started if saved is not None and not saved.phase.finished else time.time()
+    under_way = saved is not None and not saved.phase.finished
+    started = saved.started if saved is not None and under_way else time.time()
+    if under_way and saved is not None and saved.apply is not None and not aws.get("push"):
+        if not saved.apply.get("listener"):
+            raise ConfigError(
+                f"the rollout of {route} moves the ALB's weights too: add --apply --listener "
+                "ARN (and --aws) so its weights move there as well"
+            )
+        aws = {**aws, **saved.apply, "push": True}  # a rollout that went to AWS stays there
+    apply_to = None
     push = read_back = None
     if aws.get("push"):
         if not aws.get("listener"):
             raise click.UsageError("--apply needs --listener ARN (or $STRANGLER_ALB_LISTENER)")
         from facade.aws import cli as aws_cli
+
+        apply_to = {k: aws.get(k) for k in ("listener", "use_aws", "prefix", "vpc")}
 
         def push(new: RoutingTable) -> None:
             aws_cli.push(new, aws["listener"], aws["use_aws"], aws["prefix"], aws["vpc"])
@@ -115,6 +127,8 @@ def _controller(
         push=push,
         read_back=read_back,
         gates=gates,
+        gates_start=gates.start if gates is not None else None,
+        apply_to=apply_to,
         say=say,
     )
 
@@ -149,8 +163,28 @@ def rollout() -> None:
 )
 def start(route: str, routing: Path, restart: bool, metrics_url: str | None, **aws: Any) -> None:
     """Run ROUTE's rollout plan in the foreground (continues one under way)."""
-    controller = _controller(routing, route, aws, metrics_url)
-    sys.exit(controller.run(restart=restart))
+    sys.exit(_run(_controller(routing, route, aws, metrics_url), route, restart=restart))
+
+
+EXIT_ERROR = 4  # the controller stopped on an error: the state is kept, nothing decided
+
+
+def _run(controller: Controller, route: str, *, restart: bool = False) -> int:
+    """The controller's exit code; an error that is not bad input is 4, never one of the
+    codes that mean promoted, rolled back or paused."""
+    try:
+        return controller.run(restart=restart)
+    except ConfigError:
+        raise
+    except Exception as exc:  # AWS, a provider, a bug: say so, keep the state
+        if not isinstance(exc, StranglerError):
+            traceback.print_exc()
+        click.echo(
+            f"strangler: error: the rollout of {route} stopped: {exc}; its state is kept "
+            f"(`strangler rollout status {route}`), start it again to continue",
+            err=True,
+        )
+        return EXIT_ERROR
 
 
 def _send(
@@ -178,19 +212,21 @@ def _settle(
     """With a controller running: wait until it has read the command. Without one: carry
     it out here, under the lease, with the controller's own code."""
     if store.holder() is None:
-        controller = _controller(routing, route, aws, metrics_url)
+        try:
+            controller = _controller(routing, route, aws, metrics_url)
+        except ConfigError as exc:
+            waiting = store.commands((store.load() or _NONE).commands_seen)
+            if not any(c["command"] == "abort" for c in waiting):
+                raise
+            return _abort_without_plan(routing, store, aws, str(exc))
         try:
             with store.lease():
                 state = store.load()
                 assert state is not None
-                if state.pending is not None:
-                    if int(state.pending["share"]) == 0:
-                        controller.rollback(state, str(state.pending.get("reason", "rollback")))
-                    else:
-                        controller._finish_pending(state)
+                controller.recover(state)
                 controller.handle_commands(state)
                 return state
-        except ConfigError:
+        except LeaseHeld:
             pass  # a controller started meanwhile: it reads the command
     deadline = time.monotonic() + timeout
     wanted = len(store.commands(0))
@@ -199,7 +235,49 @@ def _settle(
         if state is not None and state.commands_seen >= wanted and state.pending is None:
             return state
         time.sleep(0.2)
-    return store.load()
+    return None
+
+
+_NONE = RolloutState("", "", "", 0.0)
+
+
+def _abort_without_plan(
+    routing: Path, store: RolloutStore, aws: dict[str, Any], why: str
+) -> RolloutState | None:
+    """An abort when the route's plan is gone (or invalid): the state knows the route and
+    the canary, which is all a rollback needs."""
+    from facade.routing.edit import apply_edit
+
+    with store.lease():
+        state = store.load()
+        if state is None or state.phase.finished:
+            return state
+        push = None
+        if state.apply is not None:
+            given = {**state.apply, **{k: v for k, v in aws.items() if v}}
+            if not given.get("listener"):
+                raise ConfigError(
+                    f"the rollout of {state.route} moved the ALB's weights too: add --apply "
+                    "--listener ARN (and --aws) to roll it back there as well"
+                )
+            from facade.aws import cli as aws_cli
+
+            def push(new: RoutingTable) -> None:
+                aws_cli.push(
+                    new, given["listener"], bool(given.get("use_aws")),
+                    str(given.get("prefix") or DEFAULT_PREFIX), given.get("vpc"),
+                )  # fmt: skip
+
+        apply_edit(routing, "shift", state.route, backend=state.canary, percent=0,
+                   who=f"rollout ({_who()})", push=push)  # fmt: skip
+        state.pending = None
+        state.configured = 0
+        state.commands_seen = len(store.commands(0))
+        state.phase = Phase.ROLLED_BACK
+        state.reason = f"aborted by {_who()} (without its plan: {why})"
+        state.record(time.time(), "rolled_back", reason=state.reason)
+        store.save(state)
+        return state
 
 
 def _report(state: RolloutState | None) -> None:
@@ -223,7 +301,15 @@ def _report(state: RolloutState | None) -> None:
 def abort(route: str, routing: Path, metrics_url: str | None, **aws: Any) -> None:
     """Roll ROUTE back now: its new backend gets 0 %."""
     store, _ = _send(routing, route, "abort")
-    _report(_settle(routing, route, store, aws, metrics_url, 120))
+    state = _settle(routing, route, store, aws, metrics_url, 120)
+    _report(state)
+    if state is None or str(state.phase) != "rolled_back":
+        click.echo(
+            f"strangler: the abort of {route} is not carried out yet: the controller (pid "
+            f"{store.holder()}) has not read it; it will when its current action ends",
+            err=True,
+        )
+        sys.exit(EXIT_ERROR)
 
 
 @rollout.command()
@@ -258,11 +344,17 @@ def promote(route: str, routing: Path, full: bool, metrics_url: str | None, **aw
 @click.option("--apply", "push", is_flag=True, help="Move the ALB listener's weights too.")
 def resume(route: str, routing: Path, metrics_url: str | None, **aws: Any) -> None:
     """Resume a paused rollout and run it in the foreground (same exit codes as start)."""
+    found = RolloutStore(state_dir(routing), route).load()
+    if found is not None and found.phase.finished:
+        raise ConfigError(
+            f"the rollout of {route} is over ({found.phase}); nothing to resume — start a new "
+            f"one with `strangler rollout start {route}`"
+        )
     store, _ = _send(routing, route, "resume")
     if store.holder() is not None:
         _report(_settle(routing, route, store, aws, metrics_url, 30))
         return
-    sys.exit(_controller(routing, route, aws, metrics_url).run())
+    sys.exit(_run(_controller(routing, route, aws, metrics_url), route))
 
 
 def _numbers(verdict: dict[str, Any]) -> str:

@@ -17,13 +17,15 @@ comes from the errors raised before anything starts).
 
 from __future__ import annotations
 
+import contextlib
 import json
+import math
 import shlex
 import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -122,7 +124,7 @@ def _counts(data: dict[str, Any] | None) -> ArmCounts | None:
     return ArmCounts(
         int(data["requests"]),
         int(data["errors"]),
-        tuple(float(b) for b in data["bounds"]),
+        tuple(math.inf if float(b) >= 1e308 else float(b) for b in data["bounds"]),
         tuple(int(b) for b in data["buckets"]),
         data.get("quantile_seconds"),
     )
@@ -154,6 +156,8 @@ class Controller:
     say: Callable[[str], None] = print
     run_command: Callable[[list[str], float], int] | None = None
     mover: Mover | None = None  # default: the route's weights (RouteMover)
+    apply_to: dict[str, Any] | None = None  # --apply's listener, use_aws, prefix, vpc
+    gates_start: Callable[[RolloutState], None] | None = None  # the gates' counters now
     table: RoutingTable = field(init=False)
     plan: RolloutPlan = field(init=False)
     moves: Mover = field(init=False)
@@ -186,6 +190,18 @@ class Controller:
                     f"under way; the plan now says {self.plan.baseline} → {self.plan.to}. "
                     "Abort it first, or start over with --restart"
                 )
+            self._with_start_share(state.start_share)
+            steps = [s.share for s in self.plan.steps]
+            moving = state.phase in (Phase.PROGRESSING, Phase.BAKING) and state.pending is None
+            if state.step >= len(steps) or (
+                moving and state.step >= 0 and steps[state.step] != state.configured
+            ):
+                raise ConfigError(
+                    f"route {self.route!r}: the rollout under way is at step {state.step + 1} "
+                    f"({state.configured / 10:g} %), which the plan's steps "
+                    f"({', '.join(f'{s / 10:g}' for s in steps)} %) no longer have; abort it "
+                    "or start over with --restart"
+                )
             return state
         if state is not None:
             self.store.reset()
@@ -197,10 +213,36 @@ class Controller:
             canary=self.plan.to,
             started=now,
             configured=current,
+            routing=str(self.routing.resolve()),
+            apply=self.apply_to if self.apply_to is not None else ({} if self.push else None),
         )
+        if 0 < current < 1000 and current not in {s.share for s in self.plan.steps}:
+            state.start_share = current  # judged where it is before it moves up
+            self._with_start_share(current)
+        if self.gates_start is not None:
+            try:
+                self.gates_start(state)
+            except Exception as exc:
+                self.say(f"the gates' counters could not be read yet: {exc}")
         self._event(state, "started", reason=f"{self.plan.to} at {current / 10:g} %")
         self.store.save(state)
         return state
+
+    def _with_start_share(self, share: int | None) -> None:
+        """The plan with a first step at ``share``, the weight the route was found at
+        between two steps (with the parameters of the step above it)."""
+        if share is None or share in {s.share for s in self.plan.steps}:
+            return
+        above = next(s for s in self.plan.steps if s.share > share)
+        steps = sorted([*self.plan.steps, replace(above, share=share)], key=lambda s: s.share)
+        self.plan = replace(self.plan, steps=tuple(steps))
+
+    def file_share(self) -> int | None:
+        """The canary's share in routing.yaml now (None if the file cannot be read)."""
+        try:
+            return load_table(self.routing).route(self.route).share_of(self.plan.to)
+        except (ConfigError, KeyError):
+            return None
 
     def _event(self, state: RolloutState, event: str, **details: Any) -> None:
         entry = state.record(self.clock(), event, **details)
@@ -383,13 +425,30 @@ class Controller:
     def run(self, *, restart: bool = False) -> int:
         with self.store.lease():
             state = self.begin(restart=restart)
-            if state.pending is not None:
-                self.say(f"finishing the change cut off last time: {state.pending}")
-                if int(state.pending["share"]) == 0:
-                    self.rollback(state, str(state.pending.get("reason", "rollback")))
-                else:
-                    self._finish_pending(state)
+            self.recover(state)
             return self._loop(state)
+
+    def recover(self, state: RolloutState) -> None:
+        """Finish the change a dead controller left half done — unless an abort waits and
+        that change would raise the canary: then it is dropped, never made first."""
+        pending = state.pending
+        if pending is None:
+            return
+        share = int(pending["share"])
+        waiting = self.store.commands(state.commands_seen)
+        if share > state.configured and any(c["command"] == "abort" for c in waiting):
+            self._event(
+                state, "dropped", reason=f"the change to {share / 10:g} % left half done: an "
+                "abort waits",
+            )  # fmt: skip
+            state.pending = None
+            self.store.save(state)
+            return
+        self.say(f"finishing the change cut off last time: {share / 10:g} %")
+        if share == 0:
+            self.rollback(state, str(pending.get("reason", "rollback")))
+        else:
+            self._finish_pending(state)
 
     def _loop(self, state: RolloutState) -> int:
         while True:
@@ -406,9 +465,29 @@ class Controller:
             if state.phase is Phase.PRE_CHECKS:
                 self._pre_checks(state)
                 continue
+            if self._changed_by_hand(state):
+                continue
             self._analyse(state)
             if state.phase in (Phase.PROGRESSING, Phase.BAKING):
                 self._wait(state, self.plan.interval)
+
+    def _changed_by_hand(self, state: RolloutState) -> bool:
+        """Someone moved the route meanwhile (shift, admin API, an edit of the file): the
+        rollout pauses where the file says, never moving traffic back over a human."""
+        found = self.file_share()
+        if found is None or found == state.configured or state.pending is not None:
+            return False
+        state.paused_reason = (
+            f"{self.route} changed by hand: {state.canary} at {found / 10:g} % in the file, "
+            f"the rollout had set {state.configured / 10:g} %; `rollout resume` continues "
+            "from the file's weight, `rollout abort` rolls back"
+        )
+        state.configured = found
+        state.paused_from = str(state.phase)
+        state.phase = Phase.PAUSED
+        self._event(state, "paused", reason=state.paused_reason)
+        self.store.save(state)
+        return True
 
     def _wait(self, state: RolloutState, seconds: float) -> None:
         deadline = self.clock() + seconds
@@ -461,6 +540,10 @@ class Controller:
         }
         if then_b is None or then_c is None:
             return None, None  # the first reading is the origin
+        if baseline.went_back(then_b) or canary.went_back(then_c):
+            # a facade restarted (or one of several did): what the others counted since
+            # their start would come back as new; this reading is the new origin
+            return None, None
         window = Window(
             baseline.minus(then_b), canary.minus(then_c), now - float(last.get("at", now))
         )
@@ -538,9 +621,15 @@ class Controller:
 
 
 def describe(state: RolloutState, plan: RolloutPlan | None, holder: int | None) -> dict[str, Any]:
-    """``rollout status --json``: the state with its plan's numbers, for people and tools."""
+    """``rollout status --json``: the state with its plan's numbers, for people and tools.
+    ``configured`` is what routing.yaml says now (a human may have moved it since)."""
     steps = len(plan.steps) if plan else 0
     step = plan.steps[state.step] if plan and 0 <= state.step < steps else None
+    configured = state.configured
+    if state.routing:
+        # unreadable or invalid right now: what the rollout last set
+        with contextlib.suppress(ConfigError, KeyError, OSError):
+            configured = load_table(state.routing).route(state.route).share_of(state.canary)
     return {
         "route": state.route,
         "state": str(state.phase),
@@ -549,10 +638,7 @@ def describe(state: RolloutState, plan: RolloutPlan | None, holder: int | None) 
         "step": state.step + 1,
         "steps": steps,
         "weights": [s.percent for s in plan.steps] if plan else [],
-        "configured": {
-            state.canary: state.configured / 10,
-            state.baseline: 100 - state.configured / 10,
-        },
+        "configured": {state.canary: configured / 10, state.baseline: 100 - configured / 10},
         "observed": None
         if state.observed is None
         else {

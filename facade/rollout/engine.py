@@ -87,6 +87,9 @@ class RolloutState:
     paused_reason: str | None = None
     paused_from: str | None = None  # the phase a pause interrupted, resumed into
     gate_origin: dict[str, Any] = field(default_factory=dict)  # gate counters at the start
+    start_share: int | None = None  # a weight between two steps it started from (judged)
+    routing: str = ""  # the routing file the rollout edits
+    apply: dict[str, Any] | None = None  # where its weights went on AWS (None: file only)
     resumed_at: float | None = None  # a resume restarts the max_wait clock
     commands_seen: int = 0
     reason: str = ""  # why the last transition happened

@@ -37,13 +37,18 @@ Figures = Callable[[list[str]], dict[str, dict[str, Any]]]
 Verify = Callable[[str], dict[str, Any]]
 
 
+COMMAND_TIMEOUT = 60.0  # seconds a side's status or digest command may take
+
+
 def status_figures(table: RoutingTable, routing: Path, use_aws: bool) -> Figures:
     """``strangler sync status``'s figures, through the same commands and queues."""
     from facade.sync.cli import gather, sqs_client
 
     def read(names: list[str]) -> dict[str, dict[str, Any]]:
         client = sqs_client(table, use_aws)
-        return gather(table, routing, client, [table.stream(n) for n in names])
+        return gather(
+            table, routing, client, [table.stream(n) for n in names], timeout=COMMAND_TIMEOUT
+        )
 
     return read
 
@@ -58,7 +63,9 @@ def verifier(table: RoutingTable, routing: Path) -> Callable[[str, int, float], 
 
         def ask(side: str, args: list[str]) -> Any:
             key = f"{side}_digest"
-            code, answer = commands.run_json(table, routing, stream, key, args)
+            code, answer = commands.run_json(
+                table, routing, stream, key, args, timeout=COMMAND_TIMEOUT
+            )
             if code:
                 raise StranglerError(f"sync.{name}.commands.{key} failed (exit {code})")
             return answer
@@ -148,15 +155,22 @@ class SyncGateCheck:
             if dead > gate.dead_letters:
                 problems.append(f"{dead} new dead letters (allowed {gate.dead_letters})")
             conflicts = float(figures.get("conflicts", 0)) - start.get("conflicts", 0.0)
+            known = "outbox_published" in figures  # the source counts what it published
             published = float(figures.get("outbox_published", 0)) - start.get("published", 0.0)
             rate = 100.0 * conflicts / published if published > 0 else 0.0
-            if conflicts > 0 and published <= 0:
+            if known and conflicts > 0 and published <= 0:
                 rate = 100.0
             if rate > gate.max_conflict_rate:
                 problems.append(
                     f"conflict rate {rate:.1f} % ({conflicts:.0f} of {published:.0f} changes) "
                     f"over {gate.max_conflict_rate:g} %"
                 )
+            conflict_text = (
+                f"conflict rate {rate:.1f} %"
+                if known
+                else f"{conflicts:.0f} conflicts (rate unknown: the source counts no "
+                "published changes)"
+            )
             drifted: list[str] = []
             if not problems and gate.verify_sample and self.verify is not None:
                 try:
@@ -194,43 +208,50 @@ class SyncGateCheck:
                         "sync",
                         Result.PASS,
                         f"{name}: lag {lag:.1f}s, {dead} new dead "
-                        f"letters, conflict rate {rate:.1f} %, no drift",
+                        f"letters, {conflict_text}, no drift",
                         details=details,
                     )
                 )
         return verdicts
 
 
-def route_gates(
-    table: RoutingTable, routing: Path, plan: RolloutPlan, use_aws: bool
-) -> Callable[[RolloutState], list[Verdict]]:
-    """The plan's gates as one callable for the controller (counters of the start kept in
-    the rollout's state, taken at the first check)."""
-    sync = (
-        SyncGateCheck(
-            plan.gates.sync, status_figures(table, routing, use_aws), verifier(table, routing)
-        )
-        if plan.gates.sync is not None
-        else None
-    )
-    shadow = plan.gates.shadow
+class RouteGates:
+    """The plan's gates for the controller: ``start`` keeps the counters of the rollout's
+    start in its state; calling it checks every gate."""
 
-    def check(state: RolloutState) -> list[Verdict]:
+    def __init__(self, table: RoutingTable, routing: Path, plan: RolloutPlan, use_aws: bool):
+        self.routing = routing
+        self.sync = (
+            SyncGateCheck(
+                plan.gates.sync, status_figures(table, routing, use_aws), verifier(table, routing)
+            )
+            if plan.gates.sync is not None
+            else None
+        )
+        self.shadow = plan.gates.shadow
+
+    def start(self, state: RolloutState) -> None:
+        if self.sync is not None:
+            state.gate_origin["sync"] = self.sync.start()
+
+    def __call__(self, state: RolloutState) -> list[Verdict]:
         verdicts: list[Verdict] = []
-        if sync is not None:
-            if "sync" not in state.gate_origin:
+        if self.sync is not None:
+            if "sync" not in state.gate_origin:  # unreadable at the start: from now on
                 try:
-                    state.gate_origin["sync"] = sync.start()
+                    state.gate_origin["sync"] = self.sync.start()
                 except Exception as exc:  # the status commands or SQS: any failure
                     return [
                         Verdict("sync", Result.PROVIDER_ERROR, f"sync status unavailable: {exc}")
                     ]
-            verdicts += sync.check(state.gate_origin["sync"])
-        if shadow is not None and state.step <= 0:
-            verdicts.append(shadow_verdict(routing, state.route, shadow))
+            verdicts += self.sync.check(state.gate_origin["sync"])
+        if self.shadow is not None and state.step <= 0:
+            verdicts.append(shadow_verdict(self.routing, state.route, self.shadow))
         return verdicts
 
-    return check
+
+def route_gates(table: RoutingTable, routing: Path, plan: RolloutPlan, use_aws: bool) -> RouteGates:
+    return RouteGates(table, routing, plan, use_aws)
 
 
 def shadow_verdict(routing: Path, route: str, gate: ShadowGate) -> Verdict:
@@ -277,4 +298,11 @@ def shadow_verdict(routing: Path, route: str, gate: ShadowGate) -> Verdict:
     )
 
 
-__all__ = ["SyncGateCheck", "route_gates", "shadow_verdict", "status_figures", "verifier"]
+__all__ = [
+    "RouteGates",
+    "SyncGateCheck",
+    "route_gates",
+    "shadow_verdict",
+    "status_figures",
+    "verifier",
+]

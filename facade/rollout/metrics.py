@@ -71,32 +71,39 @@ class RolloutCollector(Collector):
             labels=["route", "event"],
         )
         for data in self._states():
-            route, canary = str(data["route"]), str(data.get("canary", ""))
-            info.add_metric(
-                [route, str(data.get("baseline", "")), canary, str(data.get("phase", ""))], 1
-            )
-            step.add_metric([route], float(data.get("step", -1)) + 1)
-            weight.add_metric([route, canary, "configured"], float(data.get("configured", 0)) / 10)
-            for kind in ("observed", "actual"):
-                value = data.get(kind)
-                if isinstance(value, int | float):
-                    weight.add_metric([route, canary, kind], float(value))
-            for found in [*data.get("verdicts", []), *data.get("gates", [])]:
-                metric = str(found.get("metric"))
-                for result in RESULTS:
-                    verdict.add_metric(
-                        [route, metric, result], 1.0 if found.get("result") == result else 0.0
-                    )
-                value = found.get("estimate")
-                if isinstance(value, int | float):
-                    estimate.add_metric([route, metric], float(value))
-            counts: dict[str, int] = {}
-            for entry in data.get("history", []):
-                name = str(entry.get("event"))
-                counts[name] = counts.get(name, 0) + 1
-            for name, count in sorted(counts.items()):
-                events.add_metric([route, name], count)
+            try:
+                self._add(data, info, step, weight, verdict, estimate, events)
+            except (TypeError, ValueError, AttributeError, KeyError):
+                continue  # a hand-edited state file: its rollout has no series, the rest do
         yield from (info, step, weight, verdict, estimate, events)
+
+    def _add(self, data: dict[str, Any], *families: Any) -> None:
+        info, step, weight, verdict, estimate, events = families
+        route, canary = str(data["route"]), str(data.get("canary", ""))
+        info.add_metric(
+            [route, str(data.get("baseline", "")), canary, str(data.get("phase", ""))], 1
+        )
+        step.add_metric([route], float(data.get("step", -1)) + 1)
+        weight.add_metric([route, canary, "configured"], float(data.get("configured", 0)) / 10)
+        for kind in ("observed", "actual"):
+            value = data.get(kind)
+            if isinstance(value, int | float):
+                weight.add_metric([route, canary, kind], float(value))
+        for found in [*data.get("verdicts", []), *data.get("gates", [])]:
+            metric = str(found.get("metric"))
+            for result in RESULTS:
+                verdict.add_metric(
+                    [route, metric, result], 1.0 if found.get("result") == result else 0.0
+                )
+            value = found.get("estimate")
+            if isinstance(value, int | float):
+                estimate.add_metric([route, metric], float(value))
+        counts: dict[str, int] = {}
+        for entry in data.get("history", []):
+            name = str(entry.get("event"))
+            counts[name] = counts.get(name, 0) + 1
+        for name, count in sorted(counts.items()):
+            events.add_metric([route, name], count)
 
 
 __all__ = ["RolloutCollector"]

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -46,12 +47,22 @@ Fetch = Callable[[str, dict[str, str], float], bytes]
 
 
 def http_get(url: str, headers: dict[str, str], timeout: float) -> bytes:
+    """The body at ``url``, read whole within ``timeout`` seconds (a server that trickles
+    its answer is cut off at the deadline, not after each slow read)."""
     request = urllib.request.Request(url, headers=headers)  # noqa: S310 - http(s) only
     if not url.startswith(("http://", "https://")):
         raise ProviderError(f"{url}: only http(s) URLs can be read")
+    deadline = time.monotonic() + timeout
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
-            return bytes(response.read())
+            chunks: list[bytes] = []
+            while True:
+                if time.monotonic() > deadline:
+                    raise ProviderError(f"{url}: no whole answer within {timeout:g}s")
+                chunk = response.read1(65536)
+                if not chunk:
+                    return b"".join(chunks)
+                chunks.append(chunk)
     except urllib.error.HTTPError as exc:
         raise ProviderError(f"{url}: HTTP {exc.code} {exc.reason}") from exc
     except (urllib.error.URLError, OSError, TimeoutError) as exc:
@@ -65,6 +76,9 @@ class _Arm:
         self.buckets: dict[float, float] = {}
 
     def counts(self) -> ArmCounts:
+        values = [self.requests, self.errors, *self.buckets.values()]
+        if not all(math.isfinite(v) and v >= 0 for v in values):
+            raise ProviderError(f"a counter is not a finite count: {values[:4]}")
         if not self.buckets:
             return ArmCounts(int(self.requests), int(self.errors), LATENCY_BOUNDS, ())
         bounds = tuple(sorted(self.buckets))

@@ -36,6 +36,14 @@ class ArmCounts:
     buckets: tuple[int, ...] = ()
     quantile_seconds: float | None = None
 
+    def went_back(self, earlier: ArmCounts) -> bool:
+        """Whether any counter is below ``earlier``'s (a counter was reset)."""
+        if self.requests < earlier.requests or self.errors < earlier.errors:
+            return True
+        if self.buckets and earlier.buckets and self.bounds == earlier.bounds:
+            return any(a < b for a, b in zip(self.buckets, earlier.buckets, strict=True))
+        return False
+
     def minus(self, earlier: ArmCounts) -> ArmCounts:
         """The increments since ``earlier``; a counter that went down (a facade restarted)
         counts from zero again."""

@@ -124,7 +124,11 @@ class RolloutStore:
             fcntl.flock(handle, fcntl.LOCK_EX)
             try:
                 handle.seek(0)
-                number = sum(1 for _ in handle) + 1
+                text = handle.read()
+                if text and not text.endswith("\n"):
+                    handle.write("\n")  # a sender killed mid-line: its line stays apart
+                    text += "\n"
+                number = text.count("\n") + 1
                 entry = {
                     "n": number,
                     "command": command,
@@ -140,8 +144,8 @@ class RolloutStore:
         return number
 
     def commands(self, after: int) -> list[dict[str, Any]]:
-        """Commands numbered above ``after``, oldest first (a torn last line is skipped:
-        its writer has not finished)."""
+        """Commands numbered above ``after``, oldest first; a line that is not a command
+        (torn by a killed sender, edited by hand) is skipped, never the ones after it."""
         try:
             lines = self.commands_path.read_text(encoding="utf-8").splitlines()
         except FileNotFoundError:
@@ -153,8 +157,10 @@ class RolloutStore:
             try:
                 entry = json.loads(line)
             except ValueError:
-                break
-            found.append(entry)
+                continue
+            if isinstance(entry, dict) and entry.get("command") in COMMANDS:
+                entry["n"] = number
+                found.append(entry)
         return found
 
     def reset(self) -> None:

@@ -207,19 +207,26 @@ def wait_until_delivered(
 
 
 def gather(
-    table: RoutingTable, routing: Path, client: Any, streams: list[SyncStream]
+    table: RoutingTable,
+    routing: Path,
+    client: Any,
+    streams: list[SyncStream],
+    *,
+    timeout: float | None = None,
 ) -> dict[str, dict[str, Any]]:
     """The status figures of each stream (its outbox's, when a command is configured)."""
     report: dict[str, dict[str, Any]] = {}
     for item in streams:
         figures: dict[str, Any] = dict(_depths(client, item))
         if "outbox_status" in item.commands:
-            _, outbox = commands.run_json(table, routing, item, "outbox_status", [])
+            _, outbox = commands.run_json(
+                table, routing, item, "outbox_status", [], timeout=timeout
+            )
             figures.update(
                 {f"outbox_{k}": v for k, v in (outbox["streams"].get(item.name) or {}).items()}
             )
         if "inbox_status" in item.commands:
-            _, inbox = commands.run_json(table, routing, item, "inbox_status", [])
+            _, inbox = commands.run_json(table, routing, item, "inbox_status", [], timeout=timeout)
             figures.update((inbox.get("inbox") or {}).get(item.name) or {})
         report[item.name] = figures
     return report

@@ -52,22 +52,37 @@ def run(
     *,
     capture: bool,
     extra_env: Mapping[str, str] | None = None,
+    timeout: float | None = None,
 ) -> subprocess.CompletedProcess[str]:
+    """Run a stream's command; ``timeout`` seconds at most (``ConfigError`` when it is
+    exceeded: the command is killed)."""
     argv, env = argv_and_env(table, routing, stream, key, args)
-    return subprocess.run(  # noqa: S603 - the user's own configured command, no shell
-        argv,
-        env={**os.environ, **env, **(extra_env or {})},
-        cwd=str(Path(routing).resolve().parent),
-        capture_output=capture,
-        text=True,
-        check=False,
-    )
+    try:
+        return subprocess.run(  # noqa: S603 - the user's own configured command, no shell
+            argv,
+            env={**os.environ, **env, **(extra_env or {})},
+            cwd=str(Path(routing).resolve().parent),
+            capture_output=capture,
+            text=True,
+            check=False,
+            timeout=timeout,
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise ConfigError(
+            f"sync.{stream.name}.commands.{key} did not finish in {timeout:g}s"
+        ) from exc
 
 
 def run_json(
-    table: RoutingTable, routing: Path, stream: SyncStream, key: str, args: list[str]
+    table: RoutingTable,
+    routing: Path,
+    stream: SyncStream,
+    key: str,
+    args: list[str],
+    *,
+    timeout: float | None = None,
 ) -> tuple[int, Any]:
-    result = run(table, routing, stream, key, args, capture=True)
+    result = run(table, routing, stream, key, args, capture=True, timeout=timeout)
     try:
         return result.returncode, json.loads(result.stdout.strip().splitlines()[-1])
     except (ValueError, IndexError) as exc:
