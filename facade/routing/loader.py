@@ -13,7 +13,6 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Iterator
-from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -25,7 +24,7 @@ from ruamel.yaml.error import MarkedYAMLError
 from facade.exceptions import Problem, RoutingFileError
 from facade.routing import patterns
 from facade.routing.api_block import api_settings
-from facade.routing.checker import NAME
+from facade.routing.checker import NAME, parse_share
 from facade.routing.checker import Checker as _Checker
 from facade.routing.checker import position as _position
 from facade.routing.checker import show as _show
@@ -47,6 +46,7 @@ from facade.routing.model import (
     Target,
     Timeouts,
 )
+from facade.routing.shadow_block import shadow as _shadow
 from facade.routing.sync_block import sync_streams
 
 MAX_TARGETS = 5
@@ -69,6 +69,7 @@ ROUTE_KEYS = (
     "stickiness",
     "stable_key",
     "auth",
+    "shadow",
 )
 # ALB's fixed-response action: these content types, a body of at most 1024 characters
 FIXED_CONTENT_TYPES = (
@@ -143,19 +144,6 @@ AWS_KEYS: dict[BackendKind, tuple[str, ...]] = {
 
 def _as_list(value: Any) -> list[Any]:
     return list(value) if isinstance(value, list) else [value]
-
-
-def parse_share(value: Any) -> int | None:
-    """A percentage (0-100, steps of 0.1) as tenths of a percent, or None if invalid."""
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
-        return None
-    try:
-        tenths = Decimal(str(value)) * 10
-    except InvalidOperation:
-        return None
-    if tenths != tenths.to_integral_value() or not 0 <= tenths <= SHARE_TOTAL:
-        return None
-    return int(tenths)
 
 
 def load_table(path: str | Path) -> RoutingTable:
@@ -624,6 +612,9 @@ def _routes(
                 "a route answers either a fixed response or forwards to targets "
                 "(with stickiness or stable_key), not both",
             )
+        shadow = _shadow(check, body, path, backends) if "shadow" in body else None
+        if shadow is not None and fixed is not None:
+            check.at(body, "shadow", f"{path}.shadow", "a fixed response has nothing to shadow")
         routes.append(
             Route(
                 name,
@@ -635,6 +626,7 @@ def _routes(
                 line,
                 auth=auth is True,
                 fixed=fixed,
+                shadow=shadow,
             )
         )
     return routes
