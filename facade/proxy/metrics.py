@@ -13,6 +13,12 @@
 ``strangler_facade_refused_total{code}``                        requests answered without a
                                                                 backend: limits, Upgrade,
                                                                 malformed, connection cap
+``strangler_facade_shadow_total{route,result}``                 shadow copies: matched,
+                                                                differing (before noise is
+                                                                removed: the report does
+                                                                that), noise (a second
+                                                                primary answer compared),
+                                                                dropped (a cap), error
 
 The request path only adds to plain Python lists (no lock, no label lookup); a scrape
 turns them into metric families through a custom collector (prometheus_client's public
@@ -55,6 +61,7 @@ class Metrics(Collector):
         self.errors: dict[tuple[str, str, str], int] = {}
         self.reloads: dict[str, int] = {}
         self.refused: dict[str, int] = {}
+        self.shadows: dict[tuple[str, str], int] = {}
         self.weights: dict[tuple[str, str], float] = {}
         self.registry = CollectorRegistry()
         self.registry.register(self)
@@ -74,6 +81,10 @@ class Metrics(Collector):
     def upstream_error(self, route: str, backend: str, kind: str) -> None:
         key = (route, backend, kind)
         self.errors[key] = self.errors.get(key, 0) + 1
+
+    def shadow(self, route: str, result: str) -> None:
+        key = (route, result)
+        self.shadows[key] = self.shadows.get(key, 0) + 1
 
     def refusal(self, code: str) -> None:
         self.refused[code] = self.refused.get(code, 0) + 1
@@ -95,6 +106,7 @@ class Metrics(Collector):
             "errors": [[*k, v] for k, v in self.errors.items()],
             "reloads": self.reloads,
             "refused": self.refused,
+            "shadows": [[*k, v] for k, v in self.shadows.items()],
             "weights": [[*k, v] for k, v in self.weights.items()],
         }
 
@@ -115,12 +127,14 @@ class Metrics(Collector):
         dict[str, int],
         dict[tuple[str, str], float],
         dict[str, int],
+        dict[tuple[str, str], int],
     ]:
         cells = {k: list(v) for k, v in self.cells.items()}
         errors = dict(self.errors)
         reloads = dict(self.reloads)
         refused = dict(self.refused)
         weights = dict(self.weights)
+        shadows = dict(self.shadows)
         if self.shared_dir is not None:
             own = f"worker-{os.getpid()}.json"
             for path in sorted(self.shared_dir.glob("worker-*.json")):
@@ -139,12 +153,14 @@ class Metrics(Collector):
                         reloads[result] = reloads.get(result, 0) + count
                     for code, count in state.get("refused", {}).items():
                         refused[code] = refused.get(code, 0) + count
-        return cells, errors, reloads, weights, refused
+                    for route, result, count in state.get("shadows", []):
+                        shadows[route, result] = shadows.get((route, result), 0) + count
+        return cells, errors, reloads, weights, refused, shadows
 
     # -- exposition ---------------------------------------------------------------------
 
     def collect(self) -> Iterator[Metric]:
-        cells, errors, reloads, weights, refused = self._merged()
+        cells, errors, reloads, weights, refused, shadows = self._merged()
         requests = CounterMetricFamily(
             "strangler_facade_requests",
             "Requests by route, backend and how the backend was chosen",
@@ -200,7 +216,17 @@ class Metrics(Collector):
         )
         for code, count in sorted(refused.items()):
             refused_family.add_metric([code], count)
-        yield from (requests, responses, duration, upstream, weight, reload_family, refused_family)
+        shadow_family = CounterMetricFamily(
+            "strangler_facade_shadow",
+            "Shadow copies by outcome: matched, differing, noise, dropped, error",
+            labels=["route", "result"],
+        )
+        for (route, result), count in sorted(shadows.items()):
+            shadow_family.add_metric([route, result], count)
+        yield from (
+            requests, responses, duration, upstream, weight, reload_family, refused_family,
+            shadow_family,
+        )  # fmt: skip
 
     def render(self) -> tuple[bytes, str]:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST

@@ -107,7 +107,8 @@ def _normalize(check: Checker, node: CommentedMap, path: str) -> tuple[Normalize
             continue
         tolerance: Any = 0.0
         if isinstance(how, CommentedMap) and list(how) == ["number"]:
-            how, tolerance = "number", how["number"]
+            tolerance = how["number"]
+            how = "number"
         try:
             kind = NormalizeKind(how)
         except ValueError:

@@ -23,7 +23,8 @@ import json
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from dataclasses import field as _field
 from pathlib import Path
 
 from facade.shadow.noise import ABSOLUTE, MIN_NOISE, RELATIVE, Rates, is_real
@@ -86,7 +87,7 @@ class FieldReport:
     field: str
     rates: Rates
     real: bool
-    examples: list[Example] = field(default_factory=list)
+    examples: list[Example] = _field(default_factory=list)
 
 
 @dataclass(frozen=True)
