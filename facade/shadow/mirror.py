@@ -30,6 +30,7 @@ ends in a counter.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import zlib
@@ -113,7 +114,7 @@ class _Failed(Exception):
 class _Pending:
     """The answers of one copied request, as they come in."""
 
-    __slots__ = ("copies", "expected", "mirror", "primary", "request", "settled")
+    __slots__ = ("copies", "dropped", "expected", "mirror", "primary", "request", "settled")
 
     def __init__(self, mirror: Mirror, request: Pair, expected: int) -> None:
         self.mirror = mirror
@@ -122,12 +123,18 @@ class _Pending:
         self.copies: dict[str, Answer | None] = {}
         self.primary: Answer | None = None
         self.settled = False  # the primary's answer is known (or known to be missing)
+        self.dropped = False  # counted as dropped already (once per request)
+
+    def drop(self, why: str) -> None:
+        if not self.dropped:
+            self.dropped = True
+            self.mirror.count(self.request, f"dropped:{why}")
 
     def primary_done(self, answer: Answer | None, why: str) -> None:
         self.settled = True
         self.primary = answer
         if answer is None:
-            self.mirror.count(self.request, f"dropped:{why}")
+            self.drop(why)
         self._maybe_record()
 
     def copy_done(self, kind: str, answer: Answer | None) -> None:
@@ -169,11 +176,20 @@ class Mirror:
         self._lambdas: LambdaInvoker | None = None
         self.in_flight: dict[str, int] = {}
         self.tasks: set[asyncio.Task[None]] = set()
+        self._recorder: Recorder | None = None
 
-        def outcome(route: str, result: str) -> None:
-            loop.call_soon_threadsafe(metrics.shadow, route, result)
+    @property
+    def recorder(self) -> Recorder:
+        """The recorder's thread, started with the first copy (most tables shadow nothing)."""
+        if self._recorder is None:
+            loop, metrics = self.loop, self.metrics
 
-        self.recorder = Recorder(outcome)
+            def outcome(route: str, result: str) -> None:
+                with contextlib.suppress(RuntimeError):  # the loop closed: nobody scrapes
+                    loop.call_soon_threadsafe(metrics.shadow, route, result)
+
+            self._recorder = Recorder(outcome)
+        return self._recorder
 
     # -- called by the proxy ------------------------------------------------------------
 
@@ -235,7 +251,8 @@ class Mirror:
             pool.close()
         if self._lambdas is not None:
             self._lambdas.close()
-        self.recorder.close()
+        if self._recorder is not None:
+            self._recorder.close()
 
     # -- the copies ---------------------------------------------------------------------
 
@@ -321,9 +338,9 @@ class Mirror:
         except TimeoutError:
             self.count(request, f"error:{kind}_timeout")
         except _TooLarge:
-            self.count(request, "dropped:body")
+            pending.drop("body")
         except Throttled:
-            self.count(request, "dropped:concurrency")
+            pending.drop("concurrency")
         except _Failed as exc:
             self.count(request, f"error:{kind}_{exc.kind}")
         except OSError as exc:

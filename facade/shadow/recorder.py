@@ -117,11 +117,12 @@ class Recorder:
             writer.write(comparisons.get(store, []), counts.get(store, {}))
 
     def _compare(self, pair: Pair) -> list[Comparison]:
-        point = endpoint(pair.method, pair.path)
         redactor = Redactor(pair.rules.redact)
+        point = redactor.text(endpoint(pair.method, pair.path))
         found: list[Comparison] = []
         if pair.noise is not None:
-            fields = tuple(d.field for d in compare(pair.primary, pair.noise, pair.rules))
+            noise = compare(pair.primary, pair.noise, pair.rules)
+            fields = tuple(redactor.text(d.field) for d in noise)
             found.append(Comparison(pair.route, point, NOISE, fields))
             self._outcome(pair.route, "noise")
         if pair.shadow is not None:
@@ -133,7 +134,7 @@ class Recorder:
             headers = redactor.headers(pair.headers)
             examples = tuple(
                 Example(
-                    d.field,
+                    redactor.text(d.field),
                     redactor.text(d.where),
                     line,
                     headers,
@@ -142,7 +143,7 @@ class Recorder:
                 )
                 for d in differences
             )
-            fields = tuple(d.field for d in differences)
+            fields = tuple(redactor.text(d.field) for d in differences)
             found.append(Comparison(pair.route, point, SHADOW, fields, examples))
             self._outcome(pair.route, "differing" if differences else "matched")
         return found
