@@ -315,3 +315,28 @@ default: candidate
                 timeout=30,
             )
             assert summary.errors == 0
+
+
+def test_with_several_workers_the_series_are_summed_and_the_store_is_shared(
+    tmp_path: Path,
+) -> None:
+    with backend("monolith") as primary, backend("candidate") as candidate:
+        routing = tmp_path / "routing.yaml"
+        routing.write_text(f"""\
+version: 1
+backends:
+  monolith: {{kind: monolith, url: "{primary.url}"}}
+  candidate: {{kind: url, url: "{candidate.url}"}}
+routes:
+  - name: orders
+    match: {{paths: ["/api/orders/*"]}}
+    targets: {{monolith: 100}}
+    shadow: {{to: candidate, noise: 0}}
+""")
+        path = tmp_path / "var" / "shadow.sqlite3"
+        with proxy(routing, workers=2) as running:
+            for number in range(30):
+                with running.client() as client:  # a new connection: any worker may take it
+                    assert client.get(f"/api/orders/{number}/").status_code == 200
+            wait_until(lambda: store.summary(path, "orders").compared == 30)
+            wait_until(lambda: sum(shadow_series(running).values()) == 30, what="30 in series")
