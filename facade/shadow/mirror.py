@@ -35,12 +35,13 @@ import logging
 import random
 import zlib
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from facade.proxy.choice import parse_cookies
 from facade.proxy.lambda_target import MAX_REQUEST_BODY, LambdaInvoker, Throttled
-from facade.proxy.upstream import Pool
+from facade.proxy.upstream import Pool, UpstreamConnection
 from facade.routing.model import (
     SAFE_METHODS,
     SHARE_TOTAL,
@@ -60,20 +61,46 @@ log = logging.getLogger("strangler.shadow")
 
 SHADOW_HEADER = b"x-strangler-shadow"
 SHADOW, NOISE = "shadow", "noise"
+SWEEP = 0.05  # seconds between checks of the copies' deadlines
 
 
-class _Exchange:
-    """Collects one copy's answer from an upstream connection (``upstream.Exchange``)."""
+class _TooLarge(Exception):
+    """A copy's answer is over ``shadow.max_body_bytes``."""
 
-    __slots__ = ("future", "headers", "limit", "pieces", "size", "status")
 
-    def __init__(self, future: asyncio.Future[Answer], limit: int) -> None:
-        self.future = future
-        self.limit = limit
+class _Copy:
+    """One copy over HTTP: an ``upstream.Exchange`` collecting the answer through
+    callbacks, as the proxy's own requests do (no task unless a connection is opened)."""
+
+    __slots__ = (
+        "backend", "conn", "deadline", "encoded", "finished", "head", "headers", "kind",
+        "limit", "mirror", "pending", "pieces", "retried", "safe", "size", "status",
+    )  # fmt: skip
+
+    def __init__(
+        self, mirror: Mirror, pending: _Pending, kind: str, backend: Backend, encoded: bytes,
+        method: str, deadline: float,
+    ) -> None:  # fmt: skip
+        self.mirror = mirror
+        self.pending = pending
+        self.kind = kind
+        self.backend = backend
+        self.encoded = encoded
+        self.head = method == "HEAD"
+        self.safe = method in SAFE_METHODS
+        self.deadline = deadline
+        self.limit = pending.request.rules.max_body_bytes
+        self.conn: UpstreamConnection | None = None
         self.status = 0
         self.headers: list[tuple[bytes, bytes]] = []
         self.pieces: list[bytes] = []
         self.size = 0
+        self.retried = False
+        self.finished = False
+
+    def send(self, conn: UpstreamConnection) -> None:
+        self.conn = conn
+        conn.send(self, self.encoded, self.head, 3600.0)  # the mirror's sweep times it
 
     def upstream_headers(self, status: int, headers: list[tuple[bytes, bytes]], _: bool) -> None:
         self.status, self.headers = status, headers
@@ -87,28 +114,29 @@ class _Exchange:
             self.pieces.append(data)
 
     def upstream_done(self) -> None:
-        if self.future.done():
-            return
+        self.conn = None
         if self.size > self.limit:
-            self.future.set_exception(_TooLarge())
+            self.mirror._copied(self, None, "dropped:body")
             return
         headers = tuple((n.decode("latin-1").lower(), v.decode("latin-1")) for n, v in self.headers)
-        self.future.set_result(Answer(self.status, headers, b"".join(self.pieces)))
+        self.mirror._copied(self, Answer(self.status, headers, b"".join(self.pieces)), "")
 
     def upstream_failed(self, kind: str, detail: str, retryable: bool) -> None:
-        if not self.future.done():
-            self.future.set_exception(_Failed(kind, retryable))
+        self.conn = None
+        if self.finished:
+            return
+        if retryable and self.safe and not self.retried:
+            # a pooled connection the backend had just closed: the copy never arrived
+            self.retried = True
+            self.mirror._connect(self)
+            return
+        self.mirror._copied(self, None, f"error:{self.kind}_{kind}")
 
-
-class _TooLarge(Exception):
-    pass
-
-
-class _Failed(Exception):
-    def __init__(self, kind: str, retryable: bool) -> None:
-        super().__init__(kind)
-        self.kind = kind
-        self.retryable = retryable
+    def expire(self) -> None:
+        conn, self.conn = self.conn, None
+        self.mirror._copied(self, None, f"error:{self.kind}_timeout")
+        if conn is not None and conn.transport is not None:
+            conn.transport.abort()  # late: never reused
 
 
 class _Pending:
@@ -175,7 +203,9 @@ class Mirror:
         self._pools: dict[str, Pool] = {}
         self._lambdas: LambdaInvoker | None = None
         self.in_flight: dict[str, int] = {}
-        self.tasks: set[asyncio.Task[None]] = set()
+        self.tasks: set[asyncio.Task[None]] = set()  # connecting, and Lambda copies
+        self._copies: set[_Copy] = set()  # HTTP copies in flight
+        self._sweeper: asyncio.TimerHandle | None = None
         self._recorder: Recorder | None = None
 
     @property
@@ -231,20 +261,18 @@ class Mirror:
         noise = noise and running + 1 < rules.max_concurrent
         pending = _Pending(self, request, 2 if noise else 1)
         encoded = self._encode(method, path, query, headers, body, client_ip, trace, table)
+        copy = _Request(method, path, query, headers, body, client_ip, trace, encoded)
         targets = [(SHADOW, table.backends[rules.backend])]
         if noise:
             targets.append((NOISE, table.backends[served_by]))
         for kind, backend in targets:
             self.in_flight[route.name] = self.in_flight.get(route.name, 0) + 1
-            task = self.loop.create_task(
-                self._send(pending, kind, backend, encoded, method, path, query, headers, body,
-                           client_ip, trace)
-            )  # fmt: skip
-            self.tasks.add(task)
-            task.add_done_callback(self.tasks.discard)
+            self._send(pending, kind, backend, copy)
         return Capture(rules.max_body_bytes, pending.primary_done)
 
     def close(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
         for task in self.tasks:
             task.cancel()
         for pool in self._pools.values():
@@ -309,98 +337,124 @@ class Mirror:
         parts += (b"\r\n", body)
         return b"".join(parts)
 
-    async def _send(
-        self,
-        pending: _Pending,
-        kind: str,
-        backend: Backend,
-        encoded: bytes,
-        method: str,
-        path: str,
-        query: bytes | None,
-        headers: list[tuple[bytes, bytes]],
-        body: bytes,
-        client_ip: str,
-        trace: str,
-    ) -> None:
-        request = pending.request
-        rules = request.rules
-        answer: Answer | None = None
-        try:
-            async with asyncio.timeout(rules.timeout):
-                if backend.kind is BackendKind.LAMBDA and backend.handler:
-                    answer = await self._invoke(
-                        backend, method, path, query, headers, body, client_ip, trace,
-                        rules.timeout,
-                    )  # fmt: skip
-                else:
-                    answer = await self._exchange(backend, encoded, method, rules.max_body_bytes)
-        except TimeoutError:
-            self.count(request, f"error:{kind}_timeout")
-        except _TooLarge:
-            pending.drop("body")
-        except Throttled:
-            pending.drop("concurrency")
-        except _Failed as exc:
-            self.count(request, f"error:{kind}_{exc.kind}")
-        except OSError as exc:
-            self.count(request, f"error:{kind}_connect")
-            log.debug("shadow copy to %s failed: %r", backend.name, exc)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # a Lambda handler's failure, a bad answer
-            self.count(request, f"error:{kind}_failed")
-            log.debug("shadow copy to %s failed: %r", backend.name, exc)
-        finally:
-            self.in_flight[request.route] -= 1
-        pending.copy_done(kind, answer)
+    def _send(self, pending: _Pending, kind: str, backend: Backend, request: _Request) -> None:
+        rules = pending.request.rules
+        if backend.kind is BackendKind.LAMBDA and backend.handler:
+            task = self.loop.create_task(self._lambda_copy(pending, kind, backend, request))
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+            return
+        copy = _Copy(
+            self, pending, kind, backend, request.encoded, request.method,
+            self.loop.time() + rules.timeout,
+        )  # fmt: skip
+        self._copies.add(copy)
+        if self._sweeper is None:
+            self._sweeper = self.loop.call_later(SWEEP, self._sweep)
+        conn = self._pool(backend).take_idle()
+        if conn is not None:
+            copy.send(conn)
+        else:
+            self._connect(copy)
 
-    async def _exchange(self, backend: Backend, encoded: bytes, method: str, limit: int) -> Answer:
+    def _pool(self, backend: Backend) -> Pool:
         pool = self._pools.get(backend.url or "")
         if pool is None:
             pool = self._pools[backend.url or ""] = Pool(self.loop, *backend.address)
-        for attempt in (1, 2):
-            conn = pool.take_idle() if attempt == 1 else None
-            if conn is None:
-                conn = await pool.connect(timeout=3600)  # bounded by the copy's timeout
-            future: asyncio.Future[Answer] = self.loop.create_future()
-            conn.send(_Exchange(future, limit), encoded, method == "HEAD", 3600)
-            try:
-                return await future
-            except _Failed as exc:
-                if not (exc.retryable and attempt == 1 and method in SAFE_METHODS):
-                    raise
-            except BaseException:
-                if conn.transport is not None:
-                    conn.transport.abort()  # late, or cancelled: never reuse
-                raise
-        raise AssertionError("unreachable")
+        return pool
 
-    async def _invoke(
-        self,
-        backend: Backend,
-        method: str,
-        path: str,
-        query: bytes | None,
-        headers: list[tuple[bytes, bytes]],
-        body: bytes,
-        client_ip: str,
-        trace: str,
-        timeout: float,
-    ) -> Answer:
-        if len(body) > MAX_REQUEST_BODY:
+    def _connect(self, copy: _Copy) -> None:
+        async def connect() -> None:
+            pool = self._pool(copy.backend)
+            try:
+                conn = await pool.connect(max(0.01, copy.deadline - self.loop.time()))
+            except (OSError, TimeoutError) as exc:
+                log.debug("shadow copy to %s: no connection: %r", copy.backend.name, exc)
+                self._copied(copy, None, f"error:{copy.kind}_connect")
+                return
+            if copy.finished:  # timed out meanwhile: the connection serves the next copy
+                pool.release(conn)
+                return
+            copy.send(conn)
+
+        task = self.loop.create_task(connect())
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    def _sweep(self) -> None:
+        """Copies past ``shadow.timeout`` end as errors (one timer for all of them)."""
+        now = self.loop.time()
+        for copy in [c for c in self._copies if c.deadline <= now]:
+            copy.expire()
+        self._sweeper = self.loop.call_later(SWEEP, self._sweep) if self._copies else None
+
+    def _copied(self, copy: _Copy, answer: Answer | None, problem: str) -> None:
+        if copy.finished:
+            return
+        copy.finished = True
+        self._copies.discard(copy)
+        self._settle(copy.pending, copy.kind, answer, problem)
+
+    def _settle(self, pending: _Pending, kind: str, answer: Answer | None, problem: str) -> None:
+        request = pending.request
+        self.in_flight[request.route] -= 1
+        if problem.startswith("dropped:"):
+            pending.drop(problem.partition(":")[2])
+        elif problem:
+            self.count(request, problem)
+        pending.copy_done(kind, answer)
+
+    async def _lambda_copy(
+        self, pending: _Pending, kind: str, backend: Backend, request: _Request
+    ) -> None:
+        rules = pending.request.rules
+        answer: Answer | None = None
+        problem = ""
+        try:
+            async with asyncio.timeout(rules.timeout):
+                answer = await self._invoke(backend, request, rules.timeout)
+        except TimeoutError:
+            problem = f"error:{kind}_timeout"
+        except _TooLarge:
+            problem = "dropped:body"
+        except Throttled:
+            problem = "dropped:concurrency"
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the handler failed, or answered what ALB refuses
+            problem = f"error:{kind}_failed"
+            log.debug("shadow copy to %s failed: %r", backend.name, exc)
+        self._settle(pending, kind, answer, problem)
+
+    async def _invoke(self, backend: Backend, request: _Request, timeout: float) -> Answer:
+        if len(request.body) > MAX_REQUEST_BODY:
             raise _TooLarge()
         if self._lambdas is None:
             # environments of the mirror's own: a slow shadow never holds the primary's
             self._lambdas = LambdaInvoker(queue=0)
-        mark = b"read" if method in SAFE_METHODS else b"write"
-        sent = [(n, v) for n, v in headers if n.lower() != SHADOW_HEADER]
+        mark = b"read" if request.method in SAFE_METHODS else b"write"
+        sent = [(n, v) for n, v in request.headers if n.lower() != SHADOW_HEADER]
         sent.append((SHADOW_HEADER, mark))
         status, out, data = await self._lambdas.invoke(
-            backend, method, path, query, sent, body, timeout, client_ip, trace, 0
-        )
+            backend, request.method, request.path, request.query, sent, request.body, timeout,
+            request.client_ip, request.trace, 0,
+        )  # fmt: skip
         answer_headers = tuple((n.decode("latin-1").lower(), v.decode("latin-1")) for n, v in out)
         return Answer(status, answer_headers, data)
+
+
+@dataclass(frozen=True, slots=True)
+class _Request:
+    """What a copy is made of: the request as the primary got it, and its encoding."""
+
+    method: str
+    path: str
+    query: bytes | None
+    headers: list[tuple[bytes, bytes]]
+    body: bytes
+    client_ip: str
+    trace: str
+    encoded: bytes
 
 
 __all__ = ["SHADOW_HEADER", "Mirror"]
