@@ -5,12 +5,21 @@ backend that answers after 500 ms, against the same route without a shadow, in o
 
 Two ``strangler serve`` processes (1 worker each, access log off) run side by side on
 the same routing file but for one line: ``plain`` has no shadow, ``shadowed`` copies
-100 % of its requests (``max_concurrent`` high enough that none is dropped) to a backend
-that waits 500 ms before answering. The primary backend answers at once. Both facades
-are measured in alternating rounds with the same closed-loop load (a uvloop HTTP/1.1
-client, keep-alive, ``--connections`` connections); the medians of the rounds are
-reported with the ratio of p99s. The goal: the shadowed primary's p99 within 10 % of
-the plain one. Facades on CPU 0, the load and the backends on CPU 1 (when there are two).
+100 % of its requests (``max_concurrent`` high enough that none is dropped; the default
+10 % of them also go to the primary a second time, for noise) to a backend that waits
+500 ms before answering. The primary backend answers at once. Two measurements, each in
+alternating rounds (medians reported), with a uvloop HTTP/1.1 client on keep-alive
+connections:
+
+* **throughput** — closed loop, ``--connections`` connections as fast as answers come:
+  what one worker can serve. A copy is a second upstream exchange, so this is where
+  shadowing costs (CPU per request), and the figure to size workers by;
+* **latency** — open loop at a fixed rate, the same for both (``--load`` of the plain
+  facade's throughput, 50 % by default: a worker with headroom, as in production),
+  latency counted from each request's scheduled time so that a stall is not hidden.
+  The goal: the shadowed primary's p99 within 10 % of the plain one's.
+
+Facades on CPU 0, the load and the backends on CPU 1 (when there are two).
 """
 
 from __future__ import annotations
@@ -120,13 +129,42 @@ async def _client(port: int, until: float, latencies: list[float]) -> None:
         writer.close()
 
 
-async def _load(port: int, connections: int, duration: float) -> dict[str, float]:
+async def _paced(port: int, start: float, every: float, until: float, out: list[float]) -> None:
+    """Requests at fixed times; each latency from its scheduled time (no coordinated
+    omission: a stall delays the requests behind it, and they count it)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    request = b"GET /api/orders/12/ HTTP/1.1\r\nhost: shop\r\naccept: application/json\r\n\r\n"
+    clock = time.perf_counter
+    due = start
+    try:
+        while due < until:
+            wait = due - clock()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            writer.write(request)
+            head = await reader.readuntil(b"\r\n\r\n")
+            match = re.search(rb"(?im)^content-length:\s*(\d+)", head)
+            await reader.readexactly(int(match.group(1)) if match else 0)
+            out.append(clock() - due)
+            due += every
+    finally:
+        writer.close()
+
+
+async def _load(port: int, connections: int, duration: float, rate: float) -> dict[str, float]:
     warm: list[float] = []
     await asyncio.gather(*(_client(port, time.perf_counter() + 1.0, warm) for _ in range(4)))
     latencies: list[float] = []
     started = time.perf_counter()
     until = started + duration
-    await asyncio.gather(*(_client(port, until, latencies) for _ in range(connections)))
+    if rate:
+        every = connections / rate
+        await asyncio.gather(
+            *(_paced(port, started + i * every / connections, every, until, latencies)
+              for i in range(connections))
+        )  # fmt: skip
+    else:
+        await asyncio.gather(*(_client(port, until, latencies) for _ in range(connections)))
     elapsed = time.perf_counter() - started
     latencies.sort()
     return {
@@ -148,9 +186,9 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _measure(port: int, args: argparse.Namespace) -> dict[str, float]:
+def _measure(port: int, args: argparse.Namespace, rate: float = 0.0) -> dict[str, float]:
     out = subprocess.run(
-        [*LOAD_CPU, sys.executable, __file__, "--load", str(port),
+        [*LOAD_CPU, sys.executable, __file__, "--client", str(port), "--rate", str(rate),
          "--connections", str(args.connections), "--duration", str(args.duration)],
         capture_output=True, text=True, check=True,
     )  # fmt: skip
@@ -162,7 +200,9 @@ def _shadow_series(admin: str) -> dict[str, float]:
 
     with urllib.request.urlopen(f"{admin}/__facade/metrics", timeout=5) as answer:
         text = answer.read().decode()
-    found = re.findall(r'strangler_facade_shadow_total\{result="(\w+)",route="orders"\} (\S+)', text)
+    found = re.findall(
+        r'strangler_facade_shadow_total\{result="(\w+)",route="orders"\} (\S+)', text
+    )
     return {result: float(value) for result, value in found}
 
 
@@ -172,7 +212,11 @@ def main() -> int:
     parser.add_argument("--duration", type=float, default=8)
     parser.add_argument("--rounds", type=int, default=3, help="runs per facade; medians reported")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
-    parser.add_argument("--load", type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--load", type=float, default=0.5, help="the latency run's rate, x plain throughput"
+    )
+    parser.add_argument("--client", type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--rate", type=float, default=0.0, help=argparse.SUPPRESS)
     parser.add_argument("--backends", nargs=2, type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     import uvloop
@@ -180,8 +224,9 @@ def main() -> int:
     if args.backends:
         uvloop.run(_backends(*args.backends))
         return 0
-    if args.load:
-        print(json.dumps(uvloop.run(_load(args.load, args.connections, args.duration))))
+    if args.client:
+        stats = uvloop.run(_load(args.client, args.connections, args.duration, args.rate))
+        print(json.dumps(stats))
         return 0
 
     work = Path(tempfile.mkdtemp(prefix="strangler-bench-shadow-"))
@@ -223,19 +268,24 @@ def main() -> int:
             + ("facades on CPU 0, load and backends on CPU 1" if PIN else "no CPU pinning"),
             flush=True,
         )
-        rounds: dict[str, list[dict[str, float]]] = {name: [] for name in facades}
-        for _ in range(args.rounds):
-            for name, (port, _) in facades.items():
-                rounds[name].append(_measure(port, args))
-        results: dict[str, dict[str, float]] = {}
-        for name, runs in rounds.items():
-            stats = {key: statistics.median(r[key] for r in runs) for key in runs[0]}
-            results[name] = stats
-            print(
-                f"  {name:<9} {stats['rps']:>8.0f} req/s  p50 {stats['p50_ms']:.3f} ms  "
-                f"p99 {stats['p99_ms']:.3f} ms",
-                flush=True,
-            )
+        results: dict[str, dict[str, dict[str, float]]] = {}
+        rate = 0.0
+        for phase in ("throughput", "latency"):
+            rounds: dict[str, list[dict[str, float]]] = {name: [] for name in facades}
+            for _ in range(args.rounds):
+                for name, (port, _) in facades.items():
+                    rounds[name].append(_measure(port, args, rate))
+            print(f"{phase}" + (f" at {rate:.0f} req/s:" if rate else ", closed loop:"))
+            results[phase] = {}
+            for name, runs in rounds.items():
+                stats = {key: statistics.median(r[key] for r in runs) for key in runs[0]}
+                results[phase][name] = stats
+                print(
+                    f"  {name:<9} {stats['rps']:>8.0f} req/s  p50 {stats['p50_ms']:.3f} ms  "
+                    f"p99 {stats['p99_ms']:.3f} ms",
+                    flush=True,
+                )
+            rate = results["throughput"]["plain"]["rps"] * args.load
         time.sleep(DELAY * 2)  # the last copies answer; then their outcomes are counted
         series = _shadow_series(facades["shadowed"][1])
     finally:
@@ -246,16 +296,17 @@ def main() -> int:
                 process.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 process.kill()
-    plain, shadowed = results["plain"], results["shadowed"]
+    plain, shadowed = results["latency"]["plain"], results["latency"]["shadowed"]
     ratio = shadowed["p99_ms"] / plain["p99_ms"]
+    capacity = results["throughput"]
     summary = {
         "p99_ratio": ratio,
-        "throughput_ratio": shadowed["rps"] / plain["rps"],
+        "throughput_ratio": capacity["shadowed"]["rps"] / capacity["plain"]["rps"],
         "goal_met": ratio <= GOAL,
         "shadow_outcomes": series,
     }
     print(
-        f"shadowed/plain: p99 x{ratio:.3f} (goal <= x{GOAL:.2f}: "
+        f"shadowed/plain: p99 at {rate:.0f} req/s x{ratio:.3f} (goal <= x{GOAL:.2f}: "
         f"{'met' if summary['goal_met'] else 'NOT met'}), throughput "
         f"x{summary['throughput_ratio']:.3f}; shadow copies: {series}"
     )

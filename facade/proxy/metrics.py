@@ -82,9 +82,9 @@ class Metrics(Collector):
         key = (route, backend, kind)
         self.errors[key] = self.errors.get(key, 0) + 1
 
-    def shadow(self, route: str, result: str) -> None:
+    def shadow(self, route: str, result: str, count: int = 1) -> None:
         key = (route, result)
-        self.shadows[key] = self.shadows.get(key, 0) + 1
+        self.shadows[key] = self.shadows.get(key, 0) + count
 
     def refusal(self, code: str) -> None:
         self.refused[code] = self.refused.get(code, 0) + 1

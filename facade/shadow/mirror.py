@@ -19,7 +19,7 @@ For a request on a route with a ``shadow`` block, once the request has been read
    answer within ``shadow.timeout`` or is an error;
 4. **the pair** — the primary's answer is captured as it streams to the client, bounded
    by ``shadow.max_body_bytes`` (``facade.shadow.capture``); when it and the copies'
-   answers are all in, the pair goes to the recorder's thread (``facade.shadow.recorder``)
+   answers are all in, the pair goes to the recorder process (``facade.shadow.recorder``)
    to be compared, redacted and stored.
 
 Nothing on this path can change, delay or fail the primary: the copies are tasks of
@@ -30,7 +30,6 @@ ends in a counter.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 import zlib
@@ -52,7 +51,7 @@ from facade.routing.model import (
 )
 from facade.shadow.capture import Capture
 from facade.shadow.compare import Answer
-from facade.shadow.recorder import Pair, Recorder
+from facade.shadow.recorder import Count, Pair, Recorder
 
 if TYPE_CHECKING:
     from facade.proxy.metrics import Metrics
@@ -61,6 +60,8 @@ log = logging.getLogger("strangler.shadow")
 
 SHADOW_HEADER = b"x-strangler-shadow"
 SHADOW, NOISE = "shadow", "noise"
+_NO_ANSWER = Answer(0, (), b"")  # a pending pair's placeholder
+IDLE_CONNECTIONS = 4096  # per shadow backend and worker
 SWEEP = 0.05  # seconds between checks of the copies' deadlines
 
 
@@ -207,18 +208,13 @@ class Mirror:
         self._copies: set[_Copy] = set()  # HTTP copies in flight
         self._sweeper: asyncio.TimerHandle | None = None
         self._recorder: Recorder | None = None
+        self._stores: dict[tuple[str, str], Path] = {}
 
     @property
     def recorder(self) -> Recorder:
-        """The recorder's thread, started with the first copy (most tables shadow nothing)."""
+        """The recorder process, started with the first copy (most tables shadow nothing)."""
         if self._recorder is None:
-            loop, metrics = self.loop, self.metrics
-
-            def outcome(route: str, result: str) -> None:
-                with contextlib.suppress(RuntimeError):  # the loop closed: nobody scrapes
-                    loop.call_soon_threadsafe(metrics.shadow, route, result)
-
-            self._recorder = Recorder(outcome)
+            self._recorder = Recorder(self.loop, self.metrics.shadow)
         return self._recorder
 
     # -- called by the proxy ------------------------------------------------------------
@@ -244,12 +240,15 @@ class Mirror:
             return None
         if not self._sampled(route, rules.share, header_map):
             return None
-        store = Path(table.source).parent / rules.store
+        store = self._stores.get((table.source, rules.store))
+        if store is None:
+            store = self._stores[table.source, rules.store] = (
+                Path(table.source).parent / rules.store
+            )
         noise = method in SAFE_METHODS and self._random() * SHARE_TOTAL < rules.noise
         request = Pair(
             route.name, store, rules, method, path, (query or b"").decode("latin-1"),
-            tuple((n.decode("latin-1").lower(), v.decode("latin-1")) for n, v in headers),
-            Answer(0, (), b""), None, None,
+            tuple(headers), _NO_ANSWER, None, None,
         )  # fmt: skip
         if len(body) > rules.max_body_bytes:
             self.count(request, "dropped:body")
@@ -286,7 +285,7 @@ class Mirror:
 
     def count(self, request: Pair, name: str) -> None:
         self.metrics.shadow(request.route, name.partition(":")[0])
-        self.recorder.count(request.store, request.route, name)
+        self.recorder.submit(Count(request.route, request.store, name))
 
     def _sampled(self, route: Route, share: int, headers: Mapping[str, Sequence[str]]) -> bool:
         if share >= SHARE_TOTAL:
@@ -360,7 +359,9 @@ class Mirror:
     def _pool(self, backend: Backend) -> Pool:
         pool = self._pools.get(backend.url or "")
         if pool is None:
-            pool = self._pools[backend.url or ""] = Pool(self.loop, *backend.address)
+            # copies to a slow shadow are many at once: keep as many connections for reuse
+            pool = Pool(self.loop, *backend.address, max_idle=IDLE_CONNECTIONS)
+            self._pools[backend.url or ""] = pool
         return pool
 
     def _connect(self, copy: _Copy) -> None:

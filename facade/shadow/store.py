@@ -137,12 +137,15 @@ class Writer:
         now = time.time()
         db.execute("BEGIN IMMEDIATE")
         try:
+            db.executemany(
+                "INSERT INTO comparisons (route, endpoint, kind, at, fields) "
+                "VALUES (?, ?, ?, ?, ?)",
+                [
+                    (c.route, c.endpoint, c.kind, now, json.dumps(c.fields) if c.fields else "[]")
+                    for c in comparisons
+                ],
+            )
             for c in comparisons:
-                db.execute(
-                    "INSERT INTO comparisons (route, endpoint, kind, at, fields) "
-                    "VALUES (?, ?, ?, ?, ?)",
-                    (c.route, c.endpoint, c.kind, now, json.dumps(list(c.fields))),
-                )
                 for example in c.examples:
                     self._example(c, example, now)
                 self._since_trim[c.route] = self._since_trim.get(c.route, 0) + 1
