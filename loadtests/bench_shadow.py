@@ -196,10 +196,9 @@ def _measure(port: int, args: argparse.Namespace, rate: float = 0.0) -> dict[str
 
 
 def _shadow_series(admin: str) -> dict[str, float]:
-    import urllib.request
+    import httpx
 
-    with urllib.request.urlopen(f"{admin}/__facade/metrics", timeout=5) as answer:
-        text = answer.read().decode()
+    text = httpx.get(f"{admin}/__facade/metrics", timeout=5).text
     found = re.findall(
         r'strangler_facade_shadow_total\{result="(\w+)",route="orders"\} (\S+)', text
     )

@@ -9,8 +9,8 @@ pickles them and writes them to a pipe without ever blocking; a recorder process
 (started with the first copy, spawned, one per facade worker) compares, redacts,
 stores, and answers with the outcomes for the Prometheus counters. It runs at a lower
 priority (nice 10) than the proxy: on a busy machine, comparisons wait, answers do
-not. If the recorder falls ``BACKLOG`` bytes behind, pairs are dropped and counted (``dropped:backlog``).
-Counts of copies not compared (dropped, failed) travel in the same batches.
+not. If the recorder falls ``BACKLOG`` bytes behind, pairs are dropped and counted
+(``dropped:backlog``). Counts of copies not compared (dropped, failed) travel in the same batches.
 """
 
 from __future__ import annotations
