@@ -23,6 +23,7 @@ import multiprocessing
 import multiprocessing.connection
 import os
 import pickle
+import signal
 import struct
 from collections.abc import Callable
 from pathlib import Path
@@ -197,6 +198,10 @@ def _recorder_main(
 ) -> None:
     writers: dict[Path, Writer] = {}
     keep: dict[Path, dict[str, int]] = {}
+    # A Ctrl-C or SIGTERM for the facade's process group must not cut the recorder short:
+    # it ends when the worker says so, or when the worker's end of the pipe closes.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     with contextlib.suppress(OSError):
         os.nice(NICE)  # background work: the proxy's own processes come first for the CPU
     try:
