@@ -9,9 +9,12 @@ wait on, the request path.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 from facade.shadow.compare import Answer
+
+log = logging.getLogger("strangler.shadow")
 
 Headers = list[tuple[bytes, bytes]]
 
@@ -49,16 +52,22 @@ class Capture:
 
     def finished(self) -> None:
         if self._over:
-            self._done(None, "body")
+            self._report(None, "body")
             return
         headers = tuple(
             (n.decode("latin-1").lower(), v.decode("latin-1")) for n, v in self._headers
         )
-        self._done(Answer(self._status, headers, b"".join(self._pieces)), "")
+        self._report(Answer(self._status, headers, b"".join(self._pieces)), "")
 
     def failed(self) -> None:
         """The primary failed (the facade answered 502/504 itself): nothing to compare."""
-        self._done(None, "primary_failed")
+        self._report(None, "primary_failed")
+
+    def _report(self, answer: Answer | None, why: str) -> None:
+        try:
+            self._done(answer, why)
+        except Exception:  # the shadow's trouble never reaches the request path
+            log.exception("the shadow comparison could not take the primary's answer")
 
 
 __all__ = ["Capture"]

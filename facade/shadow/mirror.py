@@ -234,7 +234,31 @@ class Mirror:
         trace: str,
     ) -> Capture | None:
         """Start the copies of a request the primary is serving; the capture of the
-        primary's answer, or None when nothing is copied."""
+        primary's answer, or None when nothing is copied. Never raises: whatever goes
+        wrong with a copy is the copy's problem, logged, and the primary goes on."""
+        try:
+            return self._copy(
+                table, route, served_by, method, path, query, headers, header_map, body,
+                client_ip, trace,
+            )  # fmt: skip
+        except Exception:
+            log.exception("shadow copy of %s %s failed to start", method, path)
+            return None
+
+    def _copy(
+        self,
+        table: RoutingTable,
+        route: Route,
+        served_by: str,
+        method: str,
+        path: str,
+        query: bytes | None,
+        headers: list[tuple[bytes, bytes]],
+        header_map: Mapping[str, Sequence[str]],
+        body: bytes,
+        client_ip: str,
+        trace: str,
+    ) -> Capture | None:
         rules = route.shadow
         if rules is None or method not in rules.methods or served_by == rules.backend:
             return None

@@ -340,3 +340,27 @@ routes:
                     assert client.get(f"/api/orders/{number}/").status_code == 200
             wait_until(lambda: store.summary(path, "orders").compared == 30)
             wait_until(lambda: sum(shadow_series(running).values()) == 30, what="30 in series")
+
+
+def test_a_shadow_nobody_listens_for_changes_nothing_and_counts_errors(tmp_path: Path) -> None:
+    from tests.facade.conftest import free_port
+
+    with backend("monolith") as primary:
+        routing = tmp_path / "routing.yaml"
+        routing.write_text(f"""\
+version: 1
+backends:
+  monolith: {{kind: monolith, url: "{primary.url}"}}
+  candidate: {{kind: url, url: "http://127.0.0.1:{free_port()}"}}
+routes:
+  - name: orders
+    match: {{paths: ["/api/orders/*"]}}
+    targets: {{monolith: 100}}
+    shadow: {{to: candidate, noise: 0}}
+""")
+        path = tmp_path / "var" / "shadow.sqlite3"
+        with proxy(routing) as running, running.client() as client:
+            for number in range(3):
+                assert client.get(f"/api/orders/{number}/").json()["id"] == number
+            wait_until(lambda: store.summary(path, "orders").errors == 3)
+        assert store.report(path, "orders").counters == {"error:shadow_connect": 3}
