@@ -30,13 +30,10 @@ _store = click.option(
 def _where(routing: Path, route: str, store: Path | None) -> tuple[Path, Shadow]:
     table = load_table(routing)
     try:
-        rules = table.route(route).shadow
+        rules = table.route(route).shadow or Shadow(backend="")
     except KeyError as exc:
         raise ConfigError(f"{table.source}: {exc.args[0]}") from exc
-    rules = rules or Shadow(backend="")
-    if store is None:
-        store = Path(table.source).parent / rules.store
-    return store, rules
+    return store or shadow_store.store_file(table, route), rules
 
 
 @click.group()

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from dataclasses import field as _field
 from pathlib import Path
 
+from facade.routing.model import RoutingTable, Shadow
 from facade.shadow.noise import ABSOLUTE, MIN_NOISE, RELATIVE, Rates, is_real
 
 EXAMPLES = 3  # example pairs kept per endpoint and field
@@ -108,6 +109,13 @@ class Report:
     endpoints: list[EndpointReport]
     relative: float
     absolute: float
+
+
+def store_file(table: RoutingTable, route: str) -> Path:
+    """Where ``route``'s comparisons are kept: its ``shadow.store`` (the default when the
+    route has no shadow block any more), relative to the routing file's folder."""
+    rules = table.route(route).shadow
+    return Path(table.source).parent / (rules.store if rules else Shadow(backend="").store)
 
 
 @contextlib.contextmanager
@@ -316,5 +324,5 @@ def summary(
 
 __all__ = [
     "Comparison", "EndpointReport", "Example", "FieldReport", "Report", "ShadowSummary",
-    "Writer", "clear", "connect", "report", "summary",
+    "Writer", "clear", "connect", "report", "store_file", "summary",
 ]  # fmt: skip
