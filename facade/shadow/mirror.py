@@ -52,6 +52,7 @@ from facade.routing.model import (
 from facade.shadow.capture import Capture
 from facade.shadow.compare import Answer
 from facade.shadow.recorder import Count, Pair, Recorder
+from facade.shadow.store import store_file
 
 if TYPE_CHECKING:
     from facade.proxy.metrics import Metrics
@@ -266,9 +267,7 @@ class Mirror:
             return None
         store = self._stores.get((table.source, rules.store))
         if store is None:
-            store = self._stores[table.source, rules.store] = (
-                Path(table.source).parent / rules.store
-            )
+            store = self._stores[table.source, rules.store] = store_file(table, route.name)
         noise = method in SAFE_METHODS and self._random() * SHARE_TOTAL < rules.noise
         request = Pair(
             route.name, store, rules, method, path, (query or b"").decode("latin-1"),
