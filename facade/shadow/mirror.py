@@ -30,6 +30,8 @@ ends in a counter.
 from __future__ import annotations
 
 import asyncio
+import heapq
+import itertools
 import logging
 import random
 import zlib
@@ -206,7 +208,9 @@ class Mirror:
         self._lambdas: LambdaInvoker | None = None
         self.in_flight: dict[str, int] = {}
         self.tasks: set[asyncio.Task[None]] = set()  # connecting, and Lambda copies
-        self._copies: set[_Copy] = set()  # HTTP copies in flight
+        # HTTP copies by deadline (finished ones leave when their deadline comes up)
+        self._deadlines: list[tuple[float, int, _Copy]] = []
+        self._sequence = itertools.count()
         self._sweeper: asyncio.TimerHandle | None = None
         self._recorder: Recorder | None = None
         self._stores: dict[tuple[str, str], Path] = {}
@@ -370,7 +374,7 @@ class Mirror:
             self, pending, kind, backend, request.encoded, request.method,
             self.loop.time() + rules.timeout,
         )  # fmt: skip
-        self._copies.add(copy)
+        heapq.heappush(self._deadlines, (copy.deadline, next(self._sequence), copy))
         if self._sweeper is None:
             self._sweeper = self.loop.call_later(SWEEP, self._sweep)
         conn = self._pool(backend).take_idle()
@@ -408,15 +412,17 @@ class Mirror:
     def _sweep(self) -> None:
         """Copies past ``shadow.timeout`` end as errors (one timer for all of them)."""
         now = self.loop.time()
-        for copy in [c for c in self._copies if c.deadline <= now]:
-            copy.expire()
-        self._sweeper = self.loop.call_later(SWEEP, self._sweep) if self._copies else None
+        deadlines = self._deadlines
+        while deadlines and deadlines[0][0] <= now:
+            copy = heapq.heappop(deadlines)[2]
+            if not copy.finished:
+                copy.expire()
+        self._sweeper = self.loop.call_later(SWEEP, self._sweep) if deadlines else None
 
     def _copied(self, copy: _Copy, answer: Answer | None, problem: str) -> None:
         if copy.finished:
             return
         copy.finished = True
-        self._copies.discard(copy)
         self._settle(copy.pending, copy.kind, answer, problem)
 
     def _settle(self, pending: _Pending, kind: str, answer: Answer | None, problem: str) -> None:
