@@ -5,7 +5,8 @@ Three tables, all per route:
 ``comparisons``  one row per compared pair: its endpoint, its kind (``shadow`` — the
                  primary's answer against the shadow's — or ``noise`` — against the
                  primary's second answer), and the fields that differed. Only the
-                 latest ``shadow.keep`` rows of a route are kept: rates are over them.
+                 latest ``shadow.keep`` rows of a route are kept (trimmed each time a
+                 tenth more were added): rates are over them.
 ``examples``     at most ``EXAMPLES`` pairs per endpoint and field: the request line, its
                  safe headers and both answers' differing fragments, redacted before
                  they are written (``facade.shadow.redact``).
@@ -164,7 +165,8 @@ class Writer:
                     (route, name, count),
                 )
             for route, added in list(self._since_trim.items()):
-                if added >= 100:
+                # finding where to cut walks ``keep`` index entries: do it once per tenth
+                if added >= max(100, self.keep.get(route, 10_000) // 10):
                     self._trim(route)
                     self._since_trim[route] = 0
             db.execute("COMMIT")
