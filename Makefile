@@ -11,7 +11,7 @@ STAMP   = $(VENV)/.installed
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint typecheck pytest lock clean bootstrap bench soak soak-loop stateful loadtest flip package-orders fuzz shadow-stack
+.PHONY: demo test lint typecheck pytest lock clean bootstrap bench soak soak-loop stateful loadtest flip package-orders fuzz rollout-load shadow-stack
 
 NODE_STAMP = node_modules/.installed
 
@@ -54,8 +54,10 @@ test: lint typecheck pytest
 # results/bench/: (a) facade vs nginx vs direct (nginx and wrk come from Debian's packages,
 # installed here when missing and this is root), (b) a routing decision against table
 # size, (c) the data sync's throughput and lag, and the stand-ins it runs on (DynamoDB,
-# SQS), (d) rendering every AWS output of a 100-route table, (e) the primary's p99 and
-# throughput with every request shadowed to a backend that answers after 500 ms.
+# SQS), (d) rendering every AWS output of a 100-route table, (e) the rollout's canary analysis
+# against Flagger's and Argo Rollouts' rules on simulated canaries (false rollbacks, time to detect),
+# (f) the primary's p99 and throughput with every request shadowed to a backend that answers
+# after 500 ms.
 bench: bootstrap
 	@command -v wrk >/dev/null && test -x /usr/sbin/nginx || { [ "$$(id -u)" = 0 ] && \
 	  command -v apt-get >/dev/null && apt-get update -qq && \
@@ -68,6 +70,7 @@ bench: bootstrap
 	$(BIN)/python loadtests/bench_sqs.py --json results/bench/sqs.json
 	$(BIN)/python loadtests/bench_dynamodb.py --dynalite . --json results/bench/dynamodb.json
 	$(BIN)/python loadtests/bench_render.py --json results/bench/render.json
+	$(BIN)/python loadtests/bench_rollout.py --json results/bench/rollout.json
 	$(BIN)/python loadtests/bench_shadow.py --json results/bench/shadow.json
 
 # The shop's traffic against the running `make demo` stack: headless, bounded, results
@@ -79,6 +82,12 @@ loadtest: bootstrap
 # Flip the orders route 0 -> 10 -> 50 -> 100 -> 0 % under load on the running demo stack;
 # fails if a request fails or a phase's share is off its weight (loadtests/flip.py).
 FLIP_ARGS ?= --flip-seconds 20 --flip-users 20
+# A rollout of the orders route under locust through the whole stack: a healthy Lambda is
+# promoted, a faulty one rolled back by itself (loadtests/rollout_load.py; ~5 min).
+ROLLOUT_LOAD_ARGS ?=
+rollout-load: bootstrap
+	$(BIN)/python loadtests/rollout_load.py $(ROLLOUT_LOAD_ARGS)
+
 flip: bootstrap
 	$(BIN)/locust -f loadtests/flip.py --headless --host http://127.0.0.1:8000 \
 	  --flip-routing routing.yaml --flip-route orders --flip-to orders --flip-path /api/orders/ \

@@ -13,6 +13,9 @@
 ``strangler_facade_refused_total{code}``                        requests answered without a
                                                                 backend: limits, Upgrade,
                                                                 malformed, connection cap
+``strangler_facade_faults_injected_total{route,backend,fault}`` injected faults (abort, delay);
+                                                                an abort is also a response
+                                                                of its backend
 ``strangler_facade_shadow_total{route,result}``                 shadow copies: matched,
                                                                 differing (before noise is
                                                                 removed: the report does
@@ -44,9 +47,10 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
+from facade.rollout.samples import LATENCY_BOUNDS
 from facade.routing.model import RoutingTable
 
-BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+BUCKETS = LATENCY_BOUNDS[:-1]  # the rollout's latency check reads these
 STATUS_CLASSES = ("1xx", "2xx", "3xx", "4xx", "5xx")
 _NB = len(BUCKETS) + 1  # the last bucket is +Inf
 # A cell: [requests, 1xx, 2xx, 3xx, 4xx, 5xx, bucket_0 .. bucket_+Inf, sum_seconds]
@@ -61,6 +65,7 @@ class Metrics(Collector):
         self.errors: dict[tuple[str, str, str], int] = {}
         self.reloads: dict[str, int] = {}
         self.refused: dict[str, int] = {}
+        self.faults: dict[tuple[str, str, str], int] = {}
         self.shadows: dict[tuple[str, str], int] = {}
         self.weights: dict[tuple[str, str], float] = {}
         self.registry = CollectorRegistry()
@@ -81,6 +86,10 @@ class Metrics(Collector):
     def upstream_error(self, route: str, backend: str, kind: str) -> None:
         key = (route, backend, kind)
         self.errors[key] = self.errors.get(key, 0) + 1
+
+    def fault(self, route: str, backend: str, fault: str) -> None:
+        key = (route, backend, fault)
+        self.faults[key] = self.faults.get(key, 0) + 1
 
     def shadow(self, route: str, result: str, count: int = 1) -> None:
         key = (route, result)
@@ -106,6 +115,7 @@ class Metrics(Collector):
             "errors": [[*k, v] for k, v in self.errors.items()],
             "reloads": self.reloads,
             "refused": self.refused,
+            "faults": [[*k, v] for k, v in self.faults.items()],
             "shadows": [[*k, v] for k, v in self.shadows.items()],
             "weights": [[*k, v] for k, v in self.weights.items()],
         }
@@ -127,6 +137,7 @@ class Metrics(Collector):
         dict[str, int],
         dict[tuple[str, str], float],
         dict[str, int],
+        dict[tuple[str, str, str], int],
         dict[tuple[str, str], int],
     ]:
         cells = {k: list(v) for k, v in self.cells.items()}
@@ -134,6 +145,7 @@ class Metrics(Collector):
         reloads = dict(self.reloads)
         refused = dict(self.refused)
         weights = dict(self.weights)
+        faults = dict(self.faults)
         shadows = dict(self.shadows)
         if self.shared_dir is not None:
             own = f"worker-{os.getpid()}.json"
@@ -153,14 +165,17 @@ class Metrics(Collector):
                         reloads[result] = reloads.get(result, 0) + count
                     for code, count in state.get("refused", {}).items():
                         refused[code] = refused.get(code, 0) + count
+                    for *key, count in state.get("faults", []):
+                        fault_key = (key[0], key[1], key[2])
+                        faults[fault_key] = faults.get(fault_key, 0) + count
                     for route, result, count in state.get("shadows", []):
                         shadows[route, result] = shadows.get((route, result), 0) + count
-        return cells, errors, reloads, weights, refused, shadows
+        return cells, errors, reloads, weights, refused, faults, shadows
 
     # -- exposition ---------------------------------------------------------------------
 
     def collect(self) -> Iterator[Metric]:
-        cells, errors, reloads, weights, refused, shadows = self._merged()
+        cells, errors, reloads, weights, refused, faults, shadows = self._merged()
         requests = CounterMetricFamily(
             "strangler_facade_requests",
             "Requests by route, backend and how the backend was chosen",
@@ -216,6 +231,13 @@ class Metrics(Collector):
         )
         for code, count in sorted(refused.items()):
             refused_family.add_metric([code], count)
+        faults_family = CounterMetricFamily(
+            "strangler_facade_faults_injected",
+            "Faults the facade injected (routing.yaml faults, the admin API)",
+            labels=["route", "backend", "fault"],
+        )
+        for key, count in sorted(faults.items()):
+            faults_family.add_metric(list(key), count)
         shadow_family = CounterMetricFamily(
             "strangler_facade_shadow",
             "Shadow copies by outcome: matched, differing, noise, dropped, error",
@@ -224,9 +246,16 @@ class Metrics(Collector):
         for (route, result), count in sorted(shadows.items()):
             shadow_family.add_metric([route, result], count)
         yield from (
-            requests, responses, duration, upstream, weight, reload_family, refused_family,
+            requests,
+            responses,
+            duration,
+            upstream,
+            weight,
+            reload_family,
+            refused_family,
+            faults_family,
             shadow_family,
-        )  # fmt: skip
+        )
 
     def render(self) -> tuple[bytes, str]:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST

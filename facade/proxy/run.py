@@ -83,6 +83,10 @@ async def _worker_main(spec: WorkerSpec) -> None:
         live.reload()
     log_stream = sys.stdout if access_log and live.current.table.settings.access_log else None
     metrics = Metrics(os.environ.get("STRANGLER_METRICS_DIR") or None)
+    from facade.rollout.metrics import RolloutCollector
+    from facade.rollout.state import state_dir
+
+    metrics.registry.register(RolloutCollector(state_dir(Path(routing))))
     facade = Facade(
         live,
         loop,

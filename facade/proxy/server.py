@@ -41,7 +41,7 @@ import re
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import httptools
 
@@ -55,6 +55,9 @@ from facade.proxy.upstream import Pool, UpstreamConnection
 from facade.routing.model import Backend, BackendKind, Route
 from facade.shadow.capture import Capture
 from facade.shadow.mirror import Mirror
+
+if TYPE_CHECKING:
+    from facade.proxy.faults import FaultInjector
 
 log = logging.getLogger("strangler.facade")
 
@@ -153,10 +156,14 @@ class Facade:
         ]
         | None = None,
         listen_port: int = 0,
+        faults: FaultInjector | None = None,
     ) -> None:
+        from facade.proxy.faults import FaultInjector
+
         self.live = live
         self.loop = loop
         self.metrics = metrics or Metrics()
+        self.faults = faults or FaultInjector(loop, self.metrics)
         self.access_log = access_log
         self.internal = internal
         self.listen_port = listen_port
@@ -604,7 +611,15 @@ class ClientConnection(asyncio.Protocol):
         self._trace = trace[0] if trace and valid_trace(trace[0]) else trace_id()
         if route.shadow is not None:
             self._shadow = self._mirror(snapshot, route, choice, req, headers, query)
+        if backend.faults is not None:  # injected after the choice, as Envoy's fault filter
+            self.facade.faults.inject(self, route.name, backend, req, headers, query)
+            return
+        self.dispatch(backend, req, headers, query)
 
+    def dispatch(
+        self, backend: Backend, req: Request, headers: dict[str, list[str]], query: bytes | None
+    ) -> None:
+        """Send the current request on to its chosen backend."""
         if backend.kind is BackendKind.LAMBDA and backend.handler:
             if len(req.body) > MAX_REQUEST_BODY:
                 req.keep_alive = False
@@ -865,6 +880,10 @@ class ClientConnection(asyncio.Protocol):
             )
         else:
             self._local_error(status, code, message)
+
+    def answer(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
+        """Answer the current request from the facade in its backend's name (a fault)."""
+        self._send_local(status, headers, body)
 
     def _local_error(self, status: int, code: str, message: str) -> None:
         self._send_local(

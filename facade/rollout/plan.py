@@ -115,6 +115,7 @@ class Gates:
 @dataclass(frozen=True)
 class RolloutPlan:
     to: str  # the backend the route moves to
+    baseline: str  # the backend it moves away from (``from:``, or its other target)
     steps: tuple[Step, ...]  # ascending; the last is 1000 (100 %)
     bake: float = 300.0
     interval: float = 10.0

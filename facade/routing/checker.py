@@ -9,13 +9,11 @@ from __future__ import annotations
 import difflib
 import re
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
 from facade.exceptions import Problem
-from facade.routing.model import SHARE_TOTAL
 
 # Names of backends, routes and sync streams: they become AWS resource names.
 NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$")
@@ -76,16 +74,3 @@ def show(value: Any) -> str:
     if isinstance(value, CommentedSeq):
         return "a list"
     return repr(value)
-
-
-def parse_share(value: Any) -> int | None:
-    """A percentage (0-100, steps of 0.1) as tenths of a percent, or None if invalid."""
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
-        return None
-    try:
-        tenths = Decimal(str(value)) * 10
-    except InvalidOperation:
-        return None
-    if tenths != tenths.to_integral_value() or not 0 <= tenths <= SHARE_TOTAL:
-        return None
-    return int(tenths)

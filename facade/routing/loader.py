@@ -13,6 +13,7 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -24,10 +25,11 @@ from ruamel.yaml.error import MarkedYAMLError
 from facade.exceptions import Problem, RoutingFileError
 from facade.routing import patterns
 from facade.routing.api_block import api_settings
-from facade.routing.checker import NAME, parse_share
+from facade.routing.checker import NAME
 from facade.routing.checker import Checker as _Checker
 from facade.routing.checker import position as _position
 from facade.routing.checker import show as _show
+from facade.routing.faults_block import faults as _faults
 from facade.routing.local_block import local_run, local_stack
 from facade.routing.model import (
     SHARE_TOTAL,
@@ -43,9 +45,12 @@ from facade.routing.model import (
     RoutingTable,
     StableKey,
     Stickiness,
+    SyncStream,
     Target,
     Timeouts,
+    parse_share,
 )
+from facade.routing.rollout_block import rollout_plan
 from facade.routing.shadow_block import shadow as _shadow
 from facade.routing.sync_block import sync_streams
 
@@ -59,7 +64,7 @@ HANDLER = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 DEFAULT_ROUTE = "default"
 
 TOP_KEYS = ("version", "facade", "backends", "routes", "default", "local", "sync", "api")
-BACKEND_KEYS = ("kind", "url", "handler", "multi_value_headers", "aws", "local")
+BACKEND_KEYS = ("kind", "url", "handler", "multi_value_headers", "aws", "local", "faults")
 ROUTE_KEYS = (
     "name",
     "priority",
@@ -70,6 +75,7 @@ ROUTE_KEYS = (
     "stable_key",
     "auth",
     "shadow",
+    "rollout",
 )
 # ALB's fixed-response action: these content types, a body of at most 1024 characters
 FIXED_CONTENT_TYPES = (
@@ -184,12 +190,13 @@ def parse_table(text: str, file: str = "routing.yaml") -> RoutingTable:
         check.at(document, "version", "version", f"{version!r} is not supported; use 1")
 
     settings = _settings(check, document)
-    backends = _backends(check, document)
+    backends = _backends(check, document, settings)
     routes = _routes(check, document, backends, settings)
     default = _default(check, document, backends, routes)
     local = local_stack(check, document)
     sync = sync_streams(check, document, backends)
     api = api_settings(check, document)
+    routes = _rollouts(check, document, routes, backends, sync)
     for route in routes:
         if route.auth and api.jwt is None:
             check.at(document, "api" if "api" in document else "routes", f"routes[{route.name}]"
@@ -199,6 +206,31 @@ def parse_table(text: str, file: str = "routing.yaml") -> RoutingTable:
         raise RoutingFileError(sorted(check.problems, key=lambda p: (p.line, p.column)))
     assert default is not None
     return RoutingTable(file, settings, backends, tuple(routes), default, local, sync, api)
+
+
+def _rollouts(
+    check: _Checker,
+    document: CommentedMap,
+    routes: list[Route],
+    backends: dict[str, Backend],
+    sync: tuple[SyncStream, ...],
+) -> list[Route]:
+    """The routes with their ``rollout:`` plans, read once the sync streams are known."""
+    node = document.get("routes")
+    if not isinstance(node, CommentedSeq):
+        return routes
+    by_name = {r.name: r for r in routes}
+    for index, spec in enumerate(node):
+        if not isinstance(spec, CommentedMap) or "rollout" not in spec:
+            continue
+        route = by_name.get(str(spec.get("name")))
+        if route is None:
+            continue
+        path = f"routes[{index}] ({route.name})"
+        plan = rollout_plan(check, spec["rollout"], spec, path, route, backends, sync)
+        if plan is not None:
+            by_name[route.name] = replace(route, rollout=plan)
+    return [by_name[r.name] for r in routes]
 
 
 # -- facade settings -------------------------------------------------------------------
@@ -354,7 +386,9 @@ def _limits(check: _Checker, node: CommentedMap) -> Limits:
 # -- backends --------------------------------------------------------------------------
 
 
-def _backends(check: _Checker, document: CommentedMap) -> dict[str, Backend]:
+def _backends(
+    check: _Checker, document: CommentedMap, settings: FacadeSettings
+) -> dict[str, Backend]:
     if "backends" not in document:
         check.problems.append(
             Problem(check.file, 1, 1, "backends", "is required: declare at least the monolith")
@@ -431,6 +465,7 @@ def _backends(check: _Checker, document: CommentedMap) -> dict[str, Backend]:
                 aws = {str(k): _plain(v) for k, v in aws_node.items()}
                 _check_aws(check, aws_node, path, kind)
         local = local_run(check, body, path, in_facade=handler is not None)
+        faults = _faults(check, body, path, settings.timeouts, in_facade=handler is not None)
         backends[str(name)] = Backend(
             name=str(name),
             kind=kind,
@@ -439,6 +474,7 @@ def _backends(check: _Checker, document: CommentedMap) -> dict[str, Backend]:
             multi_value_headers=multi is True,
             aws=aws,
             local=local,
+            faults=faults,
         )
     if not any(b.kind is BackendKind.MONOLITH for b in backends.values()):
         check.at(

@@ -40,7 +40,7 @@ from typing import Any
 from ruamel.yaml.comments import CommentedMap
 
 from facade.routing import patterns
-from facade.routing.checker import Checker, parse_share, show
+from facade.routing.checker import Checker, show
 from facade.routing.model import (
     SAFE_METHODS,
     SHARE_TOTAL,
@@ -48,6 +48,7 @@ from facade.routing.model import (
     NormalizeKind,
     Normalizer,
     Shadow,
+    parse_share,
 )
 from facade.shadow import jsonpath
 

@@ -8,6 +8,7 @@ with hop-by-hop headers the proxy must remove, anything else echoes.
 from __future__ import annotations
 
 import json
+import random
 import threading
 import time
 from collections.abc import Iterator
@@ -30,9 +31,15 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("content-length") or 0)
         body = self.rfile.read(length) if length else b""
         path = self.path
+        self.server.received.append(path)
         if path.startswith("/slow/"):
             time.sleep(float(path.split("/")[2]))
         status = int(path.split("/")[2]) if path.startswith("/status/") else 200
+        server = self.server
+        if server.fail_rate and server.random.random() < server.fail_rate:
+            status = 500
+        if server.delay:
+            time.sleep(server.delay)
         echo = {
             "backend": self.server.name,
             "method": self.command,
@@ -66,6 +73,10 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 1024  # socketserver's default backlog of 5 drops SYNs under bursts
     name = ""
+    fail_rate = 0.0  # this share of answers is a 500, whatever the path
+    delay = 0.0  # seconds added to every answer
+    random = random.Random(7)
+    received: list[str]
 
 
 @dataclass
@@ -73,17 +84,20 @@ class Upstream:
     name: str
     url: str
     port: int
+    received: list[str]  # the path of every request it was sent, in order
 
 
 @contextmanager
-def upstream(name: str) -> Iterator[Upstream]:
+def upstream(name: str, *, fail_rate: float = 0.0, delay: float = 0.0) -> Iterator[Upstream]:
     server = _Server(("127.0.0.1", 0), _Handler)
     server.name = name
+    server.fail_rate, server.delay = fail_rate, delay
+    server.received = []
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     port = int(server.server_address[1])
     try:
-        yield Upstream(name, f"http://127.0.0.1:{port}", port)
+        yield Upstream(name, f"http://127.0.0.1:{port}", port, server.received)
     finally:
         server.shutdown()
         server.server_close()
