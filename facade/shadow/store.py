@@ -119,8 +119,24 @@ def store_file(table: RoutingTable, route: str) -> Path:
     return Path(table.source).parent / (rules.store if rules else Shadow(backend="").store)
 
 
+class NotAStore(ValueError):
+    """The path given as a shadow store is some other file (a routing file, say)."""
+
+
+def _check(path: str | Path) -> None:
+    """Refuse, before SQLite opens it, a file that is neither empty nor a SQLite database."""
+    with contextlib.suppress(FileNotFoundError), open(path, "rb") as file:
+        head = file.read(16)
+        if head and head != b"SQLite format 3\x00":
+            raise NotAStore(
+                f"{path} is not a shadow store (a SQLite file); the store of a route is "
+                "facade.shadow.store.store_file(table, route)"
+            )
+
+
 @contextlib.contextmanager
 def connect(path: str | Path) -> Iterator[sqlite3.Connection]:
+    _check(path)
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     connection = sqlite3.connect(str(path), timeout=10.0, isolation_level=None)
     try:
@@ -325,6 +341,7 @@ def summary(
 
 
 __all__ = [
-    "Comparison", "EndpointReport", "Example", "FieldReport", "Report", "ShadowSummary",
+    "Comparison", "EndpointReport", "Example", "FieldReport", "NotAStore", "Report",
+    "ShadowSummary",
     "Writer", "clear", "connect", "report", "store_file", "summary",
 ]  # fmt: skip

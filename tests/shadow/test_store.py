@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from facade.shadow import store
 from facade.shadow.store import NOISE, SHADOW, Comparison, Example, ShadowSummary, Writer
 
@@ -56,3 +58,11 @@ def test_clear_forgets_one_route(tmp_path: Path) -> None:
     assert store.clear(path, "orders") == 1
     assert store.summary(path, "orders").compared == 0
     assert store.summary(path, "x").compared == 1
+
+
+def test_a_file_that_is_not_a_store_is_refused_untouched(tmp_path: Path) -> None:
+    routing = tmp_path / "routing.yaml"
+    routing.write_text("version: 1\n")
+    with pytest.raises(store.NotAStore, match="store_file"):
+        store.summary(routing, "orders")
+    assert routing.read_text() == "version: 1\n"
