@@ -11,7 +11,7 @@ STAMP   = $(VENV)/.installed
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint typecheck pytest lock clean bootstrap browser bench soak soak-loop stateful loadtest flip package-orders fuzz rollout-load
+.PHONY: demo test lint typecheck pytest lock clean bootstrap browser bench soak soak-loop stateful loadtest flip package-orders fuzz rollout-load shadow-stack
 
 NODE_STAMP = node_modules/.installed
 
@@ -65,7 +65,9 @@ test: lint typecheck pytest
 # installed here when missing and this is root), (b) a routing decision against table
 # size, (c) the data sync's throughput and lag, and the stand-ins it runs on (DynamoDB,
 # SQS), (d) rendering every AWS output of a 100-route table, (e) the rollout's canary analysis
-# against Flagger's and Argo Rollouts' rules on simulated canaries (false rollbacks, time to detect).
+# against Flagger's and Argo Rollouts' rules on simulated canaries (false rollbacks, time to detect),
+# (f) the primary's p99 and throughput with every request shadowed to a backend that answers
+# after 500 ms.
 bench: bootstrap
 	@command -v wrk >/dev/null && test -x /usr/sbin/nginx || { [ "$$(id -u)" = 0 ] && \
 	  command -v apt-get >/dev/null && apt-get update -qq && \
@@ -79,6 +81,7 @@ bench: bootstrap
 	$(BIN)/python loadtests/bench_dynamodb.py --dynalite . --json results/bench/dynamodb.json
 	$(BIN)/python loadtests/bench_render.py --json results/bench/render.json
 	$(BIN)/python loadtests/bench_rollout.py --json results/bench/rollout.json
+	$(BIN)/python loadtests/bench_shadow.py --json results/bench/shadow.json
 
 # The shop's traffic against the running `make demo` stack: headless, bounded, results
 # (locust's CSV and HTML report, requests per backend) under results/<timestamp>/.
@@ -100,6 +103,14 @@ flip: bootstrap
 	  --flip-routing routing.yaml --flip-route orders --flip-to orders --flip-path /api/orders/ \
 	  --flip-header "Authorization: Token $$($(BIN)/python -m monolith.manage issue_token customer1@example.com)" \
 	  --csv results/flip --only-summary $(FLIP_ARGS)
+
+# The orders reads shadowed to the Lambda under the whole stack while locust runs (its own
+# stack on free ports, SQLite); fails unless the report finds the documented parity
+# differences of the orders API and nothing else (loadtests/shadow_stack.py).
+SHADOW_STACK_ARGS ?= --run-time 40s --users 10
+shadow-stack: bootstrap
+	@mkdir -p results
+	cd loadtests && ../$(BIN)/python shadow_stack.py --json ../results/shadow-stack.json $(SHADOW_STACK_ARGS)
 
 # The facade's conformance fuzzer for longer than make test runs it (25 examples per
 # property there): generated pipelines and backend answers, and arbitrary bytes.

@@ -22,6 +22,7 @@ from facade.exceptions import RoutingFileError, StranglerError
 from facade.options import ROUTING
 from facade.options import routing_option as _routing_option
 from facade.rollout.cli import rollout
+from facade.shadow.cli import shadow
 from facade.stack import run_stack
 from facade.sync.cli import sync
 from facade.topology import LocalConfig, build_stack
@@ -444,6 +445,7 @@ def fault_show(routing: Path, as_json: bool) -> None:
 
 
 cli.add_command(sync)
+cli.add_command(shadow)
 cli.add_command(rollout)
 for _command in AWS_COMMANDS:
     cli.add_command(_command)

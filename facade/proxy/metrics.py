@@ -16,6 +16,12 @@
 ``strangler_facade_faults_injected_total{route,backend,fault}`` injected faults (abort, delay);
                                                                 an abort is also a response
                                                                 of its backend
+``strangler_facade_shadow_total{route,result}``                 shadow copies: matched,
+                                                                differing (before noise is
+                                                                removed: the report does
+                                                                that), noise (a second
+                                                                primary answer compared),
+                                                                dropped (a cap), error
 
 The request path only adds to plain Python lists (no lock, no label lookup); a scrape
 turns them into metric families through a custom collector (prometheus_client's public
@@ -71,6 +77,7 @@ class Metrics(Collector):
         self.reloads: dict[str, int] = {}
         self.refused: dict[str, int] = {}
         self.faults: dict[tuple[str, str, str], int] = {}
+        self.shadows: dict[tuple[str, str], int] = {}
         self.weights: dict[tuple[str, str], float] = {}
         self.registry = CollectorRegistry()
         self.registry.register(self)
@@ -95,6 +102,10 @@ class Metrics(Collector):
         key = (route, backend, fault)
         self.faults[key] = self.faults.get(key, 0) + 1
 
+    def shadow(self, route: str, result: str, count: int = 1) -> None:
+        key = (route, result)
+        self.shadows[key] = self.shadows.get(key, 0) + count
+
     def refusal(self, code: str) -> None:
         self.refused[code] = self.refused.get(code, 0) + 1
 
@@ -116,6 +127,7 @@ class Metrics(Collector):
             "reloads": self.reloads,
             "refused": self.refused,
             "faults": [[*k, v] for k, v in self.faults.items()],
+            "shadows": [[*k, v] for k, v in self.shadows.items()],
             "weights": [[*k, v] for k, v in self.weights.items()],
         }
 
@@ -137,6 +149,7 @@ class Metrics(Collector):
         dict[tuple[str, str], float],
         dict[str, int],
         dict[tuple[str, str, str], int],
+        dict[tuple[str, str], int],
     ]:
         cells = {k: list(v) for k, v in self.cells.items()}
         errors = dict(self.errors)
@@ -144,6 +157,7 @@ class Metrics(Collector):
         refused = dict(self.refused)
         weights = dict(self.weights)
         faults = dict(self.faults)
+        shadows = dict(self.shadows)
         if self.shared_dir is not None:
             own = f"worker-{os.getpid()}.json"
             for path in sorted(self.shared_dir.glob("worker-*.json")):
@@ -165,7 +179,9 @@ class Metrics(Collector):
                     for *key, count in state.get("faults", []):
                         fault_key = (key[0], key[1], key[2])
                         faults[fault_key] = faults.get(fault_key, 0) + count
-        return cells, errors, reloads, weights, refused, faults
+                    for route, result, count in state.get("shadows", []):
+                        shadows[route, result] = shadows.get((route, result), 0) + count
+        return cells, errors, reloads, weights, refused, faults, shadows
 
     def totals(self) -> dict[tuple[str, str], BackendTotals]:
         """Every route x backend's cumulative figures, all workers summed (what a scrape
@@ -183,7 +199,7 @@ class Metrics(Collector):
     # -- exposition ---------------------------------------------------------------------
 
     def collect(self) -> Iterator[Metric]:
-        cells, errors, reloads, weights, refused, faults = self._merged()
+        cells, errors, reloads, weights, refused, faults, shadows = self._merged()
         requests = CounterMetricFamily(
             "strangler_facade_requests",
             "Requests by route, backend and how the backend was chosen",
@@ -246,6 +262,13 @@ class Metrics(Collector):
         )
         for key, count in sorted(faults.items()):
             faults_family.add_metric(list(key), count)
+        shadow_family = CounterMetricFamily(
+            "strangler_facade_shadow",
+            "Shadow copies by outcome: matched, differing, noise, dropped, error",
+            labels=["route", "result"],
+        )
+        for (route, result), count in sorted(shadows.items()):
+            shadow_family.add_metric([route, result], count)
         yield from (
             requests,
             responses,
@@ -255,6 +278,7 @@ class Metrics(Collector):
             reload_family,
             refused_family,
             faults_family,
+            shadow_family,
         )
 
     def render(self) -> tuple[bytes, str]:

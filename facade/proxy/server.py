@@ -53,6 +53,8 @@ from facade.proxy.metrics import Metrics
 from facade.proxy.normalize import BadPath, normalize_path
 from facade.proxy.upstream import Pool, UpstreamConnection
 from facade.routing.model import Backend, BackendKind, Route
+from facade.shadow.capture import Capture
+from facade.shadow.mirror import Mirror
 
 if TYPE_CHECKING:
     from facade.proxy.faults import FaultInjector
@@ -196,6 +198,7 @@ class Facade:
         self.internal = internal
         self.listen_port = listen_port
         self.lambdas = LambdaInvoker()
+        self.mirror = Mirror(loop, self.metrics)  # routes' shadow copies (facade.shadow)
         self._pools: dict[str, Pool] = {}
         self.connections: set[ClientConnection] = set()
         self.tasks: set[asyncio.Task[None]] = set()
@@ -250,6 +253,7 @@ class Facade:
         for pool in self._pools.values():
             pool.close()
         self.lambdas.close()
+        self.mirror.close()
         if self.access_log is not None:
             self.access_log.flush()
 
@@ -306,6 +310,8 @@ class ClientConnection(asyncio.Protocol):
         # the task answering the current request (a Lambda invocation, an admin edit)
         # the task answering the current request (a Lambda invocation, an admin edit)
         self._task: asyncio.Task[None] | None = None
+        # the current answer's copy for its route's shadow comparison (facade.shadow)
+        self._shadow: Capture | None = None
 
     # -- asyncio.Protocol ---------------------------------------------------------------
 
@@ -627,6 +633,8 @@ class ClientConnection(asyncio.Protocol):
         backend = snapshot.table.backends[choice.backend]
         trace = headers.get("x-amzn-trace-id")
         self._trace = trace[0] if trace and valid_trace(trace[0]) else trace_id()
+        if route.shadow is not None:
+            self._shadow = self._mirror(snapshot, route, choice, req, headers, query)
         if backend.faults is not None:  # injected after the choice, as Envoy's fault filter
             self.facade.faults.inject(self, route.name, backend, req, headers, query)
             return
@@ -649,6 +657,21 @@ class ClientConnection(asyncio.Protocol):
             return
         self._upstream_bytes = self._encode_upstream(req, headers, query)
         self._forward(backend)
+
+    def _mirror(
+        self,
+        snapshot: Snapshot,
+        route: Route,
+        choice: Choice,
+        req: Request,
+        headers: dict[str, list[str]],
+        query: bytes | None,
+    ) -> Capture | None:
+        """The shadow hook: copies of this request leave now (``facade.shadow.mirror``)."""
+        return self.facade.mirror.copy(
+            snapshot.table, route, choice.backend, req.method, self._path, query, req.headers,
+            headers, req.body, self.client_ip, self._trace,
+        )  # fmt: skip
 
     def _answer_admin(self, req: Request, headers: dict[str, list[str]]) -> None:
         internal = self.facade.internal
@@ -753,6 +776,8 @@ class ClientConnection(asyncio.Protocol):
         self, status: int, headers: list[tuple[bytes, bytes]], chunked: bool
     ) -> None:
         self._status = status
+        if self._shadow is not None:
+            self._shadow.head(status, headers)
         head = [status_line(status)]
         has_length = False
         connection: bytes | None = None
@@ -807,6 +832,8 @@ class ClientConnection(asyncio.Protocol):
         if transport is None or not data:
             return
         self._sent += len(data)
+        if self._shadow is not None:
+            self._shadow.body(data)
         piece = b"%x\r\n%s\r\n" % (len(data), data) if self._chunked_out else data
         head = self._head
         if head is not None:
@@ -859,6 +886,9 @@ class ClientConnection(asyncio.Protocol):
 
     def _backend_error(self, status: int, code: str, message: str) -> None:
         route, choice = self._route, self._choice
+        if self._shadow is not None:  # no answer of the backend's to compare
+            self._shadow.failed()
+            self._shadow = None
         if route is not None and choice is not None:
             self.facade.metrics.upstream_error(route.name, choice.backend, code)
             self._send_local(
@@ -880,6 +910,8 @@ class ClientConnection(asyncio.Protocol):
 
     def _send_local(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
         self._status = status
+        if self._shadow is not None:
+            self._shadow.whole(status, headers, body)
         head = [status_line(status)]
         for name, value in headers:
             head += (name, b": ", value, b"\r\n")
@@ -919,6 +951,9 @@ class ClientConnection(asyncio.Protocol):
                     self._sent,
                     self._trace,
                 )
+        if self._shadow is not None:
+            self._shadow.finished()
+            self._shadow = None
         self._req = None
         self._snapshot = None
         self._upstream = None

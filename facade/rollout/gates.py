@@ -257,12 +257,19 @@ def route_gates(table: RoutingTable, routing: Path, plan: RolloutPlan, use_aws: 
 def shadow_verdict(routing: Path, route: str, gate: ShadowGate) -> Verdict:
     """The shadow gate of the first live step: the route's difference rate (noise
     removed) under ``max_difference`` over at least ``min_sample`` compared requests."""
+    from facade.routing.loader import load_table
+    from facade.shadow.store import store_file, summary
+
     try:
-        from facade.shadow.store import summary
-    except ImportError:
-        return Verdict("shadow", Result.PROVIDER_ERROR, "this install has no shadow store")
-    try:
-        found = summary(routing, route)
+        table = load_table(routing)
+        shadow = table.route(route).shadow
+        if shadow is None:
+            return Verdict(
+                "shadow", Result.INCONCLUSIVE, f"route {route} has no shadow block to compare"
+            )
+        found = summary(
+            store_file(table, route), route, relative=shadow.relative, absolute=shadow.absolute
+        )
     except Exception as exc:  # an unreadable store is a provider error, never a pass
         return Verdict("shadow", Result.PROVIDER_ERROR, f"shadow store unreadable: {exc}")
     rate = 100.0 * found.difference_rate

@@ -51,6 +51,7 @@ from facade.routing.model import (
     parse_share,
 )
 from facade.routing.rollout_block import rollout_plan
+from facade.routing.shadow_block import shadow as _shadow
 from facade.routing.sync_block import sync_streams
 
 MAX_TARGETS = 5
@@ -73,6 +74,7 @@ ROUTE_KEYS = (
     "stickiness",
     "stable_key",
     "auth",
+    "shadow",
     "rollout",
 )
 # ALB's fixed-response action: these content types, a body of at most 1024 characters
@@ -646,6 +648,9 @@ def _routes(
                 "a route answers either a fixed response or forwards to targets "
                 "(with stickiness or stable_key), not both",
             )
+        shadow = _shadow(check, body, path, backends) if "shadow" in body else None
+        if shadow is not None and fixed is not None:
+            check.at(body, "shadow", f"{path}.shadow", "a fixed response has nothing to shadow")
         routes.append(
             Route(
                 name,
@@ -657,6 +662,7 @@ def _routes(
                 line,
                 auth=auth is True,
                 fixed=fixed,
+                shadow=shadow,
             )
         )
     return routes

@@ -243,6 +243,53 @@ class FixedResponse:
     body: str = ""
 
 
+class NormalizeKind(StrEnum):
+    TIMESTAMP = "timestamp"  # any ISO 8601 date-time compares equal to any other
+    UUID = "uuid"  # any UUID compares equal to any other
+    NUMBER = "number"  # numbers within ``tolerance`` of each other compare equal
+
+
+@dataclass(frozen=True)
+class Normalizer:
+    """A value known to differ by nature, and how to compare it (a JSON path pattern)."""
+
+    path: str
+    kind: NormalizeKind
+    tolerance: float = 0.0  # for numbers: largest difference still equal
+
+
+# Methods that change nothing: mirrored by default. Anything else is a write.
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+
+
+@dataclass(frozen=True)
+class Shadow:
+    """Copies of a route's requests sent to another backend, answers compared
+    (routing.yaml ``shadow:`` of a route; ``facade.routing.shadow_block``)."""
+
+    backend: str  # receives the copies; its answers never reach a client
+    share: int = SHARE_TOTAL  # tenths of a percent of the route's requests copied
+    methods: tuple[str, ...] = SAFE_METHODS
+    writes: bool = False  # writes may be mirrored (marked X-Strangler-Shadow: write)
+    noise: int = 100  # tenths of a percent of safe copies also sent to the primary again
+    max_concurrent: int = 32  # shadows in flight per route and worker; more: dropped
+    timeout: float = 5.0  # seconds for a shadow's whole answer; later: an error
+    max_body_bytes: int = 256 * 1024  # request or answers larger: not compared, dropped
+    headers: tuple[str, ...] = ("content-type",)  # response headers compared, lower-case
+    ignore: tuple[str, ...] = ()  # JSON path patterns never compared
+    sets: tuple[str, ...] = ()  # JSON path patterns of arrays compared as sets
+    normalize: tuple[Normalizer, ...] = ()
+    relative: float = 0.20  # a field is reported when its difference rate exceeds its
+    absolute: float = 0.0003  # noise rate by both thresholds (Diffy's: 20 %, 0.03 %)
+    redact: tuple[str, ...] = ()  # more field, parameter and header names never stored
+    store: str = "var/shadow.sqlite3"  # relative to the routing file's folder
+    keep: int = 10_000  # comparisons kept per route (the latest)
+
+    @property
+    def percent(self) -> float:
+        return self.share / 10
+
+
 @dataclass(frozen=True)
 class Route:
     name: str
@@ -254,6 +301,7 @@ class Route:
     line: int = 0  # where the route starts in its file, for messages
     auth: bool = False  # the API's JWT authorizer guards it (render apigw)
     fixed: FixedResponse | None = None  # a deny rule: no targets, this answer instead
+    shadow: Shadow | None = None  # copies to another backend, answers compared
     rollout: RolloutPlan | None = None  # how `strangler rollout` moves it
 
     @property
