@@ -164,6 +164,8 @@ class Controller:
 
     def __post_init__(self) -> None:
         self.reload()
+        if self.gates_start is None:  # gates that keep counters from the start
+            self.gates_start = getattr(self.gates, "start", None)
         self.moves = self.mover or RouteMover(
             self.routing, self.route, self.plan.to, self.push, self.read_back
         )

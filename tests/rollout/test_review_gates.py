@@ -156,7 +156,9 @@ def test_the_samples_reverse_stream_does_not_close_the_gate_on_one_conflict(
     assert "orders-to-monolith" in plan.gates.sync.streams
     conflicts = {"now": 0}
 
-    def run_json(table_: Any, routing: Any, stream: Any, key: str, args: list[str]) -> Any:
+    def run_json(
+        table_: Any, routing: Any, stream: Any, key: str, args: list[str], **kw: Any
+    ) -> Any:
         if key == "outbox_status":  # the Lambda's side of orders-to-monolith
             return 0, lambda_sync.status(_LambdaStore())  # type: ignore[arg-type]
         # the monolith's `sync_status --json`, inbox part, as its command prints it
