@@ -444,6 +444,9 @@ class Controller:
                 "abort waits",
             )  # fmt: skip
             state.pending = None
+            found = self.file_share()  # the edit may have landed before the state did
+            if found is not None:
+                state.configured = found
             self.store.save(state)
             return
         self.say(f"finishing the change cut off last time: {share / 10:g} %")
