@@ -13,6 +13,10 @@
 ``strangler_facade_refused_total{code}``                        requests answered without a
                                                                 backend: limits, Upgrade,
                                                                 malformed, connection cap
+``strangler_facade_lambda_invocations_total{backend,version,status_class}``
+``strangler_facade_lambda_duration_seconds{backend,version}``   a canaried Lambda backend's
+                                                                invocations per version (as
+                                                                CloudWatch's ExecutedVersion)
 
 The request path only adds to plain Python lists (no lock, no label lookup); a scrape
 turns them into metric families through a custom collector (prometheus_client's public
@@ -48,6 +52,44 @@ _CELL = 1 + len(STATUS_CLASSES) + _NB + 1
 _bisect = bisect.bisect_left
 
 
+def _count(
+    cells: dict[tuple[str, str], list[float]], key: tuple[str, str], status: int, seconds: float
+) -> None:
+    cell = cells.get(key)
+    if cell is None:
+        cell = cells[key] = [0.0] * _CELL
+    cell[0] += 1
+    cell[min(max(status // 100, 1), 5)] += 1
+    cell[6 + _bisect(BUCKETS, seconds)] += 1
+    cell[-1] += seconds
+
+
+def _histogram(cell: list[float]) -> list[tuple[str, float]]:
+    cumulative, buckets = 0.0, []
+    for bound, count in zip((*BUCKETS, float("inf")), cell[6 : 6 + _NB], strict=True):
+        cumulative += count
+        buckets.append(("+Inf" if bound == float("inf") else str(bound), cumulative))
+    return buckets
+
+
+def _invocation_families(cells: dict[tuple[str, str], list[float]]) -> Iterator[Metric]:
+    invocations = CounterMetricFamily(
+        "strangler_facade_lambda_invocations",
+        "Invocations of a canaried Lambda backend by version and status class",
+        labels=["backend", "version", "status_class"],
+    )
+    duration = HistogramMetricFamily(
+        "strangler_facade_lambda_duration_seconds",
+        "Time an invocation of a canaried Lambda backend's version took",
+        labels=["backend", "version"],
+    )
+    for (backend, version), cell in sorted(cells.items()):
+        for i, status_class in enumerate(STATUS_CLASSES, start=1):
+            invocations.add_metric([backend, version, status_class], cell[i])
+        duration.add_metric([backend, version], _histogram(cell), cell[-1])
+    yield from (invocations, duration)
+
+
 class Metrics(Collector):
     def __init__(self, shared_dir: str | Path | None = None) -> None:
         self.shared_dir = Path(shared_dir) if shared_dir else None
@@ -56,6 +98,8 @@ class Metrics(Collector):
         self.reloads: dict[str, int] = {}
         self.refused: dict[str, int] = {}
         self.weights: dict[tuple[str, str], float] = {}
+        self.invocations: dict[tuple[str, str], list[float]] = {}
+        self.merged_invocations: dict[tuple[str, str], list[float]] = {}
         self.registry = CollectorRegistry()
         self.registry.register(self)
 
@@ -70,6 +114,10 @@ class Metrics(Collector):
         cell[min(max(status // 100, 1), 5)] += 1
         cell[6 + _bisect(BUCKETS, seconds)] += 1
         cell[-1] += seconds
+
+    def invocation(self, backend: str, version: str, status: int, seconds: float) -> None:
+        """One invocation of one version of a canaried Lambda backend."""
+        _count(self.invocations, (backend, version), status, seconds)
 
     def upstream_error(self, route: str, backend: str, kind: str) -> None:
         key = (route, backend, kind)
@@ -96,6 +144,7 @@ class Metrics(Collector):
             "reloads": self.reloads,
             "refused": self.refused,
             "weights": [[*k, v] for k, v in self.weights.items()],
+            "invocations": [[*k, v] for k, v in self.invocations.items()],
         }
 
     def dump(self) -> None:
@@ -121,6 +170,7 @@ class Metrics(Collector):
         reloads = dict(self.reloads)
         refused = dict(self.refused)
         weights = dict(self.weights)
+        invocations = {k: list(v) for k, v in self.invocations.items()}
         if self.shared_dir is not None:
             own = f"worker-{os.getpid()}.json"
             for path in sorted(self.shared_dir.glob("worker-*.json")):
@@ -139,6 +189,11 @@ class Metrics(Collector):
                         reloads[result] = reloads.get(result, 0) + count
                     for code, count in state.get("refused", {}).items():
                         refused[code] = refused.get(code, 0) + count
+                    for *key, values in state.get("invocations", []):
+                        merged = invocations.setdefault((key[0], key[1]), [0.0] * _CELL)
+                        for i, value in enumerate(values):
+                            merged[i] += value
+        self.merged_invocations = invocations
         return cells, errors, reloads, weights, refused
 
     # -- exposition ---------------------------------------------------------------------
@@ -201,6 +256,7 @@ class Metrics(Collector):
         for code, count in sorted(refused.items()):
             refused_family.add_metric([code], count)
         yield from (requests, responses, duration, upstream, weight, reload_family, refused_family)
+        yield from _invocation_families(self.merged_invocations)
 
     def render(self) -> tuple[bytes, str]:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST

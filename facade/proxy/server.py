@@ -158,7 +158,7 @@ class Facade:
         self.access_log = access_log
         self.internal = internal
         self.listen_port = listen_port
-        self.lambdas = LambdaInvoker()
+        self.lambdas = LambdaInvoker(record=self.metrics.invocation)
         self._pools: dict[str, Pool] = {}
         self.connections: set[ClientConnection] = set()
         self.tasks: set[asyncio.Task[None]] = set()

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from urllib.parse import urlsplit
 
-from facade.rollout.plan import RolloutPlan
+from facade.rollout.plan import RolloutPlan, VersionCanary
 from facade.sync.conflict import SIDE_ENV, TWO_WAY_ENV, TwoWay, two_way_env
 
 SHARE_TOTAL = 1000  # tenths of a percent
@@ -102,6 +102,7 @@ class Backend:
     multi_value_headers: bool = False  # the Lambda target group's multi-value setting
     aws: Mapping[str, object] = field(default_factory=dict)
     local: LocalRun | None = None
+    canary: VersionCanary | None = None  # a new version of a Lambda function, canaried
 
     @property
     def address(self) -> tuple[str, int]:
