@@ -74,6 +74,11 @@ class Mover(Protocol):
         to read back)."""
         ...
 
+    def promote(self, who: str) -> str | None:
+        """After 100 %: make the canary the one serving, where that is a change of its
+        own (a function's alias moved to the new version); None when 100 % already is."""
+        ...
+
 
 @dataclass
 class RouteMover:
@@ -104,6 +109,9 @@ class RouteMover:
         if self.read is None:
             return None
         return self.read(self.table or load_table(self.routing))
+
+    def promote(self, who: str) -> str | None:
+        return None  # a route at 100 % is promoted
 
 
 def default_analyzer(settings: Analysis, saved: dict[str, Any] | None) -> AnalyzerLike:
@@ -187,7 +195,7 @@ class Controller:
             return state
         if state is not None:
             self.store.reset()
-        current = self.table.route(self.route).share_of(self.plan.to)
+        current = self.current_share()
         now = self.clock()
         state = RolloutState(
             route=self.route,
@@ -199,6 +207,14 @@ class Controller:
         self._event(state, "started", reason=f"{self.plan.to} at {current / 10:g} %")
         self.store.save(state)
         return state
+
+    def current_share(self) -> int:
+        """The canary's share in the file now, tenths (a new rollout starts from it)."""
+        return self.table.route(self.route).share_of(self.plan.to)
+
+    def canary_url(self) -> str:
+        """The address pre-checks get as ``{url}``."""
+        return self.table.backends[self.plan.to].url or ""
 
     def _event(self, state: RolloutState, event: str, **details: Any) -> None:
         entry = state.record(self.clock(), event, **details)
@@ -329,6 +345,17 @@ class Controller:
 
     def _promote(self, state: RolloutState, why: str) -> None:
         if self._set_share(state, 1000, why):
+            try:
+                moved = self.moves.promote(f"{self.who} promote")
+            except (AwsError, ConfigError) as exc:
+                state.paused_from = str(state.phase)
+                state.phase = Phase.PAUSED
+                state.paused_reason = f"could not promote {state.canary}: {exc}; nothing changed"
+                self._event(state, "paused", reason=state.paused_reason)
+                self.store.save(state)
+                return
+            if moved is not None:
+                self._event(state, "moved", reason=why, change=moved)
             state.phase = Phase.PROMOTED
             state.reason = why
             self._event(state, "promoted", reason=why)
@@ -408,10 +435,10 @@ class Controller:
             self.sleep(min(POLL, max(0.0, deadline - self.clock())))
 
     def _pre_checks(self, state: RolloutState) -> None:
-        backend = self.table.backends[state.canary]
+        url = self.canary_url()
         for check in self.plan.pre_checks:
             argv = [
-                part.format(url=backend.url or "", python=sys.executable, route=self.route)
+                part.format(url=url, python=sys.executable, route=self.route)
                 for part in shlex.split(check.run)
             ]
             self.say(f"pre-check {check.name}: {' '.join(argv)}")
