@@ -21,6 +21,7 @@ from facade.aws.cli import aws_options
 from facade.exceptions import RoutingFileError, StranglerError
 from facade.options import ROUTING
 from facade.options import routing_option as _routing_option
+from facade.rollout.canary_cli import canary
 from facade.rollout.cli import rollout
 from facade.stack import run_stack
 from facade.sync.cli import sync
@@ -358,6 +359,7 @@ def rollback(route: str, routing: Path, as_json: bool, **aws: Any) -> None:
 
 cli.add_command(sync)
 cli.add_command(rollout)
+cli.add_command(canary)
 for _command in AWS_COMMANDS:
     cli.add_command(_command)
 
