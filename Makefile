@@ -54,7 +54,8 @@ test: lint typecheck pytest
 # results/bench/: (a) facade vs nginx vs direct (nginx and wrk come from Debian's packages,
 # installed here when missing and this is root), (b) a routing decision against table
 # size, (c) the data sync's throughput and lag, and the stand-ins it runs on (DynamoDB,
-# SQS), (d) rendering every AWS output of a 100-route table.
+# SQS), (d) rendering every AWS output of a 100-route table, (e) the rollout's canary analysis
+# against Flagger's and Argo Rollouts' rules on simulated canaries (false rollbacks, time to detect).
 bench: bootstrap
 	@command -v wrk >/dev/null && test -x /usr/sbin/nginx || { [ "$$(id -u)" = 0 ] && \
 	  command -v apt-get >/dev/null && apt-get update -qq && \
@@ -67,6 +68,7 @@ bench: bootstrap
 	$(BIN)/python loadtests/bench_sqs.py --json results/bench/sqs.json
 	$(BIN)/python loadtests/bench_dynamodb.py --dynalite . --json results/bench/dynamodb.json
 	$(BIN)/python loadtests/bench_render.py --json results/bench/render.json
+	$(BIN)/python loadtests/bench_rollout.py --json results/bench/rollout.json
 
 # The shop's traffic against the running `make demo` stack: headless, bounded, results
 # (locust's CSV and HTML report, requests per backend) under results/<timestamp>/.

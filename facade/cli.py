@@ -147,6 +147,9 @@ def validate(file: Path, as_json: bool) -> None:
             sys.exit(exc.exit_code)
         raise
     split = [r.name for r in table.all_routes if r.is_split]
+    # faults are injected by the local facade only: said here, so a file about to be
+    # deployed does not carry them unnoticed
+    faulty = [b.name for b in table.backends.values() if b.faults]
     if as_json:
         summary = {
             "valid": True,
@@ -154,12 +157,14 @@ def validate(file: Path, as_json: bool) -> None:
             "backends": len(table.backends),
             "routes": len(table.routes),
             "split": split,
+            "faults": faulty,
         }
         click.echo(json.dumps(summary, indent=2))
     else:
         click.echo(
             f"{file}: valid · {len(table.backends)} backends · {len(table.routes)} routes + default"
             + (f" · split: {', '.join(split)}" if split else "")
+            + (f" · faults (local facade only): {', '.join(faulty)}" if faulty else "")
         )
 
 
@@ -355,6 +360,88 @@ def promote(route: str, backend: str | None, routing: Path, as_json: bool, **aws
 def rollback(route: str, routing: Path, as_json: bool, **aws: Any) -> None:
     """Send 100 % of ROUTE back to the monolith."""
     _edit("rollback", route, routing, None, None, as_json, aws)
+
+
+@cli.group()
+def fault() -> None:
+    """Inject faults into a backend's requests in the local facade (never on AWS)."""
+
+
+def _fault_result(change: Any, as_json: bool) -> None:
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "changed": change.changed,
+                    "backend": change.backend,
+                    "before": change.before,
+                    "after": change.after,
+                },
+                indent=2,
+            )
+        )
+    else:
+        click.echo(change.describe() + ("" if change.changed else " (already so: nothing written)"))
+
+
+@fault.command("set")
+@click.argument("backend")
+@click.option("--abort", "abort", type=click.FloatRange(0, 100), help="Percent to answer itself.")
+@click.option("--status", type=click.IntRange(200, 599), default=503, show_default=True)
+@click.option("--delay", "delay", type=click.FloatRange(0), help="Seconds to hold a request.")
+@click.option("--delay-percent", type=click.FloatRange(0, 100), default=100, show_default=True)
+@_routing_option
+@click.option("--json", "as_json", is_flag=True)
+def fault_set(
+    backend: str,
+    abort: float | None,
+    status: int,
+    delay: float | None,
+    delay_percent: float,
+    routing: Path,
+    as_json: bool,
+) -> None:
+    """Make BACKEND's faults exactly these (what is not given is not injected)."""
+    from facade.routing.edit import set_faults
+
+    if abort is None and delay is None:
+        raise click.UsageError("give --abort PERCENT, --delay SECONDS, or both")
+    block: dict[str, dict[str, float]] = {}
+    if abort is not None:
+        block["abort"] = {"percent": abort, "status": status}
+    if delay is not None:
+        block["delay"] = {"percent": delay_percent, "seconds": delay}
+    _fault_result(set_faults(routing, backend, block), as_json)
+
+
+@fault.command("clear")
+@click.argument("backend")
+@_routing_option
+@click.option("--json", "as_json", is_flag=True)
+def fault_clear(backend: str, routing: Path, as_json: bool) -> None:
+    """Inject nothing into BACKEND's requests any more."""
+    from facade.routing.edit import set_faults
+
+    _fault_result(set_faults(routing, backend, None), as_json)
+
+
+@fault.command("show")
+@_routing_option
+@click.option("--json", "as_json", is_flag=True)
+def fault_show(routing: Path, as_json: bool) -> None:
+    """The faults of every backend that has some."""
+    from facade.routing.edit import describe_faults
+    from facade.routing.loader import load_table
+
+    table = load_table(routing)
+    faults = {n: b.faults.as_dict() for n, b in table.backends.items() if b.faults}
+    if as_json:
+        click.echo(json.dumps({"faults": faults}, indent=2))
+        return
+    for name, block in faults.items():
+        click.echo(f"{name}: {describe_faults(block)}")
+    if not faults:
+        click.echo("no faults")
 
 
 cli.add_command(sync)

@@ -7,6 +7,13 @@ action whose integer weights come from ``alb_weights`` (so reading them back giv
 route's percentages exactly). Target groups are named per backend; a backend may name an
 existing one instead (``aws.target_group_arn``).
 
+A backend a route lists at 0 % is left out of the rule's forward action, not kept in it
+at weight 0. Locally a sticky cookie naming a backend with no weight is ignored
+(``facade.proxy.choice``); AWS documents no such rule for a weight-0 target group, so a
+rolled-back backend leaves the action, and a sticky client lands on a group that is
+still in it — the same decision for the same request. Its target group stays (every
+backend a route lists has one), so shifting traffic back needs no new group.
+
 What ALB cannot do is refused here, never approximated: a ``stable_key`` route (ALB has
 no hash-by-header routing; use ``stickiness``), a ``url`` backend without a target group
 ARN, the tester override header (a local testing aid: keep ``facade.override`` off in a
@@ -142,6 +149,15 @@ class TargetGroup:
     aws: dict[str, Any]
 
 
+def _condition_key(c: Condition) -> tuple[str, str | None, tuple[str, ...]]:
+    return (c.field, c.header, tuple(sorted(c.values)))
+
+
+def same_conditions(a: tuple[Condition, ...], b: tuple[Condition, ...]) -> bool:
+    """Whether two rules match the same requests (ALB keeps conditions in any order)."""
+    return sorted(map(_condition_key, a)) == sorted(map(_condition_key, b))
+
+
 @dataclass(frozen=True)
 class Listener:
     rules: tuple[Rule, ...]  # priority order
@@ -172,7 +188,8 @@ def forward(table: RoutingTable, route: Route) -> Forward:
         )
     weights = alb_weights(route.targets)
     return Forward(
-        tuple((t.backend, w) for t, w in zip(route.targets, weights, strict=True)),
+        # shares add up to 100 %, so at least one target is left
+        tuple((t.backend, w) for t, w in zip(route.targets, weights, strict=True) if w),
         route.stickiness.duration if route.stickiness else None,
     )
 
@@ -221,8 +238,8 @@ def desired(table: RoutingTable, prefix: str = DEFAULT_PREFIX) -> Listener:
         for route in table.routes
     )
     default = forward(table, table.default)
-    used = {b for rule in rules for b, _ in rule.body.action.targets}
-    used |= {b for b, _ in default.targets}
+    # every backend a route lists, at 0 % too: its group outlives a rollback
+    used = {t.backend for route in table.all_routes for t in route.targets}
     groups = tuple(
         _target_group(table, backend, prefix)
         for name, backend in table.backends.items()

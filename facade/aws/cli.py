@@ -22,7 +22,7 @@ from facade.aws import alb, apigw, cloudformation, ecs, iam, live, sam
 from facade.aws.client import ElbClient
 from facade.aws.executor import AwsExecutor, DisplayExecutor
 from facade.aws.plan import Plan, make_plan
-from facade.exceptions import CheckFailed
+from facade.exceptions import CheckFailed, ConfigError
 from facade.options import routing_option
 from facade.routing.loader import load_table
 from facade.routing.model import RoutingTable
@@ -70,6 +70,20 @@ def compute_plan(
     want = alb.desired(table, prefix)
     client = _connect(table, use_aws)
     return client, make_plan(want, live.read(client, listener, want), vpc)
+
+
+def observed_shares(
+    table: RoutingTable, route: str, listener: str, use_aws: bool, prefix: str
+) -> dict[str, float]:
+    """Read ``route``'s weights back from the listener: percent per backend, as AWS will
+    apply them (``live.configured_shares``) — to compare with the file after an apply."""
+    try:
+        wanted = table.route(route)
+    except KeyError as exc:
+        raise ConfigError(str(exc.args[0])) from exc
+    want = alb.desired(table, prefix)
+    client = _connect(table, use_aws)
+    return live.configured_shares(live.read(client, listener, want), want, wanted)
 
 
 def push(table: RoutingTable, listener: str, use_aws: bool, prefix: str, vpc: str | None) -> Plan:

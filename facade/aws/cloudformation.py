@@ -2,7 +2,7 @@
 
 What it creates, once, in front of the monolith's EC2 instances:
 
-* a target group per backend an action uses — the monolith's with its instances
+* a target group per backend a route lists (at 0 % too) — the monolith's with its instances
   (``aws.instances``, ``aws.port``), each Lambda's with the function alias registered
   and the ``AWS::Lambda::Permission`` that lets Elastic Load Balancing invoke it, each
   ECS service's with ``ip`` targets (the service registers its tasks); health checks on
@@ -10,7 +10,8 @@ What it creates, once, in front of the monolith's EC2 instances:
 * the listener (HTTP, or HTTPS with the ``CertificateArn`` parameter) whose default
   action is routing.yaml's ``default``;
 * one listener rule per route, priority and conditions as in the file, a weighted
-  ``ForwardConfig`` and, for a sticky route, ``TargetGroupStickinessConfig``.
+  ``ForwardConfig`` naming the backends with a share (one at 0 % is left out, see
+  ``facade.aws.alb``) and, for a sticky route, ``TargetGroupStickinessConfig``.
 
 The output is deterministic: the same table renders the same bytes (golden files in the
 tests). Later flips go through ``strangler apply``; re-rendering and updating the stack

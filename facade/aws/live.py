@@ -6,6 +6,9 @@ the CloudFormation template created carry no tags); any other rule is somebody e
 and is left alone. Target groups are mapped back to backends by ARN; a rule whose shape
 strangler does not write (other condition types, other actions, unknown target groups)
 reads as ``body=None``: it differs from anything desired.
+
+``configured_shares`` reads one route's weights back — what AWS will actually apply —
+for comparing with the file after an apply.
 """
 
 from __future__ import annotations
@@ -14,8 +17,20 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from facade.aws.alb import ROUTE_TAG, Action, Condition, FixedAnswer, Forward, Listener, RuleBody
+from facade.aws.alb import (
+    ROUTE_TAG,
+    Action,
+    Condition,
+    FixedAnswer,
+    Forward,
+    Listener,
+    RuleBody,
+    same_conditions,
+)
 from facade.aws.client import ElbClient
+from facade.exceptions import CheckFailed
+from facade.routing.loader import DEFAULT_ROUTE
+from facade.routing.model import Route
 
 
 @dataclass(frozen=True)
@@ -136,3 +151,39 @@ def read(client: ElbClient, listener_arn: str, want: Listener) -> LiveListener:
         default_raw=json.dumps(defaults),
         groups=groups,
     )
+
+
+def route_action(listener: LiveListener, want: Listener, route: str) -> Action | None:
+    """The action the listener applies to ``route`` now: its default action, the rule
+    tagged with the route, or else an untagged rule with the route's exact conditions (as
+    ``plan`` adopts one); None when there is none or strangler cannot read it."""
+    if route == DEFAULT_ROUTE:
+        return listener.default
+    tagged = next((r for r in listener.rules if r.route == route), None)
+    if tagged is not None:
+        return tagged.body.action if tagged.body else None
+    wanted = next((r for r in want.rules if r.route == route), None)
+    for rule in listener.rules:
+        if (
+            wanted is not None
+            and rule.route is None
+            and rule.body is not None
+            and same_conditions(rule.body.conditions, wanted.body.conditions)
+        ):
+            return rule.body.action
+    return None
+
+
+def configured_shares(listener: LiveListener, want: Listener, route: Route) -> dict[str, float]:
+    """The percent per backend the listener gives ``route`` now: every backend the route
+    lists (0 when its group is not in the forward action) and any other the action names.
+    A deny rule has none. ``CheckFailed`` when the listener has no rule for the route."""
+    action = route_action(listener, want, route.name)
+    if action is None:
+        raise CheckFailed(
+            f"the listener {listener.arn} has no rule strangler can read for route "
+            f"{route.name!r}: run `strangler plan` to see why"
+        )
+    shares = dict.fromkeys((t.backend for t in route.targets), 0.0)
+    shares.update(action.shares())
+    return shares

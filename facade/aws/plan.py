@@ -23,13 +23,13 @@ from typing import Any
 
 from facade.aws.alb import (
     Action,
-    Condition,
     FixedAnswer,
     Forward,
     Listener,
     Rule,
     RuleBody,
     TargetGroup,
+    same_conditions,
 )
 from facade.aws.live import LiveListener, LiveRule
 from facade.exceptions import ConfigError
@@ -45,14 +45,6 @@ def same_forward(a: Action | None, b: Action | None) -> bool:
     return a.stickiness == b.stickiness and a.shares() == b.shares()
 
 
-def _condition_key(c: Condition) -> tuple[str, str | None, tuple[str, ...]]:
-    return (c.field, c.header, tuple(sorted(c.values)))
-
-
-def same_conditions(a: tuple[Condition, ...], b: tuple[Condition, ...]) -> bool:
-    return sorted(map(_condition_key, a)) == sorted(map(_condition_key, b))
-
-
 def same_body(a: RuleBody | None, b: RuleBody | None) -> bool:
     if a is None or b is None:
         return a is b
@@ -65,11 +57,14 @@ def _shift(before: Action | None, after: Action) -> str:
     if isinstance(before, FixedAnswer) or isinstance(after, FixedAnswer):
         return before.describe() + " → " + after.describe()
     old, new = before.shares(), after.shares()
-    moves = [
-        f"{b} {old.get(b, 0):g} → {new.get(b, 0):g} %"
-        for b in dict.fromkeys([*old, *new])
-        if old.get(b, 0) != new.get(b, 0)
-    ]
+    moves = []
+    for b in dict.fromkeys([*old, *new]):
+        if b not in new:  # a backend with no share leaves the forward action
+            moves.append(f"{b} {old[b]:g} % → out of the action")
+        elif b not in old:
+            moves.append(f"{b} into the action at {new[b]:g} %")
+        elif old[b] != new[b]:
+            moves.append(f"{b} {old[b]:g} → {new[b]:g} %")
     if before.stickiness != after.stickiness:
         moves.append(f"stickiness {before.stickiness or 'off'} → {after.stickiness or 'off'}")
     return ", ".join(moves) or after.describe()

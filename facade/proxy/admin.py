@@ -6,6 +6,10 @@
 ``POST /__facade/admin/routes/{name}/shift``    ``{"to": backend, "percent": P}``
 ``POST /__facade/admin/routes/{name}/promote``  ``{"to": backend}`` (optional)
 ``POST /__facade/admin/routes/{name}/rollback`` ``{}``
+``GET  /__facade/admin/faults``                 the faults of every backend that has some
+``PUT  /__facade/admin/faults/{backend}``       ``{"abort": {"percent": P, "status": S},
+                                                  "delay": {"percent": P, "seconds": T}}``
+``DELETE /__facade/admin/faults/{backend}``     no more faults on that backend
 
 They are served on the admin listener only (``facade.admin.listen``, loopback by
 default, like Envoy's admin port); the public listener answers 404 for ``/__facade/``.
@@ -13,7 +17,10 @@ The admin endpoints need ``Authorization: Bearer <token>``; the token comes from
 environment variable or file named in ``facade.admin`` of routing.yaml. With no token
 configured the admin API does not exist (404). Edits go through the same code as the
 CLI (``facade.routing.edit``): routing.yaml is rewritten, the audit log gets a line,
-and this process swaps to the new table at once (the others within their poll). The
+and this process swaps to the new table at once (the others within their poll). Faults
+are edits of the file too, not state of one process: with ``serve --workers N`` (or
+several facades on one file) every worker injects the same faults, and they survive a
+restart until they are cleared. The
 edit — a file lock that ``strangler shift --apply`` may hold for a whole AWS push, a
 YAML round trip, an fsync — runs on a thread: proxying never waits for it.
 """
@@ -30,7 +37,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from facade.exceptions import ConfigError
-from facade.routing.edit import Change, apply_edit
+from facade.routing.edit import Change, FaultChange, apply_edit, set_faults
 from facade.routing.model import RoutingTable
 
 if TYPE_CHECKING:
@@ -96,7 +103,12 @@ def describe_table(table: RoutingTable) -> dict[str, Any]:
             for route in table.all_routes
         ],
         "backends": {
-            b.name: {"kind": b.kind.value, "url": b.url, "handler": b.handler}
+            b.name: {
+                "kind": b.kind.value,
+                "url": b.url,
+                "handler": b.handler,
+                "faults": b.faults.as_dict() if b.faults else None,
+            }
             for b in table.backends.values()
         },
     }
@@ -161,10 +173,33 @@ def internal(
             apply_edit, live.path, action, name, backend=to, percent=percent, who="admin-api"
         )
         return _edit(facade, edit)
+    if parts[:3] == ["__facade", "admin", "faults"]:
+        return _faults(facade, method, parts[3:], body)
     return _error(404, "not_found", f"no admin endpoint {method} {path}")
 
 
-async def _edit(facade: Facade, edit: Callable[[], Change]) -> Answer:
+def _faults(
+    facade: Facade, method: str, rest: list[str], body: bytes
+) -> Answer | Awaitable[Answer]:
+    table = facade.live.current.table
+    if not rest and method == "GET":
+        faults = {n: b.faults.as_dict() for n, b in table.backends.items() if b.faults}
+        return _json(200, {"generation": facade.live.current.generation, "faults": faults})
+    if len(rest) != 1 or method not in ("PUT", "DELETE"):
+        return _error(404, "not_found", f"no admin endpoint {method} /__facade/admin/faults")
+    block = None
+    if method == "PUT":
+        try:
+            block = json.loads(body or b"{}")
+            if not isinstance(block, dict):
+                raise ValueError("the body must be a JSON object")
+        except ValueError as exc:
+            return _error(400, "bad_request", f"invalid JSON body: {exc}")
+    edit = functools.partial(set_faults, facade.live.path, rest[0], block, who="admin-api")
+    return _edit(facade, edit)
+
+
+async def _edit(facade: Facade, edit: Callable[[], Change | FaultChange]) -> Answer:
     try:
         change = await asyncio.get_running_loop().run_in_executor(None, edit)
     except ConfigError as exc:

@@ -17,6 +17,9 @@
 ``strangler_facade_lambda_duration_seconds{backend,version}``   a canaried Lambda backend's
                                                                 invocations per version (as
                                                                 CloudWatch's ExecutedVersion)
+``strangler_facade_faults_injected_total{route,backend,fault}`` injected faults (abort, delay);
+                                                                an abort is also a response
+                                                                of its backend
 
 The request path only adds to plain Python lists (no lock, no label lookup); a scrape
 turns them into metric families through a custom collector (prometheus_client's public
@@ -97,6 +100,7 @@ class Metrics(Collector):
         self.errors: dict[tuple[str, str, str], int] = {}
         self.reloads: dict[str, int] = {}
         self.refused: dict[str, int] = {}
+        self.faults: dict[tuple[str, str, str], int] = {}
         self.weights: dict[tuple[str, str], float] = {}
         self.invocations: dict[tuple[str, str], list[float]] = {}
         self.merged_invocations: dict[tuple[str, str], list[float]] = {}
@@ -123,6 +127,10 @@ class Metrics(Collector):
         key = (route, backend, kind)
         self.errors[key] = self.errors.get(key, 0) + 1
 
+    def fault(self, route: str, backend: str, fault: str) -> None:
+        key = (route, backend, fault)
+        self.faults[key] = self.faults.get(key, 0) + 1
+
     def refusal(self, code: str) -> None:
         self.refused[code] = self.refused.get(code, 0) + 1
 
@@ -143,6 +151,7 @@ class Metrics(Collector):
             "errors": [[*k, v] for k, v in self.errors.items()],
             "reloads": self.reloads,
             "refused": self.refused,
+            "faults": [[*k, v] for k, v in self.faults.items()],
             "weights": [[*k, v] for k, v in self.weights.items()],
             "invocations": [[*k, v] for k, v in self.invocations.items()],
         }
@@ -164,6 +173,7 @@ class Metrics(Collector):
         dict[str, int],
         dict[tuple[str, str], float],
         dict[str, int],
+        dict[tuple[str, str, str], int],
     ]:
         cells = {k: list(v) for k, v in self.cells.items()}
         errors = dict(self.errors)
@@ -171,6 +181,7 @@ class Metrics(Collector):
         refused = dict(self.refused)
         weights = dict(self.weights)
         invocations = {k: list(v) for k, v in self.invocations.items()}
+        faults = dict(self.faults)
         if self.shared_dir is not None:
             own = f"worker-{os.getpid()}.json"
             for path in sorted(self.shared_dir.glob("worker-*.json")):
@@ -193,13 +204,16 @@ class Metrics(Collector):
                         merged = invocations.setdefault((key[0], key[1]), [0.0] * _CELL)
                         for i, value in enumerate(values):
                             merged[i] += value
+                    for *key, count in state.get("faults", []):
+                        fault_key = (key[0], key[1], key[2])
+                        faults[fault_key] = faults.get(fault_key, 0) + count
         self.merged_invocations = invocations
-        return cells, errors, reloads, weights, refused
+        return cells, errors, reloads, weights, refused, faults
 
     # -- exposition ---------------------------------------------------------------------
 
     def collect(self) -> Iterator[Metric]:
-        cells, errors, reloads, weights, refused = self._merged()
+        cells, errors, reloads, weights, refused, faults = self._merged()
         requests = CounterMetricFamily(
             "strangler_facade_requests",
             "Requests by route, backend and how the backend was chosen",
@@ -255,7 +269,23 @@ class Metrics(Collector):
         )
         for code, count in sorted(refused.items()):
             refused_family.add_metric([code], count)
-        yield from (requests, responses, duration, upstream, weight, reload_family, refused_family)
+        faults_family = CounterMetricFamily(
+            "strangler_facade_faults_injected",
+            "Faults the facade injected (routing.yaml faults, the admin API)",
+            labels=["route", "backend", "fault"],
+        )
+        for key, count in sorted(faults.items()):
+            faults_family.add_metric(list(key), count)
+        yield from (
+            requests,
+            responses,
+            duration,
+            upstream,
+            weight,
+            reload_family,
+            refused_family,
+            faults_family,
+        )
         yield from _invocation_families(self.merged_invocations)
 
     def render(self) -> tuple[bytes, str]:

@@ -41,7 +41,7 @@ import re
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import httptools
 
@@ -53,6 +53,9 @@ from facade.proxy.metrics import Metrics
 from facade.proxy.normalize import BadPath, normalize_path
 from facade.proxy.upstream import Pool, UpstreamConnection
 from facade.routing.model import Backend, BackendKind, Route
+
+if TYPE_CHECKING:
+    from facade.proxy.faults import FaultInjector
 
 log = logging.getLogger("strangler.facade")
 
@@ -151,10 +154,14 @@ class Facade:
         ]
         | None = None,
         listen_port: int = 0,
+        faults: FaultInjector | None = None,
     ) -> None:
+        from facade.proxy.faults import FaultInjector
+
         self.live = live
         self.loop = loop
         self.metrics = metrics or Metrics()
+        self.faults = faults or FaultInjector(loop, self.metrics)
         self.access_log = access_log
         self.internal = internal
         self.listen_port = listen_port
@@ -596,7 +603,15 @@ class ClientConnection(asyncio.Protocol):
         backend = snapshot.table.backends[choice.backend]
         trace = headers.get("x-amzn-trace-id")
         self._trace = trace[0] if trace and valid_trace(trace[0]) else trace_id()
+        if backend.faults is not None:  # injected after the choice, as Envoy's fault filter
+            self.facade.faults.inject(self, route.name, backend, req, headers, query)
+            return
+        self.dispatch(backend, req, headers, query)
 
+    def dispatch(
+        self, backend: Backend, req: Request, headers: dict[str, list[str]], query: bytes | None
+    ) -> None:
+        """Send the current request on to its chosen backend."""
         if backend.kind is BackendKind.LAMBDA and backend.handler:
             if len(req.body) > MAX_REQUEST_BODY:
                 req.keep_alive = False
@@ -835,6 +850,10 @@ class ClientConnection(asyncio.Protocol):
             )
         else:
             self._local_error(status, code, message)
+
+    def answer(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
+        """Answer the current request from the facade in its backend's name (a fault)."""
+        self._send_local(status, headers, body)
 
     def _local_error(self, status: int, code: str, message: str) -> None:
         self._send_local(

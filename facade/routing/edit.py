@@ -16,6 +16,10 @@ Weights, as everywhere, are percentages in steps of 0.1 that add up to 100:
   backend with the most traffic);
 * ``rollback(route)`` gives the monolith 100 %. Other targets stay listed at 0, so the
   file still shows what the route is migrating to.
+
+``set_faults(backend, block)`` writes (or, with None, removes) a backend's ``faults:``
+block the same way — locked, validated whole, atomic, audited — so that every worker of
+every facade serving the file injects the same faults within one poll.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ import io
 import json
 import os
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -268,6 +272,102 @@ def apply_edit(
     return change
 
 
+@dataclass(frozen=True)
+class FaultChange:
+    backend: str
+    before: dict[str, dict[str, float]]  # the faults block before, as Faults.as_dict()
+    after: dict[str, dict[str, float]]
+    table: RoutingTable
+
+    @property
+    def changed(self) -> bool:
+        return self.before != self.after
+
+    def describe(self) -> str:
+        return (
+            f"faults {self.backend}: {describe_faults(self.before)} → {describe_faults(self.after)}"
+        )
+
+
+def describe_faults(block: dict[str, dict[str, float]]) -> str:
+    """A faults block in words: ``abort 10% with 503, delay 50% by 0.2s``."""
+    parts = []
+    if "abort" in block:
+        parts.append(f"abort {block['abort']['percent']:g}% with {block['abort']['status']:g}")
+    if "delay" in block:
+        parts.append(f"delay {block['delay']['percent']:g}% by {block['delay']['seconds']:g}s")
+    return ", ".join(parts) or "none"
+
+
+def _faults_node(block: Mapping[str, object]) -> CommentedMap:
+    """``{abort: {percent: P, status: S}, delay: {...}}`` as a flow-style YAML mapping; the
+    loader judges the names and values, this only refuses what is not that shape."""
+    node = CommentedMap()
+    node.fa.set_flow_style()
+    for name, inner in block.items():
+        if not isinstance(inner, Mapping) or not all(
+            isinstance(v, int | float | str) for v in inner.values()
+        ):
+            raise ConfigError(
+                f"faults.{name}: must be a mapping of numbers, e.g. "
+                '{"abort": {"percent": 10, "status": 503}, '
+                '"delay": {"percent": 50, "seconds": 0.2}}'
+            )
+        child = CommentedMap(
+            (str(k), int(v) if isinstance(v, float) and v.is_integer() else v)
+            for k, v in inner.items()
+        )
+        child.fa.set_flow_style()
+        node[str(name)] = child
+    return node
+
+
+def set_faults(
+    path: str | Path,
+    backend: str,
+    block: Mapping[str, object] | None,
+    *,
+    who: str | None = None,
+    audit_log: str | Path | None = None,
+) -> FaultChange:
+    """Set a backend's ``faults:`` to ``block`` (None or empty: remove them) and return the
+    change; a result the loader refuses is not written."""
+    path = Path(path)
+    with _locked(path):
+        text = path.read_text(encoding="utf-8")
+        yaml = _yaml(text)
+        table = parse_table(text, str(path))
+        if backend not in table.backends:
+            raise ConfigError(
+                f"no backend named {backend!r}; backends: {', '.join(table.backends)}"
+            )
+        document = yaml.load(text)
+        body = document["backends"][backend]
+        if block:
+            body["faults"] = _faults_node(block)
+        elif "faults" in body:
+            del body["faults"]
+        out = io.StringIO()
+        yaml.dump(document, out)
+        new_text = out.getvalue()
+        new_table = parse_table(new_text, str(path))
+        before, after = table.backends[backend].faults, new_table.backends[backend].faults
+        change = FaultChange(
+            backend,
+            before.as_dict() if before else {},
+            after.as_dict() if after else {},
+            new_table,
+        )
+        if new_text != text:
+            write_atomically(path, new_text)
+            log_path = Path(audit_log or new_table.settings.audit_log)
+            if not log_path.is_absolute():
+                log_path = path.parent / log_path
+            entry = {"action": "faults", "backend": backend}
+            _append_audit(log_path, who or _who(), path, entry, change.before, change.after)
+    return change
+
+
 def edit_canary(
     path: str | Path,
     backend: str,
@@ -324,18 +424,31 @@ def _who() -> str:
 
 
 def _audit(log_path: Path, change: Change, who: str, file: Path) -> None:
+    entry = {"action": change.action, "route": change.route}
+    _append_audit(log_path, who, file, entry, change.before, change.after)
+
+
+def _append_audit(
+    log_path: Path, who: str, file: Path, what: dict[str, str], before: object, after: object
+) -> None:
     log_path.parent.mkdir(parents=True, exist_ok=True)
     entry = {
         "at": datetime.now(UTC).isoformat(timespec="milliseconds"),
         "who": who,
-        "action": change.action,
-        "route": change.route,
-        "before": change.before,
-        "after": change.after,
+        **what,
+        "before": before,
+        "after": after,
         "file": str(file),
     }
     with open(log_path, "a", encoding="utf-8") as handle:
         handle.write(json.dumps(entry) + "\n")
 
 
-__all__ = ["Change", "apply_edit", "edit_canary"]
+__all__ = [
+    "Change",
+    "FaultChange",
+    "apply_edit",
+    "describe_faults",
+    "edit_canary",
+    "set_faults",
+]

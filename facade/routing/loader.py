@@ -14,7 +14,6 @@ import difflib
 import re
 from collections.abc import Iterator
 from dataclasses import replace
-from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -31,6 +30,7 @@ from facade.routing.checker import NAME
 from facade.routing.checker import Checker as _Checker
 from facade.routing.checker import position as _position
 from facade.routing.checker import show as _show
+from facade.routing.faults_block import faults as _faults
 from facade.routing.local_block import local_run, local_stack
 from facade.routing.model import (
     SHARE_TOTAL,
@@ -49,6 +49,7 @@ from facade.routing.model import (
     SyncStream,
     Target,
     Timeouts,
+    parse_share,
 )
 from facade.routing.rollout_block import rollout_plan
 from facade.routing.sync_block import sync_streams
@@ -63,7 +64,16 @@ HANDLER = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 DEFAULT_ROUTE = "default"
 
 TOP_KEYS = ("version", "facade", "backends", "routes", "default", "local", "sync", "api")
-BACKEND_KEYS = ("kind", "url", "handler", "multi_value_headers", "aws", "local", "canary")
+BACKEND_KEYS = (
+    "kind",
+    "url",
+    "handler",
+    "multi_value_headers",
+    "aws",
+    "local",
+    "faults",
+    "canary",
+)
 ROUTE_KEYS = (
     "name",
     "priority",
@@ -150,19 +160,6 @@ def _as_list(value: Any) -> list[Any]:
     return list(value) if isinstance(value, list) else [value]
 
 
-def parse_share(value: Any) -> int | None:
-    """A percentage (0-100, steps of 0.1) as tenths of a percent, or None if invalid."""
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
-        return None
-    try:
-        tenths = Decimal(str(value)) * 10
-    except InvalidOperation:
-        return None
-    if tenths != tenths.to_integral_value() or not 0 <= tenths <= SHARE_TOTAL:
-        return None
-    return int(tenths)
-
-
 def load_table(path: str | Path) -> RoutingTable:
     """Read and validate a routing file; raise ``RoutingFileError`` listing every problem."""
     file = str(path)
@@ -201,7 +198,7 @@ def parse_table(text: str, file: str = "routing.yaml") -> RoutingTable:
         check.at(document, "version", "version", f"{version!r} is not supported; use 1")
 
     settings = _settings(check, document)
-    backends = _backends(check, document)
+    backends = _backends(check, document, settings)
     routes = _routes(check, document, backends, settings)
     default = _default(check, document, backends, routes)
     local = local_stack(check, document)
@@ -422,7 +419,9 @@ def _limits(check: _Checker, node: CommentedMap) -> Limits:
 # -- backends --------------------------------------------------------------------------
 
 
-def _backends(check: _Checker, document: CommentedMap) -> dict[str, Backend]:
+def _backends(
+    check: _Checker, document: CommentedMap, settings: FacadeSettings
+) -> dict[str, Backend]:
     if "backends" not in document:
         check.problems.append(
             Problem(check.file, 1, 1, "backends", "is required: declare at least the monolith")
@@ -499,6 +498,7 @@ def _backends(check: _Checker, document: CommentedMap) -> dict[str, Backend]:
                 aws = {str(k): _plain(v) for k, v in aws_node.items()}
                 _check_aws(check, aws_node, path, kind)
         local = local_run(check, body, path, in_facade=handler is not None)
+        faults = _faults(check, body, path, settings.timeouts, in_facade=handler is not None)
         backends[str(name)] = Backend(
             name=str(name),
             kind=kind,
@@ -507,6 +507,7 @@ def _backends(check: _Checker, document: CommentedMap) -> dict[str, Backend]:
             multi_value_headers=multi is True,
             aws=aws,
             local=local,
+            faults=faults,
         )
     if not any(b.kind is BackendKind.MONOLITH for b in backends.values()):
         check.at(

@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from urllib.parse import urlsplit
 
@@ -22,6 +23,19 @@ from facade.sync.conflict import SIDE_ENV, TWO_WAY_ENV, TwoWay, two_way_env
 
 SHARE_TOTAL = 1000  # tenths of a percent
 ALB_MAX_WEIGHT = 999
+
+
+def parse_share(value: object) -> int | None:
+    """A percentage (0-100, steps of 0.1) as tenths of a percent, or None if invalid."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return None
+    try:
+        tenths = Decimal(str(value)) * 10
+    except InvalidOperation:
+        return None
+    if tenths != tenths.to_integral_value() or not 0 <= tenths <= SHARE_TOTAL:
+        return None
+    return int(tenths)
 
 
 class BackendKind(StrEnum):
@@ -92,6 +106,44 @@ class LocalStack:
 
 
 @dataclass(frozen=True)
+class Faults:
+    """Faults the local facade injects into a backend's requests (routing.yaml ``faults:``),
+    as Envoy's fault filter does: for game days and tests, never rendered for AWS.
+
+    Shares are tenths of a percent (0..1000) like a target's. A request picked for a
+    delay is held ``delay_seconds`` before it goes on; one picked for an abort (after any
+    delay) is answered ``abort_status`` by the facade in the backend's name.
+    """
+
+    abort_share: int = 0  # tenths of a percent of the backend's requests
+    abort_status: int = 503
+    delay_share: int = 0
+    delay_seconds: float = 0.0
+
+    @property
+    def abort_percent(self) -> float:
+        return self.abort_share / 10
+
+    @property
+    def delay_percent(self) -> float:
+        return self.delay_share / 10
+
+    def as_dict(self) -> dict[str, dict[str, float]]:
+        """The ``faults:`` block of routing.yaml (and the admin API's JSON) that means this."""
+        block: dict[str, dict[str, float]] = {}
+        if self.abort_share:
+            block["abort"] = {"percent": _number(self.abort_share), "status": self.abort_status}
+        if self.delay_share:
+            block["delay"] = {"percent": _number(self.delay_share), "seconds": self.delay_seconds}
+        return block
+
+
+def _number(share: int) -> float:
+    """Tenths of a percent as the percentage a person writes: 10 for 100, 0.5 for 5."""
+    return share // 10 if share % 10 == 0 else share / 10
+
+
+@dataclass(frozen=True)
 class Backend:
     """Where requests for a route can go, locally and on AWS."""
 
@@ -102,6 +154,7 @@ class Backend:
     multi_value_headers: bool = False  # the Lambda target group's multi-value setting
     aws: Mapping[str, object] = field(default_factory=dict)
     local: LocalRun | None = None
+    faults: Faults | None = None  # local facade only; None when nothing is injected
     canary: VersionCanary | None = None  # a new version of a Lambda function, canaried
 
     @property

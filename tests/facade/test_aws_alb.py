@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import subprocess
 import sys
 import uuid
@@ -20,10 +21,12 @@ import pytest
 
 from facade import aws_local
 from facade.aws import alb, cloudformation, iam, live
+from facade.aws.cli import observed_shares
 from facade.aws.client import ElbClient
 from facade.aws.executor import AwsExecutor
 from facade.aws.plan import CreateRule, ModifyDefault, ModifyRule, SetPriorities, make_plan
-from facade.exceptions import ApplyFailed, AwsError, ConfigError
+from facade.exceptions import ApplyFailed, AwsError, CheckFailed, ConfigError
+from facade.proxy.choice import Chooser
 from facade.routing.loader import load_table, parse_table
 from facade.routing.model import shares_from_alb
 
@@ -89,8 +92,48 @@ def test_rendered_weights_read_back_as_the_routes_percentages() -> None:
             assert action["FixedResponseConfig"]["StatusCode"] == str(route.fixed.status)
             continue
         weights = tuple(g["Weight"] for g in action["ForwardConfig"]["TargetGroups"])
-        assert shares_from_alb(weights) == tuple(t.share for t in route.targets)
+        assert shares_from_alb(weights) == tuple(t.share for t in route.targets if t.share)
         assert resource["Properties"]["Priority"] == route.priority
+
+
+def test_locally_a_sticky_cookie_naming_a_backend_with_no_weight_is_ignored() -> None:
+    """The facade's half of the sticky rollback (``facade.proxy.choice``): the cookie
+    pins its client while the backend has a share, and means nothing once it has none."""
+    text = (REPO / "routing.yaml").read_text()
+    canary = "targets: {monolith: 90, orders: 10}"
+    split = parse_table(text.replace(canary, "targets: {monolith: 0.1, orders: 99.9}"), "r")
+    rolled = parse_table(text.replace(canary, "targets: {monolith: 100, orders: 0}"), "r")
+    route = split.route("orders")
+    first = Chooser(split, b"secret", random.Random(3)).choose(route, {})
+    assert (first.backend, first.decision) == ("orders", "weight")
+    assert first.set_cookie is not None
+    cookie = {"cookie": [first.set_cookie.split(";")[0]]}
+    for table, expected in ((split, ("orders", "sticky")), (rolled, ("monolith", "weight"))):
+        chooser = Chooser(table, b"secret", random.Random(3))
+        for _ in range(20):
+            again = chooser.choose(table.route("orders"), cookie)
+            assert (again.backend, again.decision) == expected
+
+
+def test_a_backend_at_zero_leaves_the_forward_action_and_keeps_its_target_group() -> None:
+    """A rolled-back canary: a sticky cookie naming its group must not reach it on AWS
+    either (locally a cookie naming a backend with no weight is ignored), and shifting
+    back needs no new group."""
+    text = (REPO / "routing.yaml").read_text()
+    canary = "targets: {monolith: 90, orders: 10}"
+    assert canary in text
+    table = parse_table(text.replace(canary, "targets: {monolith: 100, orders: 0}"), "r.yaml")
+    listener = alb.desired(table)
+    orders = next(r for r in listener.rules if r.route == "orders")
+    assert isinstance(orders.body.action, alb.Forward)
+    assert orders.body.action.targets == (("monolith", 1),)
+    assert orders.body.action.stickiness == table.route("orders").stickiness.duration  # type: ignore[union-attr]
+    assert "orders" in {g.backend for g in listener.target_groups}
+    template = cloudformation.template(listener, "r.yaml")
+    forward = template["Resources"]["RuleOrders"]["Properties"]["Actions"][0]["ForwardConfig"]
+    assert forward["TargetGroups"] == [{"TargetGroupArn": {"Ref": "TargetGroupMonolith"},
+                                        "Weight": 1}]  # fmt: skip
+    assert {"TargetGroupOrders", "InvokePermissionOrders"} <= set(template["Resources"])
 
 
 def test_cfn_lint_finds_nothing_in_the_sample_or_a_50_route_table(tmp_path: Path) -> None:
@@ -351,8 +394,89 @@ def test_a_shift_with_apply_changes_exactly_one_rules_weights(stand_in_alb: Alb)
 
     rolled = stand_in_alb.cli("rollback", "orders", "--apply")
     assert rolled.returncode == 0, rolled.stderr
-    assert sorted(stand_in_alb.weights("20").values()) == [0, 1]
+    assert stand_in_alb.weights("20") == {f"{stand_in_alb.prefix}-monolith": 1}
     assert stand_in_alb.cli("drift").returncode == 0
+
+
+def _observed(alb_: Alb, route: str) -> dict[str, float]:
+    return observed_shares(load_table(alb_.routing), route, alb_.listener, False, alb_.prefix)
+
+
+def _file_shares(alb_: Alb, route: str) -> dict[str, float]:
+    return {t.backend: t.percent for t in load_table(alb_.routing).route(route).targets}
+
+
+def test_a_rollback_takes_the_backend_out_of_the_forward_action_and_a_shift_brings_it_back(
+    stand_in_alb: Alb,
+) -> None:
+    """The sticky rollback on the ALB, and the read-back a rollout compares with the file."""
+    assert stand_in_alb.cli("apply").returncode == 0
+    assert _observed(stand_in_alb, "orders") == {"monolith": 90.0, "orders": 10.0}
+    assert _observed(stand_in_alb, "default") == {"monolith": 100.0}
+
+    rolled = stand_in_alb.cli("rollback", "orders", "--apply")
+    assert rolled.returncode == 0, rolled.stderr
+    assert "applied: ~ rule orders: monolith 90 → 100 %, orders 10 % → out of the action" in (
+        rolled.stdout
+    )
+    forward = stand_in_alb.rules()["20"]["Actions"][0]["ForwardConfig"]
+    arns = [g["TargetGroupArn"] for g in forward["TargetGroups"]]
+    assert stand_in_alb.lambda_group not in arns
+    assert len(arns) == 1
+    assert forward["TargetGroupStickinessConfig"] == {"Enabled": True, "DurationSeconds": 3600}
+    # the group itself stays, ready for the next shift
+    assert stand_in_alb.client.describe_target_groups(TargetGroupArns=[stand_in_alb.lambda_group])
+    assert _observed(stand_in_alb, "orders") == {"monolith": 100.0, "orders": 0.0}
+    assert _observed(stand_in_alb, "orders") == _file_shares(stand_in_alb, "orders")
+    assert json.loads(stand_in_alb.cli("plan", "--json").stdout)["changes"] == []
+
+    back = stand_in_alb.cli("shift", "orders", "--to", "orders", "--percent", "5", "--apply")
+    assert back.returncode == 0, back.stderr
+    assert "applied: ~ rule orders: monolith 100 → 95 %, orders into the action at 5 %" in (
+        back.stdout
+    )
+    assert stand_in_alb.weights("20") == {
+        f"{stand_in_alb.prefix}-monolith": 19,
+        stand_in_alb.lambda_group.split("/")[1]: 1,
+    }
+    assert _observed(stand_in_alb, "orders") == {"monolith": 95.0, "orders": 5.0}
+    assert _observed(stand_in_alb, "orders") == _file_shares(stand_in_alb, "orders")
+
+
+def test_a_weight_zero_target_group_left_in_a_rule_is_drift(stand_in_alb: Alb) -> None:
+    """A rule that still names a rolled-back group at weight 0 (by hand, or by an older
+    apply) would let its sticky clients through: drift shows it, apply takes it out."""
+    text = stand_in_alb.routing.read_text()
+    stand_in_alb.routing.write_text(
+        text.replace("{monolith: 90, orders: 10}", "{monolith: 100, orders: 0}")
+    )
+    assert stand_in_alb.cli("apply").returncode == 0
+    (orders,) = [
+        r
+        for r in stand_in_alb.client.describe_rules(ListenerArn=stand_in_alb.listener)["Rules"]
+        if r["Priority"] == "20"
+    ]
+    forward = orders["Actions"][0]["ForwardConfig"]
+    stand_in_alb.client.modify_rule(
+        RuleArn=orders["RuleArn"],
+        Actions=[{"Type": "forward", "ForwardConfig": {
+            "TargetGroups": [*forward["TargetGroups"],
+                             {"TargetGroupArn": stand_in_alb.lambda_group, "Weight": 0}],
+            "TargetGroupStickinessConfig": forward["TargetGroupStickinessConfig"]}}],
+    )  # fmt: skip
+    assert _observed(stand_in_alb, "orders") == {"monolith": 100.0, "orders": 0.0}
+    drifted = stand_in_alb.cli("drift")
+    assert drifted.returncode == 1
+    assert "~ rule orders: orders 0 % → out of the action" in drifted.stdout
+    assert stand_in_alb.cli("apply").returncode == 0
+    assert stand_in_alb.weights("20") == {f"{stand_in_alb.prefix}-monolith": 1}
+
+
+def test_reading_back_a_route_the_listener_has_no_rule_for_fails(stand_in_alb: Alb) -> None:
+    with pytest.raises(CheckFailed, match="no rule strangler can read for route 'orders'"):
+        _observed(stand_in_alb, "orders")  # nothing applied yet
+    with pytest.raises(ConfigError, match="no route named 'nope'"):
+        _observed(stand_in_alb, "nope")
 
 
 def test_drift_is_detected_shown_and_cleared_by_apply(stand_in_alb: Alb) -> None:

@@ -31,6 +31,7 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("content-length") or 0)
         body = self.rfile.read(length) if length else b""
         path = self.path
+        self.server.received.append(path)
         if path.startswith("/slow/"):
             time.sleep(float(path.split("/")[2]))
         status = int(path.split("/")[2]) if path.startswith("/status/") else 200
@@ -75,6 +76,7 @@ class _Server(ThreadingHTTPServer):
     fail_rate = 0.0  # this share of answers is a 500, whatever the path
     delay = 0.0  # seconds added to every answer
     random = random.Random(7)
+    received: list[str]
 
 
 @dataclass
@@ -82,6 +84,7 @@ class Upstream:
     name: str
     url: str
     port: int
+    received: list[str]  # the path of every request it was sent, in order
 
 
 @contextmanager
@@ -89,11 +92,12 @@ def upstream(name: str, *, fail_rate: float = 0.0, delay: float = 0.0) -> Iterat
     server = _Server(("127.0.0.1", 0), _Handler)
     server.name = name
     server.fail_rate, server.delay = fail_rate, delay
+    server.received = []
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     port = int(server.server_address[1])
     try:
-        yield Upstream(name, f"http://127.0.0.1:{port}", port)
+        yield Upstream(name, f"http://127.0.0.1:{port}", port, server.received)
     finally:
         server.shutdown()
         server.server_close()

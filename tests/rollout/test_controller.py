@@ -219,3 +219,35 @@ def test_a_rollout_continues_from_the_weight_set_by_hand(here: Path) -> None:
     controller, _, _ = make(here)
     assert controller.run() == EXIT_PROMOTED
     assert weights(here) == [50, 100]  # judged at 10 % first, then on
+
+
+def _with_pre_check(directory: Path, script: str) -> None:
+    """A pre-check running ``script`` (Python) with the new backend's url as argument."""
+    (directory / "check.py").write_text(script)
+    path = directory / "routing.yaml"
+    text = path.read_text().replace(
+        "      interval: 10\n",
+        "      interval: 10\n      pre_checks:\n        - name: smoke\n"
+        f'          run: "{{python}} {directory / "check.py"} {{url}}"\n',
+    )
+    path.write_text(text)
+
+
+def test_a_failing_pre_check_ends_the_rollout_before_any_traffic_moves(here: Path) -> None:
+    _with_pre_check(here, "import sys\nsys.exit(3)\n")
+    controller, _, provider = make(here)
+    assert controller.run() == EXIT_ROLLED_BACK
+    assert share(here) == 0
+    assert weights(here) == []  # nothing was ever shifted
+    assert provider.reads == 0
+    assert "pre-check smoke failed (exit 3) before any traffic" in saved(here).reason
+
+
+def test_a_passing_pre_check_gets_the_new_backends_url(here: Path) -> None:
+    marker = here / "seen"
+    _with_pre_check(
+        here, f"import pathlib, sys\npathlib.Path({str(marker)!r}).write_text(sys.argv[1])\n"
+    )
+    controller, _, _ = make(here)
+    assert controller.run() == EXIT_PROMOTED
+    assert marker.read_text() == "http://127.0.0.1:8002"

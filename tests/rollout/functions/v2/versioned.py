@@ -6,7 +6,6 @@ of a Lambda function is its own zip."""
 from __future__ import annotations
 
 import json
-import random
 from typing import Any
 
 VERSION = "2"
