@@ -191,8 +191,9 @@ class VersionMover:
                 raise
 
         try:
-            change = edit_canary(self.routing, self.backend, share, promote=promote, who=who,
-                                 push=push)  # fmt: skip
+            change = edit_canary(
+                self.routing, self.backend, share, promote=promote, who=who, push=push
+            )
         except (OSError, ConfigError):
             if pushed and traffic is not None:
                 traffic.restore(before)
