@@ -43,6 +43,8 @@ POLL = 0.2  # seconds between two looks at the command file while waiting
 
 
 class AnalyzerLike(Protocol):
+    def start_step(self, index: int) -> None: ...
+
     def add(self, window: Window) -> None: ...
 
     def verdicts(
@@ -218,6 +220,14 @@ class Controller:
 
     def _event(self, state: RolloutState, event: str, **details: Any) -> None:
         entry = state.record(self.clock(), event, **details)
+        steps = len(self.plan.steps)
+        where = f"step {state.step + 1}/{steps}" if state.step >= 0 else "before step 1"
+        if event == "step":
+            weight, why = details.get("weight", 0), details.get("reason", "")
+            self.say(f"{where}: {state.canary} at {weight:g} % — {why}")
+        elif event not in ("weight", "analysis"):
+            said = details.get("reason") or details.get("command") or ""
+            self.say(f"{where}: {event}" + (f" — {said}" if said else ""))
         self._audit({"action": f"rollout.{event}", "step": state.step + 1, **entry})
 
     def _log_path(self) -> Path:
@@ -485,6 +495,7 @@ class Controller:
 
     def _analyse(self, state: RolloutState) -> None:
         analyzer = self.analyzer_factory(self.plan.analysis, state.analyzer or None)
+        analyzer.start_step(state.step)
         window, failure = self._read(state)
         if window is not None:
             analyzer.add(window)
@@ -527,6 +538,11 @@ class Controller:
             }
         )
         self.store.save(state)
+        self.say(
+            f"step {state.step + 1}/{len(self.plan.steps)} at {state.configured / 10:g} %: "
+            + ", ".join(f"{v.metric} {v.result}" for v in [*verdicts, *gates])
+            + f" — {decision.action}: {decision.reason}"
+        )
         self._act(state, decision)
 
     def _act(self, state: RolloutState, decision: Decision) -> None:

@@ -99,6 +99,9 @@ class ScriptedAnalyzer:
         self.n = int((saved or {}).get("n", 0))
         self.windows = int((saved or {}).get("windows", 0))
 
+    def start_step(self, index: int) -> None:
+        self.step = index
+
     def add(self, window: Window) -> None:
         self.windows += 1
 

@@ -5,6 +5,7 @@ rule's forward action (sticky clients too); a failed apply pauses with AWS as it
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from facade.aws import cli as aws_cli
 from facade.rollout.controller import EXIT_PAUSED, EXIT_PROMOTED, EXIT_ROLLED_BACK
@@ -34,7 +35,7 @@ def _with_plan(alb: Alb) -> Path:
     return alb.routing.parent
 
 
-def _aws(alb: Alb, listener: str | None = None) -> dict[str, object]:
+def _aws(alb: Alb, listener: str | None = None) -> dict[str, Any]:
     where = listener or alb.listener
 
     def push(table: RoutingTable) -> None:

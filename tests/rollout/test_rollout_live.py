@@ -36,9 +36,9 @@ routes:
     rollout:
       to: orders
       steps: [10, 50, 100]
-      step: {min_time: 2, min_sample: 40, max_wait: 60}
+      step: {min_time: 3, min_sample: 40, max_wait: 60}
       bake: 2
-      interval: 0.5
+      interval: 1
       on_inconclusive: rollback
       analysis: {errors: {max_increase: 5}, latency: null}
 default: monolith
