@@ -45,9 +45,10 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
+from facade.rollout.samples import LATENCY_BOUNDS
 from facade.routing.model import RoutingTable
 
-BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+BUCKETS = LATENCY_BOUNDS[:-1]  # the rollout's latency check reads these
 STATUS_CLASSES = ("1xx", "2xx", "3xx", "4xx", "5xx")
 _NB = len(BUCKETS) + 1  # the last bucket is +Inf
 # A cell: [requests, 1xx, 2xx, 3xx, 4xx, 5xx, bucket_0 .. bucket_+Inf, sum_seconds]

@@ -21,22 +21,30 @@ errors
 
 latency (with a histogram)
     Bad event: a request slower than a threshold, frozen once: when the baseline has
-    answered enough requests to estimate its ``quantile`` (``10/(1 - quantile)``, at
-    least 100), the target ``L`` is the baseline's quantile x ``(1 + max_increase/100)``.
-    Slow requests can only be counted at a bucket bound, so ``L`` becomes two bounds:
-    ``T`` for the test, the bound nearest to ``L`` (on a log scale), and ``T_pass`` for
-    the pass, the first bound at or above ``L``. Only the windows *after* the freeze
+    answered enough requests to estimate its ``quantile`` well (``50/(1 - quantile)``,
+    at least 500: 1,000 for a p95 — an estimate from fewer moves the margin by tens of
+    percent), the target ``L`` is the baseline's quantile x ``(1 + max_increase/100)``.
+    Slow requests can only be counted at a bucket bound, so ``L`` becomes ``T``, the
+    first bound at or above ``L``: the margin is never lost to the rounding, and two
+    backends that differ by less than it (every pair of real backends differs a little)
+    cannot fail each other — a test at a bound below ``L`` would prove, with enough
+    traffic, differences far under the margin. Only the windows *after* the freeze
     are counted: the thresholds are fixed before any of the data they are counted on,
     so "slower than ``T``" is a fixed event for each of those requests and the test's
     guarantee holds as for errors. A threshold re-estimated from the data it is tested
     on would move with that data — a canary whose slow requests happened to raise the
-    estimate would hide them — and nothing would be proven. **Fail**: the same
-    ``RatioTest`` on the requests slower than ``T`` (the canary is slower than ``T``
-    more often than the baseline). **Pass**: after ``min_sample`` canary requests in
-    the step, the anytime-valid upper bound of the canary's share slower than
-    ``T_pass`` is at most ``1 - quantile``: the canary's quantile is then at most
-    ``T_pass``, which is ``L`` or the next bound above it — the pass is as precise as
-    the buckets are fine. The estimate is the canary's quantile in ms (interpolated
+    estimate would hide them — and nothing would be proven. **Fail**: both the
+    same ``RatioTest`` on the requests slower than ``T`` (the canary is slower than
+    ``T`` more often than the baseline, in the same windows: an incident that slows
+    both arms proves nothing) and an ``ExceedanceTest`` of the canary's share slower
+    than ``T`` against ``1 - quantile`` (its quantile is beyond the margin, not merely
+    a little slower than the baseline's — a canary with colder caches and pools at 1 %
+    of the traffic is slower in the tail and still within the plan) reject; requiring
+    both keeps the false-alarm rate of either. **Pass**: after ``min_sample`` canary requests in
+    the step, the anytime-valid upper bound of the canary's share slower than ``T`` is
+    at most ``1 - quantile``: the canary's quantile is then at most ``T``, which is
+    ``L`` or the next bound above it — the pass is as precise as the buckets are fine
+    (the facade's are at most 20 % apart). The estimate is the canary's quantile in ms (interpolated
     within buckets, as Prometheus's ``histogram_quantile``), the baseline's is in the
     details.
 
@@ -149,9 +157,12 @@ class _Latency:
     pass_threshold: float | None = None  # seconds, the pass's bucket bound
     pass_counts: list[int] = field(default_factory=lambda: [0, 0])  # canary (n, slower)
     quantiles: tuple[float, float] | None = None  # the latest provider quantiles (b, c)
+    # the canary's share slower than the threshold against the 1 - quantile it may have
+    tail: ExceedanceTest | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "tail": self.tail.to_dict() if self.tail else None,
             "bounds": _encode_bounds(self.bounds),
             "baseline": list(self.baseline),
             "canary": list(self.canary),
@@ -174,6 +185,7 @@ class _Latency:
             None if data["pass_threshold"] is None else float(data["pass_threshold"]),
             [int(v) for v in data["pass_counts"]],
             (float(q[0]), float(q[1])) if q else None,
+            ExceedanceTest.from_dict(data["tail"]) if data.get("tail") else None,
         )
 
 
@@ -271,6 +283,9 @@ class Analyzer:
             if passing is not None:
                 lat.pass_counts[0] += passing[0]
                 lat.pass_counts[1] += passing[1]
+                if lat.tail is None:
+                    lat.tail = ExceedanceTest(1 - self.settings.latency.quantile)
+                lat.tail.update(passing[0], passing[1])
         for arm, into in ((base, lat.baseline), (canary, lat.canary)):
             if not arm.buckets or arm.bounds != lat.bounds:
                 continue  # another provider's buckets: not summed into these
@@ -280,12 +295,11 @@ class Analyzer:
                 into[i] += count
         if lat.threshold is None and lat.baseline:
             q = self.settings.latency.quantile
-            if lat.baseline[-1] >= max(100, math.ceil(10 / (1 - q))):
+            if lat.baseline[-1] >= _freeze_after(q):
                 target = quantile(lat.bounds, lat.baseline, q) * (
                     1 + self.settings.latency.max_increase / 100
                 )
-                lat.threshold = _nearest(lat.bounds, target)
-                lat.pass_threshold = _snap_up(lat.bounds, target)
+                lat.threshold = lat.pass_threshold = _snap_up(lat.bounds, target)
 
     # -- judging ----------------------------------------------------------------------
 
@@ -354,7 +368,7 @@ class Analyzer:
             "details": details,
         }
         if lat.threshold is None:
-            need = max(100, math.ceil(10 / (1 - q)))
+            need = _freeze_after(q)
             return Verdict(
                 "latency",
                 Result.INCONCLUSIVE,
@@ -388,12 +402,14 @@ class Analyzer:
         slow = (
             f"slower than {threshold_ms:g} ms: canary {_pct(c_rate)} % vs baseline {_pct(b_rate)} %"
         )
-        if test.rejects(alpha) and c_rate > b_rate and test.canary_bad >= MIN_BAD:
+        over_margin = lat.tail is not None and lat.tail.rejects(alpha)
+        if test.rejects(alpha) and over_margin and c_rate > b_rate and test.canary_bad >= MIN_BAD:
             return Verdict(
                 "latency",
                 Result.FAIL,
                 f"{ms}, {slow}: regression at {_alpha(alpha)} false-alarm rate "
-                f"(e-value {_num(test.e_value)} ≥ {_num(1 / alpha)})",
+                f"(e-value {_num(test.e_value)} ≥ {_num(1 / alpha)}), and more than "
+                f"{_pct(1 - q)} % of the canary's requests are over the margin",
                 **common,
             )
         shortfall = self._not_enough(step_canary, step_min_sample)
@@ -599,11 +615,9 @@ def _slower(arm: ArmCounts, threshold: float) -> tuple[int, int] | None:
     return total, total - arm.buckets[index]
 
 
-def _nearest(bounds: tuple[float, ...], seconds: float) -> float:
-    finite = [b for b in bounds if math.isfinite(b) and b > 0]
-    if seconds <= 0:
-        return finite[0]
-    return min(finite, key=lambda b: abs(math.log(b / seconds)))
+def _freeze_after(q: float) -> int:
+    """Baseline requests before its ``q`` quantile is estimated for the threshold."""
+    return max(500, math.ceil(50 / (1 - q)))
 
 
 def _snap_up(bounds: tuple[float, ...], seconds: float) -> float:

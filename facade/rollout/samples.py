@@ -13,9 +13,12 @@ from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any
 
-# upper bounds (seconds) of the latency histogram; the last is +Inf
-LATENCY_BOUNDS = (
-    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, math.inf,
+# upper bounds (seconds) of the facade's latency histogram: at most 20 % apart from 1 ms
+# to 10 s (a latency check judges no finer than its buckets), then 15, 20, 30 s and +Inf
+_DECADE = (1, 1.2, 1.4, 1.6, 1.8, 2, 2.3, 2.6, 3, 3.5, 4, 4.5, 5, 6, 7, 8, 9)
+LATENCY_BOUNDS: tuple[float, ...] = (
+    *(round(m * 10.0**e, 6) for e in (-3, -2, -1, 0) for m in _DECADE),
+    10.0, 15.0, 20.0, 30.0, math.inf,
 )  # fmt: skip
 
 

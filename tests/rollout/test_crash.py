@@ -112,7 +112,7 @@ def test_an_abort_sent_while_the_controller_was_dead_mid_change_completes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     points = _points(tmp_path / "count", monkeypatch)
-    for point in range(1, points + 1):
+    for point in range(1, points + 1, 2):  # every other instant: each stage still met
         here = tmp_path / f"p{point}"
         here.mkdir()
         write_routing(here, min_time=10, bake=10)
