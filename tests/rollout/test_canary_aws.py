@@ -7,24 +7,19 @@ weight range, no ``$LATEST``) is shown accepted by moto and refused by our clien
 
 from __future__ import annotations
 
-import io
-import json
-import uuid
-import zipfile
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import boto3
 import pytest
 
 from facade import aws_local
-from facade.aws.lambda_client import FunctionClient, check_routing
+from facade.aws.lambda_client import check_routing
 from facade.exceptions import AwsError
 from facade.rollout.function_canary import AliasTraffic, StageTraffic, VersionMover
 from facade.routing import edit
 from facade.routing.loader import load_table
 from tests.facade.stage_canary import give_moto_stage_canaries
+from tests.rollout.lambda_kit import Function, code_zip, published_function
 
 ROUTING = """\
 version: 1
@@ -48,53 +43,10 @@ default: monolith
 """
 
 
-def _zip() -> bytes:
-    out = io.BytesIO()
-    with zipfile.ZipFile(out, "w") as archive:
-        archive.writestr("handler.py", "def handler(event, context):\n    return {}\n")
-    return out.getvalue()
-
-
-@dataclass
-class Function:
-    name: str
-    lambda_: Any
-    client: FunctionClient
-
-
 @pytest.fixture
 def function(aws_endpoints: aws_local.Endpoints) -> Function:
     """A function with versions 1 and 2 published and its alias ``live`` on 1."""
-    name = f"orders-{uuid.uuid4().hex[:8]}"
-    raw = boto3.client("lambda", endpoint_url=aws_endpoints.aws, **aws_local.CREDENTIALS)
-    iam = boto3.client("iam", endpoint_url=aws_endpoints.aws, **aws_local.CREDENTIALS)
-    trust = json.dumps(
-        {
-            "Statement": [
-                {
-                    "Effect": "Allow",
-                    "Principal": {"Service": "lambda.amazonaws.com"},
-                    "Action": "sts:AssumeRole",
-                }
-            ]
-        }
-    )
-    role = iam.create_role(RoleName=f"{name}-role", AssumeRolePolicyDocument=trust)
-    raw.create_function(
-        FunctionName=name,
-        Runtime="python3.11",
-        Role=role["Role"]["Arn"],
-        Handler="handler.handler",
-        Code={"ZipFile": _zip()},
-    )
-    raw.publish_version(FunctionName=name)
-    raw.update_function_code(FunctionName=name, ZipFile=_zip() + b"")
-    raw.publish_version(FunctionName=name, Description="2")
-    versions = [v["Version"] for v in raw.list_versions_by_function(FunctionName=name)["Versions"]]
-    assert {"1", "2"} <= set(versions)
-    raw.create_alias(FunctionName=name, Name="live", FunctionVersion="1")
-    client = FunctionClient.connect(aws_endpoints.aws, aws_local.CREDENTIALS)
-    return Function(name, raw, client)
+    return published_function(aws_endpoints.aws)
 
 
 def _routing(tmp_path: Path, function: str, mechanism: str = "alias", **labels: str) -> Path:
@@ -180,7 +132,7 @@ def test_moto_takes_routing_aws_refuses_and_the_client_refuses_it_first(
     function: Function,
 ) -> None:
     publish = function.lambda_.publish_version
-    function.lambda_.update_function_code(FunctionName=function.name, ZipFile=_zip())
+    function.lambda_.update_function_code(FunctionName=function.name, ZipFile=code_zip())
     publish(FunctionName=function.name, Description="3")
     # moto stores three versions in one alias and a weight above 1 without a word
     function.lambda_.update_alias(

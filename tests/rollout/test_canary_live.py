@@ -17,11 +17,13 @@ from pathlib import Path
 import httpx
 import pytest
 
+from facade import aws_local
 from facade.rollout.providers import INVOCATION_DURATION, INVOCATIONS, parse_exposition
 from facade.routing.loader import load_table
 from tests.facade.conftest import LineReader
 from tests.facade.proxy import Proxy, proxy
 from tests.facade.upstream import upstream
+from tests.rollout.lambda_kit import published_function
 
 FUNCTIONS = Path(__file__).parent / "functions"
 ROUTING = """\
@@ -33,7 +35,7 @@ backends:
   orders:
     kind: lambda
     handler: versioned:handler
-    aws: {function: shop-orders, alias: live}
+    aws: {function: %(function)s, alias: live}
     canary:
       mechanism: alias
       from: "1"
@@ -53,7 +55,7 @@ routes:
     match: {paths: ["/api/orders/*"]}
     targets: {orders: 100}
 default: monolith
-"""
+%(local)s"""
 
 
 @contextmanager
@@ -116,7 +118,8 @@ def setting(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Proxy]:
     to = str(getattr(request, "param", "2"))
     with upstream("monolith") as old:
         routing = tmp_path / "routing.yaml"
-        routing.write_text(ROUTING % {"monolith": old.url, "to": to, "functions": FUNCTIONS})
+        values = {"monolith": old.url, "to": to, "functions": FUNCTIONS}
+        routing.write_text(ROUTING % {**values, "function": "shop-orders", "local": ""})
         with proxy(routing) as facade:
             yield facade
 
@@ -168,3 +171,24 @@ def test_a_version_that_raises_is_rolled_back_to_0(setting: Proxy) -> None:
     )
     assert faulty.errors >= 1
     assert baseline.errors == 0
+
+
+def test_with_apply_each_step_reaches_the_alias_on_the_stand_in_and_is_read_back(
+    tmp_path: Path, aws_endpoints: aws_local.Endpoints
+) -> None:
+    function = published_function(aws_endpoints.aws)
+    with upstream("monolith") as old:
+        routing = tmp_path / "routing.yaml"
+        values = {"monolith": old.url, "to": "2", "functions": FUNCTIONS}
+        local = f"local:\n  aws: {{endpoint: {aws_endpoints.aws}}}\n"
+        routing.write_text(ROUTING % {**values, "function": function.name, "local": local})
+        with proxy(routing) as facade, traffic(facade.url):
+            process = canary(facade, "start", "orders", "--apply")
+            output = LineReader(process)
+            assert process.wait(timeout=120) == 0, output.text
+            view = status(facade)
+    alias = function.client.alias(function.name, "live")
+    assert (alias.version, dict(alias.weights)) == ("2", {})
+    assert [e["share"] for e in audit(routing, "rollout.weight")] == [10, 50, 100]
+    assert view["state"] == "promoted"
+    assert view["actual"] == 100.0  # the promotion read back: the alias serves version 2
