@@ -1,5 +1,5 @@
-"""``strangler render alb``, ``plan``, ``apply``, ``drift``, and the ``--apply`` of the
-route edits.
+"""``strangler render`` (``alb``, ``sam``, ``ecs``, ``apigw``, ``alarms``, ``rollout``,
+``iam``), ``plan``, ``apply``, ``drift``, and the ``--apply`` of the route edits.
 
 Every ``render`` writes to standard output unless ``--out FILE`` is given. ``plan``,
 ``apply`` and ``drift`` reach the listener named by ``--listener`` (or
@@ -18,7 +18,7 @@ from typing import Any
 
 import click
 
-from facade.aws import alb, apigw, cloudformation, ecs, iam, live, sam
+from facade.aws import alarms, alb, apigw, cloudformation, ecs, iam, live, sam, stepfunctions
 from facade.aws.client import ElbClient
 from facade.aws.executor import AwsExecutor, DisplayExecutor
 from facade.aws.plan import Plan, make_plan
@@ -178,6 +178,70 @@ def render_apigw(
     else:
         document = apigw.openapi(
             table, listener=listener, vpc_link=vpc_link, region=region, account=account
+        )
+    _emit(cloudformation.dump(document, form), out)
+
+
+@render.command("alarms")
+@_render_options
+@click.option(
+    "--error-rate",
+    type=click.FloatRange(0, 100, min_open=True),
+    default=alarms.Thresholds.errors,
+    show_default=True,
+    help="Percent of a backend's requests that are 5xx or connection errors (routes "
+    "without a rollout plan; those with one use its critical guard).",
+)
+@click.option(
+    "--min-requests",
+    type=click.IntRange(1),
+    default=alarms.Thresholds.min_requests,
+    show_default=True,
+    help="Requests in a minute before its error rate counts.",
+)
+@click.option(
+    "--latency",
+    type=click.FloatRange(0, min_open=True),
+    default=alarms.Thresholds.latency,
+    show_default=True,
+    help="Seconds the latency quantile may reach.",
+)
+@click.option(
+    "--quantile",
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    default=alarms.Thresholds.quantile,
+    show_default=True,
+)
+def render_alarms(
+    routing: Path,
+    form: str,
+    out: Path | None,
+    error_rate: float,
+    min_requests: int,
+    latency: float,
+    quantile: float,
+) -> None:
+    """CloudFormation: CloudWatch alarms per backend (error rate by metric math, latency
+    quantile; target group or Lambda alias) and a composite alarm per route."""
+    limits = alarms.Thresholds(error_rate, min_requests, latency, quantile)
+    document = alarms.template(load_table(routing), routing.name, limits)
+    _emit(cloudformation.dump(document, form), out)
+
+
+@render.command("rollout")
+@_render_options
+@click.argument("route")
+def render_rollout(routing: Path, form: str, out: Path | None, route: str) -> None:
+    """CloudFormation: a Step Functions state machine that runs ROUTE's rollout plan on
+    AWS, its task Lambda (the same analysis, packaged) and their least-privilege roles."""
+    table = load_table(routing)
+    document = stepfunctions.template(table, route, routing.name)
+    plan = table.route(route).rollout
+    if plan is not None and (plan.gates.sync or plan.gates.shadow or plan.pre_checks):
+        click.echo(
+            f"note: the AWS task runs neither the pre-checks nor the data gates of {route}'s "
+            "plan: run them before starting the execution",
+            err=True,
         )
     _emit(cloudformation.dump(document, form), out)
 

@@ -1,5 +1,7 @@
-"""The one module of ``facade.aws`` that calls AWS: a thin typed wrapper over boto3's
-ELBv2 client that turns AWS errors into ``AwsError`` (operation, code, message).
+"""The one module of ``facade.aws`` that calls Elastic Load Balancing: a thin typed wrapper
+over boto3's ELBv2 client that turns AWS errors into ``AwsError`` (operation, code,
+message). ``boto_client`` is the one place a boto3 client of the facade is made
+(CloudWatch's wrapper, ``facade.aws.cloudwatch``, uses it too).
 
 The same code reaches AWS or the local stand-in (moto's server): ``connect`` takes an
 endpoint for the stand-in and nothing for AWS, where boto3's usual configuration
@@ -11,7 +13,7 @@ otherwise retry for seconds.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import boto3
 from botocore.config import Config
@@ -19,8 +21,22 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from facade.exceptions import AwsError
 
+Service = Literal["elbv2", "cloudwatch"]  # the services the facade calls
 
-def _failed(operation: str, exc: Exception) -> AwsError:
+
+def boto_client(
+    service: Service, endpoint: str | None = None, credentials: Mapping[str, Any] | None = None
+) -> Any:
+    """A boto3 client of ``service``: AWS with boto3's usual configuration, or the stand-in
+    at ``endpoint`` (retried once at most)."""
+    if endpoint is None:
+        return boto3.client(service)
+    config = Config(retries={"max_attempts": 2, "mode": "standard"})
+    given: dict[str, Any] = dict(credentials or {})
+    return boto3.client(service, endpoint_url=endpoint, config=config, **given)
+
+
+def failed(operation: str, exc: Exception) -> AwsError:
     if isinstance(exc, ClientError):
         error = exc.response.get("Error", {})
         return AwsError(f"{operation}: {error.get('Code', '?')}: {error.get('Message', exc)}")
@@ -35,17 +51,13 @@ class ElbClient:
     def connect(
         cls, endpoint: str | None = None, credentials: Mapping[str, Any] | None = None
     ) -> ElbClient:
-        if endpoint is None:
-            return cls(boto3.client("elbv2"))
-        config = Config(retries={"max_attempts": 2, "mode": "standard"})
-        given: dict[str, Any] = dict(credentials or {})
-        return cls(boto3.client("elbv2", endpoint_url=endpoint, config=config, **given))
+        return cls(boto_client("elbv2", endpoint, credentials))
 
     def call(self, operation: str, **kwargs: Any) -> dict[str, Any]:
         try:
             answer: dict[str, Any] = getattr(self._client, operation)(**kwargs)
         except (ClientError, BotoCoreError) as exc:
-            raise _failed(operation, exc) from exc
+            raise failed(operation, exc) from exc
         return answer
 
     def _pages(self, operation: str, key: str, **kwargs: Any) -> Iterator[dict[str, Any]]:
@@ -86,9 +98,9 @@ class ElbClient:
             except ClientError as exc:
                 if exc.response.get("Error", {}).get("Code") == "TargetGroupNotFound":
                     continue
-                raise _failed("describe_target_groups", exc) from exc
+                raise failed("describe_target_groups", exc) from exc
             except BotoCoreError as exc:
-                raise _failed("describe_target_groups", exc) from exc
+                raise failed("describe_target_groups", exc) from exc
             for group in answer.get("TargetGroups", []):
                 found[group["TargetGroupName"]] = group["TargetGroupArn"]
         return found

@@ -29,6 +29,9 @@ from facade.aws.version_canary import alias_resource
 from facade.exceptions import ConfigError
 from facade.routing.model import Backend, BackendKind, RoutingTable, SyncStream
 
+RUNTIME = "python3.11"  # every Lambda function the toolkit renders
+ARCHITECTURE = "x86_64"
+
 DEFAULT_TIMEOUT = 30
 DEFAULT_MEMORY = 512
 DEPLOYMENT_TYPES = (
@@ -169,7 +172,7 @@ def template(table: RoutingTable, source: str, deployment: str | None = None) ->
         "AWSTemplateFormatVersion": "2010-09-09",
         "Transform": "AWS::Serverless-2016-10-31",
         "Description": f"strangler: Lambda backends and sync queues from {source}",
-        "Globals": {"Function": {"Runtime": "python3.11", "Architectures": ["x86_64"]}},
+        "Globals": {"Function": {"Runtime": RUNTIME, "Architectures": [ARCHITECTURE]}},
         "Resources": resources,
         "Outputs": outputs,
     }

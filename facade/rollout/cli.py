@@ -20,6 +20,7 @@ from typing import Any
 
 import click
 
+from facade.aws.alb import DEFAULT_PREFIX
 from facade.aws.cli import aws_options
 from facade.exceptions import ConfigError
 from facade.options import routing_option
@@ -39,7 +40,11 @@ def _who() -> str:
 
 
 def provider_for(
-    table: RoutingTable, plan: RolloutPlan, metrics_url: str | None, started: float
+    table: RoutingTable,
+    plan: RolloutPlan,
+    metrics_url: str | None,
+    started: float,
+    aws: dict[str, Any] | None = None,
 ) -> MetricsProvider:
     analysis = plan.analysis
     if analysis.provider is Provider.PROMETHEUS:
@@ -48,7 +53,15 @@ def provider_for(
     if analysis.provider is Provider.CLOUDWATCH:
         from facade.rollout.cloudwatch import cloudwatch_provider
 
-        return cloudwatch_provider(table, plan, started)
+        aws = aws or {}
+        return cloudwatch_provider(
+            table,
+            plan,
+            started,
+            listener=aws.get("listener"),
+            use_aws=bool(aws["use_aws"]) if "use_aws" in aws else None,
+            prefix=str(aws.get("prefix") or DEFAULT_PREFIX),
+        )
     settings = table.settings
     return FacadeProvider(metrics_url or f"http://{settings.admin_host}:{settings.admin_port}")
 
@@ -97,7 +110,7 @@ def _controller(
         routing,
         route,
         store,
-        provider_for(table, plan, metrics_url, started),
+        provider_for(table, plan, metrics_url, started, aws),
         who=f"rollout ({_who()})",
         push=push,
         read_back=read_back,

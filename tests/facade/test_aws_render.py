@@ -1,4 +1,4 @@
-"""The SAM, ECS and IAM outputs: golden files, deterministic, cfn-lint clean with our
+"""The SAM, ECS, alarms and IAM outputs: golden files, deterministic, cfn-lint clean with our
 rules, the SAM template transforming with SAM's own translator; what AWS would refuse is
 refused at render."""
 
@@ -17,8 +17,9 @@ from openapi_spec_validator import validate
 from ruamel.yaml import YAML
 from samtranslator.translator.transform import transform
 
-from facade.aws import apigw, cloudformation, ecs, iam, sam
+from facade.aws import alarms, apigw, cloudformation, ecs, iam, sam, stepfunctions
 from facade.exceptions import ConfigError, RoutingFileError
+from facade.rollout.engine import Phase
 from facade.routing.loader import load_table, parse_table
 
 REPO = Path(__file__).resolve().parents[2]
@@ -40,7 +41,7 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-@pytest.mark.parametrize("kind", ["sam", "ecs"])
+@pytest.mark.parametrize("kind", ["sam", "ecs", "alarms"])
 def test_the_sample_renders_the_golden_template_and_lints_clean(kind: str, tmp_path: Path) -> None:
     rendered = _cli("render", kind, "-f", "routing.yaml")
     assert rendered.returncode == 0, rendered.stderr
@@ -276,3 +277,164 @@ def test_the_api_of_a_50_route_table_lints_clean(tmp_path: Path) -> None:
     )
     linted = _cli("lint", str(out))
     assert linted.returncode == 0, linted.stdout + linted.stderr
+
+
+ALARMED = """\
+version: 1
+backends:
+  monolith: {kind: monolith, url: 'http://127.0.0.1:9', aws: {instances: [i-0123456789abcdef0]}}
+  orders: {kind: lambda, handler: 'pkg.api:handler', aws: {function: shop-orders, alias: live}}
+  legacy:
+    kind: url
+    url: http://127.0.0.1:7
+    aws:
+      target_group_arn: >-
+        arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/legacy/0123456789abcdef
+routes:
+  - name: orders
+    match: {paths: ['/api/orders/*']}
+    targets: {monolith: 90, orders: 10}
+    rollout:
+      to: orders
+      steps: [10, 100]
+      analysis: {critical: {errors: 2, min_requests: 50}, latency: {quantile: 0.99}}
+  - {name: carts, match: {paths: ['/api/carts/*']}, targets: {orders: 100}}
+  - {name: old, match: {paths: ['/old/*']}, targets: {legacy: 100}}
+  - name: internal
+    match: {paths: ['/internal/*']}
+    fixed_response: {status: 404}
+default: monolith
+"""
+
+
+def test_each_backend_is_alarmed_once_with_the_strictest_guard_of_its_routes() -> None:
+    table = parse_table(ALARMED, "alarmed.yaml")
+    given = alarms.Thresholds(errors=5, min_requests=100, latency=1.5, quantile=0.95)
+    resources = alarms.template(table, "alarmed.yaml", given)["Resources"]
+    errors = resources["ErrorsOrders"]["Properties"]
+    assert errors["Threshold"] == 2  # the orders rollout's critical guard beats --error-rate
+    (rate,) = [m for m in errors["Metrics"] if m["ReturnData"]]
+    assert rate["Expression"] == "IF(requests >= 50, 100 * (FILL(errors0, 0)) / requests, 0)"
+    latency = resources["LatencyOrders"]["Properties"]
+    assert (latency["ExtendedStatistic"], latency["Threshold"]) == ("p99", 1500)  # ms
+    assert latency["Dimensions"] == [
+        {"Name": "FunctionName", "Value": "shop-orders"},
+        {"Name": "Resource", "Value": "shop-orders:live"},
+    ]
+    # the monolith serves the orders route and the default: the rollout's guard is stricter
+    assert resources["ErrorsMonolith"]["Properties"]["Threshold"] == 2
+    legacy = resources["LatencyLegacy"]["Properties"]["Dimensions"]
+    assert legacy[0] == {"Name": "TargetGroup", "Value": "targetgroup/legacy/0123456789abcdef"}
+    assert resources["ErrorsLegacy"]["Properties"]["Threshold"] == 5
+    (rate,) = [m for m in resources["ErrorsLegacy"]["Properties"]["Metrics"] if m["ReturnData"]]
+    assert rate["Expression"].startswith("IF(requests >= 100, ")  # no plan: the options
+    assert resources["RouteOrders"]["Properties"]["AlarmRule"] == {
+        "Fn::Sub": 'ALARM("${ErrorsMonolith}") OR ALARM("${LatencyMonolith}") OR '
+        'ALARM("${ErrorsOrders}") OR ALARM("${LatencyOrders}")'
+    }
+    composite = sorted(k for k, r in resources.items() if r["Type"].endswith("CompositeAlarm"))
+    assert composite == ["RouteCarts", "RouteDefault", "RouteOld", "RouteOrders"]  # no deny rule
+    assert len(resources) == 3 * 2 + 4
+
+
+def test_a_target_group_arn_that_is_not_one_is_refused_naming_the_backend() -> None:
+    bad = ALARMED.replace("targetgroup/legacy/0123456789abcdef", "loadbalancer/app/x/1")
+    with pytest.raises(ConfigError, match=r"backends\.legacy\.aws\.target_group_arn: .*not a"):
+        alarms.template(parse_table(bad, "alarmed.yaml"), "alarmed.yaml")
+
+
+ROLLED = """\
+version: 1
+backends:
+  monolith: {kind: monolith, url: 'http://127.0.0.1:9', aws: {instances: [i-0123456789abcdef0]}}
+  orders: {kind: lambda, handler: 'pkg.api:handler', aws: {function: shop-orders, alias: live}}
+routes:
+  - name: orders
+    match: {paths: ['/api/orders/*']}
+    targets: {monolith: 99, orders: 1}
+    rollout:
+      to: orders
+      steps: [1, 10, 50, 100]
+      step: {min_time: 300, min_sample: 200, max_wait: 1800}
+      bake: 600
+      interval: 20
+      analysis: {provider: cloudwatch}
+  - {name: carts, match: {paths: ['/api/carts/*']}, targets: {orders: 100}}
+default: monolith
+"""
+
+
+def _targets(state: dict[str, Any]) -> set[str]:
+    found = {state[k] for k in ("Next", "Default") if k in state}
+    found |= {c["Next"] for c in state.get("Choices", []) + state.get("Catch", [])}
+    return found
+
+
+def test_the_rollout_state_machine_renders_its_golden_file_and_lints_clean(tmp_path: Path) -> None:
+    routing = tmp_path / "rolled.yaml"
+    routing.write_text(ROLLED)
+    rendered = _cli("render", "rollout", "orders", "-f", str(routing))
+    assert rendered.returncode == 0, rendered.stderr
+    golden = GOLDEN / "rollout.yaml"
+    if os.environ.get("STRANGLER_UPDATE_GOLDEN"):
+        golden.write_text(rendered.stdout)
+    assert rendered.stdout == golden.read_text(), "regenerate with STRANGLER_UPDATE_GOLDEN=1"
+    out = tmp_path / "rollout.json"
+    written = _cli("render", "rollout", "orders", "-f", str(routing), "--format", "json",
+                   "--out", str(out))  # fmt: skip
+    assert written.returncode == 0, written.stderr
+    linted = _cli("lint", str(out))
+    assert linted.returncode == 0, linted.stdout + linted.stderr
+
+
+def test_the_loop_chooses_on_the_tasks_phase_and_every_transition_lands_on_a_state() -> None:
+    document = stepfunctions.template(parse_table(ROLLED, "rolled.yaml"), "orders", "rolled.yaml")
+    resources = document["Resources"]
+    machine = resources["StateMachine"]["Properties"]["Definition"]
+    states = dict(machine["States"])
+    waiting, ending = states["Paused"]["Fn::If"][1:]  # with a pause topic, and without
+    for paused in (waiting, ending):
+        variant = {**states, "Paused": paused}
+        targets = {t for s in variant.values() for t in _targets(s)}
+        assert targets <= set(variant), targets - set(variant)
+        assert set(variant) - targets == {"Start"}  # every other state is reached
+    choices = {c["StringEquals"]: c["Next"] for c in states["Decide"]["Choices"]}
+    assert choices == {
+        str(Phase.PROMOTED): "Promoted",
+        str(Phase.ROLLED_BACK): "RolledBack",
+        str(Phase.PAUSED): "Paused",
+    }
+    assert {c["Variable"] for c in states["Decide"]["Choices"]} == {"$.state.phase"}
+    assert states["Decide"]["Default"] == "Wait"
+    assert states["Wait"] == {"Type": "Wait", "Seconds": 60, "Next": "Analyse"}  # not 20 s
+    assert states["Start"]["Parameters"] == {"route": "orders", "request.$": "$"}
+    assert (waiting["ResultPath"], waiting["Next"]) == ("$.request", "Analyse")
+    function = resources["TaskFunction"]["Properties"]
+    assert function["Handler"] == "facade.rollout.task.handler"
+    role = resources["TaskRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+    writes = [s for s in role if s["Resource"] != "*"]
+    assert [a for s in writes for a in s["Action"]] == ["elasticloadbalancing:ModifyRule"]
+    assert all(a.startswith(("elasticloadbalancing:Describe", "cloudwatch:GetMetricData"))
+               for s in role if s["Resource"] == "*" for a in s["Action"])  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("route", "change", "message"),
+    [
+        ("carts", "", r"routes\[carts\] has no rollout block"),
+        ("nothing", "", "no route named 'nothing'"),
+        ("orders", "      analysis: {provider: cloudwatch}\n",
+         r"on_inconclusive: hold may wait forever"),
+        ("orders", "max_wait: 1800", r"up to 3010 analyses"),
+    ],
+)  # fmt: skip
+def test_a_rollout_the_state_machine_cannot_run_is_refused(
+    route: str, change: str, message: str
+) -> None:
+    text = ROLLED
+    if "analysis" in change:
+        text = text.replace(change, change + "      on_inconclusive: hold\n")
+    elif change:
+        text = text.replace(change, "max_wait: 45000")
+    with pytest.raises(ConfigError, match=message):
+        stepfunctions.template(parse_table(text, "rolled.yaml"), route, "rolled.yaml")

@@ -126,6 +126,8 @@ def test_a_healthy_canary_is_promoted_under_live_traffic(setting: Proxy) -> None
     assert view["state"] == "promoted"
     assert view["step"] == 3
     assert view["configured"] == {"orders": 100.0, "monolith": 0.0}
+    metrics = httpx.get(f"{setting.admin_url}/__facade/metrics", timeout=10).text
+    assert 'strangler_rollout_info{from="monolith",route="orders",state="promoted"' in metrics
 
 
 @pytest.mark.parametrize("setting", [0.3], indirect=True)
