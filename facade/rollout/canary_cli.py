@@ -8,7 +8,8 @@ commands, exit codes and state as ``strangler rollout``, keyed ``BACKEND@canary`
     strangler canary promote BACKEND [--full]
 
 ``--apply`` moves AWS too (the alias' version weights, or the REST API stage's canary),
-read back before each step counts; without ``--aws`` it reaches the local stand-in.
+read back before each step counts; without ``--aws`` it — and ``analysis.provider:
+cloudwatch`` — reaches the file's local stand-in (``local.aws``).
 Exit codes of ``start`` and ``resume``: 0 promoted, 1 rolled back, 2 bad input, 3
 paused for a human.
 """
@@ -28,7 +29,12 @@ from facade.options import routing_option
 from facade.rollout.cli import _line, _metrics_option, _who
 from facade.rollout.controller import describe
 from facade.rollout.engine import RolloutState
-from facade.rollout.function_canary import CanaryController, VersionMover, traffic_for
+from facade.rollout.function_canary import (
+    CanaryController,
+    VersionMover,
+    traffic_for,
+    version_provider,
+)
 from facade.rollout.plan import Provider, VersionCanary, canary_key
 from facade.rollout.providers import FacadeVersionProvider, MetricsProvider
 from facade.rollout.state import RolloutStore, state_dir
@@ -49,13 +55,22 @@ def _canary(table: RoutingTable, routing: Path, backend: str) -> VersionCanary:
 
 
 def _provider(
-    table: RoutingTable, canary: VersionCanary, metrics_url: str | None
+    table: RoutingTable,
+    canary: VersionCanary,
+    metrics_url: str | None,
+    use_aws: bool,
+    started: float,
 ) -> MetricsProvider:
     if canary.plan.analysis.provider is Provider.CLOUDWATCH:
-        raise ConfigError(
-            f"backends.{canary.backend}.canary: the CloudWatch provider of version canaries "
-            "is not available in this version; use analysis.provider: facade"
-        )
+        from facade.aws.cloudwatch import CloudWatchClient
+
+        if use_aws:
+            cloudwatch = CloudWatchClient.connect()
+        else:
+            from facade.aws_local import CREDENTIALS, stand_ins
+
+            cloudwatch = CloudWatchClient.connect(stand_ins(table).endpoint, CREDENTIALS)
+        return version_provider(table, canary, started, cloudwatch)
     settings = table.settings
     url = metrics_url or f"http://{settings.admin_host}:{settings.admin_port}"
     return FacadeVersionProvider(url, canary.backend)
@@ -86,11 +101,14 @@ def _controller(
     def say(line: str) -> None:
         click.echo(f"{time.strftime('%H:%M:%S')} canary | {line}")
 
+    store = RolloutStore(state_dir(routing), canary_key(backend))
+    saved = store.load()
+    started = saved.started if saved is not None and not saved.phase.finished else time.time()
     return CanaryController(
         routing,
         canary_key(backend),
-        RolloutStore(state_dir(routing), canary_key(backend)),
-        _provider(table, canary, metrics_url),
+        store,
+        _provider(table, canary, metrics_url, use_aws, started),
         who=f"canary ({_who()})",
         gates=gates,
         say=say,

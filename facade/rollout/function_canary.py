@@ -18,23 +18,32 @@ rollout's (``facade.rollout.controller``); what differs is what moves and what i
   write that fails after AWS took the change, puts AWS back as it was read before, and
   the controller pauses with nothing changed. Rollback is the canary at 0.
 * **what is read** — the two versions' invocations: locally the facade's per-version
-  series (``FacadeVersionProvider``), on AWS CloudWatch by ``ExecutedVersion`` or the
-  stage's canary metrics.
+  series (``FacadeVersionProvider``); with ``analysis.provider: cloudwatch`` the
+  function's own ``Invocations``, ``Errors`` and ``Duration`` (``version_arms``) — for
+  alias weights by ``ExecutedVersion`` under the alias, for a stage canary by each
+  alias (``Resource`` = ``FUNCTION:ALIAS``), which tells the arms apart exactly as the
+  stage splits them. Lambda's ``Errors`` counts invocations that raised or timed out: a
+  500 the function returns itself is a success to Lambda (the facade's series count it
+  as an error).
 
 A rollout's state is kept under ``BACKEND@canary``, a name no route can have.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 
+from facade.aws.cloudwatch import CloudWatchClient
 from facade.aws.lambda_client import AliasRouting, FunctionClient, StageState
+from facade.aws.metrics import ArmMetrics, lambda_alias
 from facade.exceptions import AwsError, ConfigError
+from facade.rollout.cloudwatch import CloudWatchProvider
 from facade.rollout.controller import Controller
 from facade.rollout.engine import Phase, RolloutState
-from facade.rollout.plan import VersionCanary
+from facade.rollout.plan import Mechanism, VersionCanary
 from facade.routing.edit import edit_canary
 from facade.routing.loader import load_table
 from facade.routing.model import RoutingTable
@@ -164,6 +173,33 @@ def traffic_for(canary: VersionCanary, table: RoutingTable, client: FunctionClie
     )
 
 
+def version_arms(table: RoutingTable, canary: VersionCanary) -> dict[str, ArmMetrics]:
+    """Where each version's invocations show in CloudWatch (``AWS/Lambda``)."""
+    backend = table.backends[canary.backend]
+    function = str(backend.aws.get("function", backend.name))
+    labels = (canary.baseline, canary.canary)
+    if canary.mechanism is Mechanism.STAGE:
+        return {alias: lambda_alias(function, alias) for alias in labels}
+    serving = lambda_alias(function, str(backend.aws.get("alias", "live")))
+    return {
+        version: replace(serving, dimensions=(*serving.dimensions, ("ExecutedVersion", version)))
+        for version in labels
+    }
+
+
+def version_provider(
+    table: RoutingTable, canary: VersionCanary, started: float, cloudwatch: CloudWatchClient
+) -> CloudWatchProvider:
+    """``analysis.provider: cloudwatch`` of a version canary that started at ``started``."""
+    latency = canary.plan.analysis.latency
+    return CloudWatchProvider(
+        cloudwatch,
+        version_arms(table, canary),
+        datetime.fromtimestamp(started, UTC),
+        quantile=latency.quantile if latency is not None else None,
+    )
+
+
 @dataclass
 class VersionMover:
     """Moves a function's new version: AWS first (read back), then routing.yaml; a file
@@ -269,4 +305,6 @@ __all__ = [
     "Traffic",
     "VersionMover",
     "traffic_for",
+    "version_arms",
+    "version_provider",
 ]

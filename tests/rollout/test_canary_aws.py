@@ -7,15 +7,25 @@ weight range, no ``$LATEST``) is shown accepted by moto and refused by our clien
 
 from __future__ import annotations
 
+import dataclasses
+import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import boto3
 import pytest
 
 from facade import aws_local
+from facade.aws.cloudwatch import CloudWatchClient
 from facade.aws.lambda_client import check_routing
 from facade.exceptions import AwsError
-from facade.rollout.function_canary import AliasTraffic, StageTraffic, VersionMover
+from facade.rollout.function_canary import (
+    AliasTraffic,
+    StageTraffic,
+    VersionMover,
+    version_provider,
+)
+from facade.rollout.plan import VersionCanary
 from facade.routing import edit
 from facade.routing.loader import load_table
 from tests.facade.stage_canary import give_moto_stage_canaries
@@ -206,3 +216,61 @@ def test_stage_canary_steps_are_read_back_and_promotion_moves_the_stage_variable
     assert _block(routing) == ("next", "next", 0)
     with pytest.raises(AwsError, match=r"0\.0-100\.0"):
         function.client.set_stage_canary(stage, "live", 100.5, {"alias": "next"})
+
+
+@pytest.mark.parametrize("mechanism", ["alias", "stage"])
+def test_cloudwatch_counts_each_version_apart_cumulatively_since_the_start(
+    aws_endpoints: aws_local.Endpoints, tmp_path: Path, mechanism: str
+) -> None:
+    function = f"orders-{uuid.uuid4().hex[:8]}"
+    labels = {"baseline": "live", "canary": "next"} if mechanism == "stage" else {}
+    table = load_table(_routing(tmp_path, function, mechanism, **labels))
+    canary = table.backends["orders"].canary
+    assert canary is not None
+    raw = boto3.client("cloudwatch", endpoint_url=aws_endpoints.aws, **aws_local.CREDENTIALS)
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    if mechanism == "alias":  # as Lambda publishes an alias' invocations by version
+        under = {"FunctionName": function, "Resource": f"{function}:live"}
+        arms = {v: {**under, "ExecutedVersion": v} for v in ("1", "2")}
+        elsewhere = under  # the alias as a whole: both versions, neither arm
+    else:  # as Lambda publishes each alias the stage calls
+        arms = {
+            a: {"FunctionName": function, "Resource": f"{function}:{a}"} for a in labels.values()
+        }
+        elsewhere = {"FunctionName": function}
+    base, new = canary.baseline, canary.canary
+
+    def put(metric: str, dimensions: dict[str, str], value: float, minutes: int) -> None:
+        raw.put_metric_data(
+            Namespace="AWS/Lambda",
+            MetricData=[{
+                "MetricName": metric, "Value": value, "Unit": "Count",
+                "Timestamp": now - timedelta(minutes=minutes),
+                "Dimensions": [{"Name": k, "Value": v} for k, v in dimensions.items()],
+            }],
+        )  # fmt: skip
+
+    for minutes, invocations, errors in ((3, 90, 1), (2, 60, 0)):
+        put("Invocations", arms[base], invocations, minutes)
+        put("Invocations", arms[new], invocations // 10, minutes)
+        put("Errors", arms[new], errors * 2, minutes)
+        put("Errors", arms[base], errors, minutes)
+    put("Invocations", elsewhere, 1000, 2)
+    put("Invocations", arms[new], 1000, 30)  # before the canary started
+    cloudwatch = CloudWatchClient.connect(aws_endpoints.aws, aws_local.CREDENTIALS)
+    started = (now - timedelta(minutes=10)).timestamp()
+    provider = version_provider(table, replace_latency(canary), started, cloudwatch)
+    provider.clock = lambda: now + timedelta(minutes=1)
+    baseline, canary_counts = provider.read("orders@canary", base, new)
+    assert (baseline.requests, baseline.errors) == (150, 1)
+    assert (canary_counts.requests, canary_counts.errors) == (15, 2)
+    put("Invocations", arms[new], 5, 1)
+    assert provider.read("orders@canary", base, new)[1].requests == 20
+
+
+def replace_latency(canary: VersionCanary) -> VersionCanary:
+    """Without the latency quantile: moto computes no percentiles."""
+    plan = dataclasses.replace(
+        canary.plan, analysis=dataclasses.replace(canary.plan.analysis, latency=None)
+    )
+    return dataclasses.replace(canary, plan=plan)
