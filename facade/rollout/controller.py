@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from facade.exceptions import AwsError, ConfigError
 from facade.rollout.engine import Action, Decision, Phase, RolloutState, decide, first_step
@@ -76,10 +76,13 @@ class Mover(Protocol):
         to read back)."""
         ...
 
-    def promote(self, who: str) -> str | None:
-        """After 100 %: make the canary the one serving, where that is a change of its
-        own (a function's alias moved to the new version); None when 100 % already is."""
-        ...
+
+@runtime_checkable
+class Promotes(Protocol):
+    """A Mover for which 100 % is not yet the end: after the bake, ``promote`` makes the
+    canary the one serving (a function's alias moved to the new version)."""
+
+    def promote(self, who: str) -> str | None: ...
 
 
 @dataclass
@@ -111,9 +114,6 @@ class RouteMover:
         if self.read is None:
             return None
         return self.read(self.table or load_table(self.routing))
-
-    def promote(self, who: str) -> str | None:
-        return None  # a route at 100 % is promoted
 
 
 def default_analyzer(settings: Analysis, saved: dict[str, Any] | None) -> AnalyzerLike:
@@ -356,7 +356,11 @@ class Controller:
     def _promote(self, state: RolloutState, why: str) -> None:
         if self._set_share(state, 1000, why):
             try:
-                moved = self.moves.promote(f"{self.who} promote")
+                moved = (
+                    self.moves.promote(f"{self.who} promote")
+                    if isinstance(self.moves, Promotes)
+                    else None
+                )
             except (AwsError, ConfigError) as exc:
                 state.paused_from = str(state.phase)
                 state.phase = Phase.PAUSED
