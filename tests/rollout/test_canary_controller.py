@@ -10,7 +10,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
+from facade.cli import cli
 from facade.exceptions import AwsError, ConfigError
 from facade.rollout.controller import EXIT_PAUSED, EXIT_PROMOTED
 from facade.rollout.engine import Phase
@@ -161,3 +163,20 @@ def test_its_state_never_shares_a_file_with_the_routes_rollout(tmp_path: Path) -
     canary.run()
     assert (tmp_path / "state" / "orders@canary.json").exists()
     assert not (tmp_path / "state" / "orders.json").exists()
+
+
+def test_status_shows_a_canary_under_canary_and_never_among_route_rollouts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    controller(tmp_path, Traffic()).run()
+    monkeypatch.setenv("STRANGLER_ROLLOUT_DIR", str(tmp_path / "state"))
+    routing = str(tmp_path / "routing.yaml")
+    shown = CliRunner().invoke(cli, ["canary", "status", "--routing", routing])
+    assert shown.exit_code == 0, shown.output
+    assert shown.output.startswith("orders@canary: promoted · step 3/3 (10 → 50 → 100 %) · 1 → 2")
+    assert "configured 2 100 %" in shown.output
+    routes = CliRunner().invoke(cli, ["rollout", "status", "--routing", routing])
+    assert routes.output == "no rollouts\n"
+    missing = CliRunner().invoke(cli, ["canary", "status", "monolith", "--routing", routing])
+    assert isinstance(missing.exception, ConfigError)  # exit 2 through strangler's handler
+    assert "has no canary" in str(missing.exception)
