@@ -122,15 +122,17 @@ class StageTraffic:
             self.api, self.stage, share / 10, {self.variable: self.canary}
         )
         calls = found.canary_variables.get(self.variable)
+        serves = found.variables.get(self.variable)
         if (
             found.canary_percent is None
             or abs(found.canary_percent - share / 10) > TOLERANCE
             or calls != self.canary
+            or serves != self.baseline
         ):
             raise AwsError(
                 f"stage {self.api_name}/{self.stage} reads back canary "
-                f"{found.canary_percent} % calling {calls!r}, not {share / 10:g} % calling "
-                f"{self.canary!r}"
+                f"{found.canary_percent} % calling {calls!r} beside {serves!r}, not "
+                f"{share / 10:g} % calling {self.canary!r} beside {self.baseline!r}"
             )
         return found.canary_percent
 

@@ -274,3 +274,23 @@ def replace_latency(canary: VersionCanary) -> VersionCanary:
         canary.plan, analysis=dataclasses.replace(canary.plan.analysis, latency=None)
     )
     return dataclasses.replace(canary, plan=plan)
+
+
+def test_a_stage_whose_variable_was_changed_by_hand_refuses_the_step_and_is_put_back(
+    function: Function, stage: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    give_moto_stage_canaries(monkeypatch)
+    raw = boto3.client("apigateway", endpoint_url=function.lambda_.meta.endpoint_url,
+                       **aws_local.CREDENTIALS)  # fmt: skip
+    raw.update_stage(
+        restApiId=stage,
+        stageName="live",
+        patchOperations=[{"op": "replace", "path": "/variables/alias", "value": "hotfix"}],
+    )
+    routing = _routing(tmp_path, function.name, "stage", baseline="live", canary="next")
+    traffic = StageTraffic(function.client, function.name, "live", "alias", "live", "next")
+    with pytest.raises(AwsError, match="beside 'hotfix'"):
+        VersionMover(routing, "orders", traffic).move(100, "test")
+    found = function.client.stage(stage, "live")
+    assert (found.variables, found.canary_percent) == ({"alias": "hotfix"}, None)
+    assert _block(routing) == ("live", "next", 0)
