@@ -11,7 +11,7 @@ STAMP   = $(VENV)/.installed
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint typecheck pytest lock clean bootstrap bench soak soak-loop stateful loadtest flip package-orders fuzz rollout-load
+.PHONY: demo test lint typecheck pytest lock clean bootstrap browser bench soak soak-loop stateful loadtest flip package-orders fuzz rollout-load
 
 NODE_STAMP = node_modules/.installed
 
@@ -33,6 +33,16 @@ $(NODE_STAMP): package.json package-lock.json
 	  npm ci --no-audit --no-fund --silent && touch $@; \
 	else echo "npm not found: DynamoDB will be served by moto (slower); install Node.js 18+"; fi
 
+# The dashboard's browser tests drive Debian's Chromium through its driver (selenium comes
+# with the lock file): installed here when missing and this is root with apt-get; anywhere
+# else those tests are skipped, saying what to install.
+browser:
+	@{ command -v chromium >/dev/null || command -v chromium-browser >/dev/null; } && \
+	  command -v chromedriver >/dev/null || { [ "$$(id -u)" = 0 ] && \
+	  command -v apt-get >/dev/null && apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; } || \
+	  echo "browser tests will be skipped: install chromium and chromium-driver (apt-get)"
+
 demo: bootstrap
 	$(BIN)/strangler up
 
@@ -44,7 +54,7 @@ lint: bootstrap
 typecheck: $(STAMP)
 	$(BIN)/mypy facade monolith extracted tests loadtests
 
-pytest: bootstrap
+pytest: bootstrap browser
 	DATABASE_URL=$(TEST_DATABASE_URL) $(BIN)/python -m pytest $(PYTEST_ARGS)
 	DATABASE_URL=sqlite:// $(BIN)/python -m pytest tests/monolith tests/sync_edges -m "not postgresql" $(PYTEST_ARGS)
 

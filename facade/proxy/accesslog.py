@@ -14,17 +14,18 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 from typing import IO, Any
 
 _dumps = json.dumps
+# printable ASCII but for '"' and '\\': a JSON string as it is, between quotes
+_plain = re.compile(r"[ !#-\[\]-~]*").fullmatch
 
 
 def _quoted(text: str) -> str:
     """A JSON string literal; the common case (plain printable ASCII) without json.dumps."""
-    if text.isascii() and text.isprintable() and '"' not in text and "\\" not in text:
-        return f'"{text}"'
-    return _dumps(text)
+    return f'"{text}"' if _plain(text) else _dumps(text)
 
 
 class AccessLog:
@@ -52,12 +53,20 @@ class AccessLog:
     ) -> None:
         if self.stream is None:
             return
-        self._append(
+        path = f'"{path}"' if _plain(path) else _dumps(path)
+        trace = f'"{trace}"' if _plain(trace) else _dumps(trace)
+        lines = self._lines
+        lines.append(
             f'{{"time":{time.time():.3f},"client":"{client}","method":"{method}",'
-            f'"path":{_quoted(path)},"status":{status},"route":"{route}","backend":"{backend}",'
+            f'"path":{path},"status":{status},"route":"{route}","backend":"{backend}",'
             f'"decision":"{decision}","duration_ms":{seconds * 1000:.3f},"bytes":{size},'
-            f'"trace_id":{_quoted(trace)}}}'
+            f'"trace_id":{trace}}}'
         )
+        if len(lines) >= 512:
+            self.flush()
+        elif not self._scheduled:
+            self._scheduled = True
+            self.loop.call_later(self.flush_every, self.flush)
 
     def write(self, entry: dict[str, Any]) -> None:
         if self.stream is not None:

@@ -10,6 +10,7 @@
 ``PUT  /__facade/admin/faults/{backend}``       ``{"abort": {"percent": P, "status": S},
                                                   "delay": {"percent": P, "seconds": T}}``
 ``DELETE /__facade/admin/faults/{backend}``     no more faults on that backend
+``GET  /__facade/dashboard``                    the live migration dashboard (``facade.dashboard``)
 
 They are served on the admin listener only (``facade.admin.listen``, loopback by
 default, like Envoy's admin port); the public listener answers 404 for ``/__facade/``.
@@ -134,6 +135,10 @@ def internal(
     if path == "/__facade/metrics":
         payload, content_type = facade.metrics.render()
         return 200, [(b"content-type", content_type.encode())], payload
+    if path == "/__facade/dashboard" or path.startswith("/__facade/dashboard/"):
+        from facade.dashboard.endpoints import handle
+
+        return handle(facade, method, path, headers, body)
     if not path.startswith("/__facade/admin/"):
         return _error(404, "not_found", f"no facade endpoint {path}")
 

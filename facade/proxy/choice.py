@@ -14,6 +14,10 @@ In order of precedence:
 
 Cookies are signed with a per-deployment secret: a client cannot pick its backend by
 writing the cookie itself.
+
+Every possible ``Choice`` of a table is built once, with the response headers that name
+its route and backend (and set its sticky cookie) already encoded: choosing allocates
+nothing, and the proxy appends those bytes to the response head as they are.
 """
 
 from __future__ import annotations
@@ -23,9 +27,9 @@ import hmac
 import random
 import zlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from facade.routing.model import SHARE_TOTAL, Route, RoutingTable
+from facade.routing.model import SHARE_TOTAL, FacadeSettings, Route, RoutingTable
 
 OVERRIDE, STABLE_KEY, STICKY, WEIGHT = "override", "stable_key", "sticky", "weight"
 
@@ -35,6 +39,15 @@ class Choice:
     backend: str
     decision: str
     set_cookie: str | None = None
+    # the response header lines naming route and backend, and the cookie, as sent
+    head: bytes = field(default=b"", compare=False, repr=False)
+
+
+def _head(settings: FacadeSettings, route: str, backend: str, set_cookie: str | None) -> bytes:
+    return (
+        f"{settings.backend_header}: {backend}\r\n{settings.route_header}: {route}\r\n"
+        + (f"set-cookie: {set_cookie}\r\n" if set_cookie else "")
+    ).encode("latin-1")
 
 
 class _RoutePlan:
@@ -46,9 +59,10 @@ class _RoutePlan:
         "route",
         "set_cookie",
         "targets",
+        "weighted",
     )
 
-    def __init__(self, route: Route, cookie_prefix: str, secret: bytes) -> None:
+    def __init__(self, route: Route, settings: FacadeSettings, secret: bytes) -> None:
         self.route = route
         self.targets = frozenset(t.backend for t in route.targets)
         buckets: list[str] = []
@@ -58,11 +72,11 @@ class _RoutePlan:
         self.buckets = tuple(buckets)
         # Choices are immutable: build each possible one once, hand out the same object.
         self.decided = {
-            (t.backend, d): Choice(t.backend, d)
+            (t.backend, d): Choice(t.backend, d, None, _head(settings, route.name, t.backend, None))
             for t in route.targets
             for d in (OVERRIDE, STABLE_KEY, STICKY, WEIGHT)
         }
-        self.cookie_name = f"{cookie_prefix}-{route.name}"
+        self.cookie_name = f"{settings.sticky_cookie}-{route.name}"
         self.cookie_values: dict[str, str] = {}
         self.set_cookie: dict[str, Choice] = {}
         if route.stickiness:
@@ -71,12 +85,21 @@ class _RoutePlan:
                 value = f"{target.backend}.{sig.hexdigest()[:20]}"
                 if target.share:
                     self.cookie_values[value] = target.backend
+                set_cookie = (
+                    f"{self.cookie_name}={value}; Max-Age={route.stickiness.duration}; "
+                    "Path=/; HttpOnly; SameSite=Lax"
+                )
                 self.set_cookie[target.backend] = Choice(
                     target.backend,
                     WEIGHT,
-                    f"{self.cookie_name}={value}; Max-Age={route.stickiness.duration}; "
-                    "Path=/; HttpOnly; SameSite=Lax",
+                    set_cookie,
+                    _head(settings, route.name, target.backend, set_cookie),
                 )
+        # bucket → the choice a random draw landing there makes (a first sticky answer
+        # sets the cookie)
+        self.weighted = tuple(
+            self.set_cookie[b] if route.stickiness else self.decided[b, WEIGHT] for b in buckets
+        )
 
 
 def parse_cookies(header_values: Sequence[str]) -> dict[str, str]:
@@ -98,7 +121,7 @@ class Chooser:
         settings = table.settings
         self._override = settings.override.header if settings.override.enabled else None
         self._plans = {
-            r.name: _RoutePlan(r, settings.sticky_cookie, secret)
+            r.name: _RoutePlan(r, settings, secret)
             for r in table.all_routes
             if r.fixed is None  # a deny rule chooses no backend
         }
@@ -125,5 +148,4 @@ class Chooser:
             pinned = plan.cookie_values.get(cookie) if cookie else None
             if pinned is not None:
                 return plan.decided[pinned, STICKY]
-            return plan.set_cookie[plan.buckets[int(self._random() * SHARE_TOTAL)]]
-        return plan.decided[plan.buckets[int(self._random() * SHARE_TOTAL)], WEIGHT]
+        return plan.weighted[int(self._random() * SHARE_TOTAL)]

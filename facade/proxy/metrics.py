@@ -34,6 +34,7 @@ import contextlib
 import json
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -92,6 +93,16 @@ def _invocation_families(cells: dict[tuple[str, str], list[float]]) -> Iterator[
             invocations.add_metric([backend, version, status_class], cell[i])
         duration.add_metric([backend, version], _histogram(cell), cell[-1])
     yield from (invocations, duration)
+
+
+@dataclass(frozen=True)
+class BackendTotals:
+    """One route x backend's cumulative figures, summed over decisions (and workers)."""
+
+    requests: float
+    errors: float  # 5xx answers, the facade's own 502/504 included
+    buckets: tuple[float, ...]  # requests per latency bucket (not cumulative); BUCKETS + Inf
+    seconds: float
 
 
 class Metrics(Collector):
@@ -210,6 +221,19 @@ class Metrics(Collector):
                         faults[fault_key] = faults.get(fault_key, 0) + count
         self.merged_invocations = invocations
         return cells, errors, reloads, weights, refused, faults
+
+    def totals(self) -> dict[tuple[str, str], BackendTotals]:
+        """Every route x backend's cumulative figures, all workers summed (what a scrape
+        would show), for readers that want numbers rather than exposition text."""
+        per_backend: dict[tuple[str, str], list[float]] = {}
+        for (route, backend, _), cell in self._merged()[0].items():
+            total = per_backend.setdefault((route, backend), [0.0] * _CELL)
+            for i, value in enumerate(cell):
+                total[i] += value
+        return {
+            key: BackendTotals(cell[0], cell[5], tuple(cell[6 : 6 + _NB]), cell[-1])
+            for key, cell in per_backend.items()
+        }
 
     # -- exposition ---------------------------------------------------------------------
 

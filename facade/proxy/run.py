@@ -95,6 +95,9 @@ async def _worker_main(spec: WorkerSpec) -> None:
         internal=internal,
         listen_port=int(sock.getsockname()[1]),
     )
+    from facade.dashboard import attach
+
+    attach(facade)  # the dashboard's history starts with the worker
     server = await loop.create_server(lambda: ClientConnection(facade), sock=sock, backlog=2048)
     admin_server = await loop.create_server(
         lambda: ClientConnection(facade, admin=True), sock=spec.admin_sock

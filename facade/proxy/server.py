@@ -87,11 +87,12 @@ REPLACED_UPSTREAM = frozenset(
 )
 # Most header names cannot be hop-by-hop or replaced just by their length: those are
 # passed on without lower-casing them first.
+_PLAIN_CONNECTION = frozenset({b"keep-alive", b"close"})  # names no other header
 _SPECIAL_RESPONSE_LENGTHS = frozenset(len(n) for n in HOP_BY_HOP | {b"content-length"})
-_SPECIAL_REQUEST_LENGTHS = frozenset(len(n) for n in HOP_BY_HOP | REPLACED_UPSTREAM)
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
 INTERNAL_PREFIX = "/__facade/"
 REASONS = {s.value: s.phrase.encode() for s in http.HTTPStatus}
+STATUS_LINES = {code: b"HTTP/1.1 %d %s\r\n" % (code, reason) for code, reason in REASONS.items()}
 BODILESS = frozenset({204, 304})
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 LINGER = 2.0  # seconds a refused client has to read its answer before the close
@@ -101,9 +102,20 @@ _TRACE_PREFIX = os.urandom(8).hex()
 _trace_counter = itertools.count(1)
 
 
+_trace_second = [0, ""]  # the epoch second and the id's text up to the counter
+
+
 def trace_id() -> str:
     """An X-Amzn-Trace-Id root: epoch seconds, then 96 bits unique to this process."""
-    return f"Root=1-{int(time.time()):08x}-{_TRACE_PREFIX}{next(_trace_counter) & 0xFFFFFFFF:08x}"
+    now = int(time.time())
+    if now != _trace_second[0]:
+        _trace_second[:] = [now, f"Root=1-{now:08x}-{_TRACE_PREFIX}"]
+    return f"{_trace_second[1]}{next(_trace_counter) & 0xFFFFFFFF:08x}"
+
+
+def status_line(status: int) -> bytes:
+    line = STATUS_LINES.get(status)
+    return line if line is not None else b"HTTP/1.1 %d Unknown\r\n" % status
 
 
 _TRACE_ROOT = re.compile(r"(?:^|;)\s*Root=1-[0-9a-fA-F]{8}-[0-9a-fA-F]{24}\s*(?:;|$)")
@@ -139,6 +151,24 @@ class Refused(Exception):
     """Raised inside a parser callback to stop reading a request the facade refuses."""
 
 
+class _Dropped:
+    """The request headers never forwarded under one table: hop-by-hop, those the facade
+    sets itself, and the override header while override is off. ``lengths`` lets most
+    names through without lower-casing them first."""
+
+    __slots__ = ("lengths", "names", "snapshot")
+
+    def __init__(self, snapshot: Snapshot | None) -> None:
+        names = HOP_BY_HOP | REPLACED_UPSTREAM
+        if snapshot is not None:
+            override = snapshot.table.settings.override
+            if not override.enabled:  # a client's override means nothing to a backend
+                names = names | {override.header.lower().encode("latin-1")}
+        self.names = names
+        self.lengths = frozenset(len(n) for n in names)
+        self.snapshot = snapshot
+
+
 class Facade:
     """Shared state of one proxy process: the live table, pools, metrics, log."""
 
@@ -169,8 +199,9 @@ class Facade:
         self._pools: dict[str, Pool] = {}
         self.connections: set[ClientConnection] = set()
         self.tasks: set[asyncio.Task[None]] = set()
-        self._decorations: dict[tuple[str, Choice], bytes] = {}
-        live.listeners.append(lambda snap, result: self._decorations.clear())
+        # written into every forwarded request as is
+        self.forwarded_port = b"x-forwarded-proto: http\r\nx-forwarded-port: %d\r\n" % listen_port
+        self._dropped = _Dropped(None)
         self.sweep_every = 0.05
         self._sweeper = loop.call_later(self.sweep_every, self._sweep)
         self.check_every = 1.0
@@ -185,21 +216,13 @@ class Facade:
         task.add_done_callback(self.tasks.discard)
         return task
 
-    def decoration(self, route: str, choice: Choice) -> bytes:
-        """The response headers naming route and backend (and a sticky cookie), cached."""
-        key = (route, choice)
-        cached = self._decorations.get(key)
-        if cached is None:
-            settings = self.live.current.table.settings
-            cached = (
-                f"{settings.backend_header}: {choice.backend}\r\n"
-                f"{settings.route_header}: {route}\r\n"
-                + (f"set-cookie: {choice.set_cookie}\r\n" if choice.set_cookie else "")
-            ).encode("latin-1")
-            if len(self._decorations) > 4096:
-                self._decorations.clear()
-            self._decorations[key] = cached
-        return cached
+    def dropped(self, snapshot: Snapshot) -> _Dropped:
+        """The request headers not forwarded under ``snapshot``'s table (kept for the
+        latest table; requests still on an older one rebuild theirs)."""
+        dropped = self._dropped
+        if dropped.snapshot is not snapshot:
+            dropped = self._dropped = _Dropped(snapshot)
+        return dropped
 
     def pool(self, backend: Backend) -> Pool:
         pool = self._pools.get(backend.url or "")
@@ -512,15 +535,16 @@ class ClientConnection(asyncio.Protocol):
             )
             return
         parser = self.parser
+        body = self._body
         request = Request(
-            method=parser.get_method().decode("ascii", "replace"),
-            raw_url=self._url,
-            headers=self._headers,
-            body=b"".join(self._body) if self._body else b"",
-            keep_alive=self._keep_alive,
-            too_large=self._too_large,
-            started=time.perf_counter(),
-            http10=parser.get_http_version() == "1.0",
+            parser.get_method().decode("ascii", "replace"),  # method
+            self._url,  # raw_url
+            self._headers,  # headers
+            (body[0] if len(body) == 1 else b"".join(body)) if body else b"",  # body
+            self._keep_alive,  # keep_alive
+            self._too_large,  # too_large
+            time.perf_counter(),  # started
+            parser.get_http_version() == "1.0",  # http10
         )
         if self.busy:
             # a client pipelining without reading answers: at most ``limits.pipeline``
@@ -648,34 +672,25 @@ class ClientConnection(asyncio.Protocol):
     def _encode_upstream(
         self, req: Request, headers: dict[str, list[str]], query: bytes | None
     ) -> bytes:
-        target = self._path.encode("latin-1")
+        parts = [req.method.encode("ascii"), b" ", self._path.encode("latin-1")]
         if query:
-            target += b"?" + query
-        parts = [req.method.encode("ascii"), b" ", target, b" HTTP/1.1\r\n"]
-        connection = headers.get("connection")
-        named: set[bytes] = set()
-        if connection:
-            named = {t.strip().lower().encode() for v in connection for t in v.split(",")}
-        special = _SPECIAL_REQUEST_LENGTHS
+            parts += (b"?", query)
+        parts.append(b" HTTP/1.1\r\n")
         assert self._snapshot is not None
-        override = self._snapshot.table.settings.override
-        if not override.enabled:  # a client's override means nothing: the backend never sees it
-            named.add(override.header.encode("latin-1"))
+        dropped = self.facade.dropped(self._snapshot)
+        names, lengths = dropped.names, dropped.lengths
+        connection = headers.get("connection")
+        if connection:  # the headers it names are hop-by-hop too (rare: widen the filter)
+            names = names | {t.strip().lower().encode() for v in connection for t in v.split(",")}
+            lengths = frozenset(len(n) for n in names)
         for name, value in req.headers:
-            if len(name) in special or named:
-                lname = name.lower()
-                if lname in HOP_BY_HOP or lname in REPLACED_UPSTREAM or lname in named:
-                    continue
+            if len(name) in lengths and name.lower() in names:
+                continue
             parts += (name, b": ", value, b"\r\n")
         forwarded = headers.get("x-forwarded-for")
         client = self.client_ip
         xff = f"{', '.join(forwarded)}, {client}" if forwarded else client
-        parts += (b"x-forwarded-for: ", xff.encode("latin-1"), b"\r\n")
-        parts += (
-            b"x-forwarded-proto: http\r\nx-forwarded-port: ",
-            str(self.facade.listen_port).encode(),
-            b"\r\n",
-        )
+        parts += (b"x-forwarded-for: ", xff.encode("latin-1"), b"\r\n", self.facade.forwarded_port)
         if "host" in headers:  # from Host, never a client's own X-Forwarded-Host
             parts += (b"x-forwarded-host: ", headers["host"][0].encode("latin-1"), b"\r\n")
         parts += (b"x-amzn-trace-id: ", self._trace.encode("latin-1"), b"\r\n")
@@ -727,7 +742,7 @@ class ClientConnection(asyncio.Protocol):
         req, transport = self._req, self.transport
         if req is None or req.http10 or transport is None:
             return
-        head = [b"HTTP/1.1 %d %s\r\n" % (status, REASONS.get(status, b"Unknown"))]
+        head = [status_line(status)]
         for name, value in headers:
             if name.lower() not in HOP_BY_HOP:
                 head += (name, b": ", value, b"\r\n")
@@ -738,7 +753,7 @@ class ClientConnection(asyncio.Protocol):
         self, status: int, headers: list[tuple[bytes, bytes]], chunked: bool
     ) -> None:
         self._status = status
-        head = [b"HTTP/1.1 %d %s\r\n" % (status, REASONS.get(status, b"Unknown"))]
+        head = [status_line(status)]
         has_length = False
         connection: bytes | None = None
         special = _SPECIAL_RESPONSE_LENGTHS
@@ -752,7 +767,7 @@ class ClientConnection(asyncio.Protocol):
                 if lname == b"content-length":
                     has_length = True
             head += (name, b": ", value, b"\r\n")
-        if connection is not None:
+        if connection is not None and connection.lower() not in _PLAIN_CONNECTION:
             # headers the backend named in Connection are hop-by-hop too (rare: filter again)
             named = {t.strip().lower() for t in connection.split(b",")} - {b"keep-alive", b"close"}
             if named:
@@ -776,9 +791,8 @@ class ClientConnection(asyncio.Protocol):
 
     def _decorate(self, head: list[bytes]) -> list[bytes]:
         choice = self._choice
-        route = self._route
-        if choice is not None and route is not None:
-            head.append(self.facade.decoration(route.name, choice))
+        if choice is not None:
+            head.append(choice.head)
         req = self._req
         if req is not None:
             if not req.keep_alive:
@@ -794,8 +808,10 @@ class ClientConnection(asyncio.Protocol):
             return
         self._sent += len(data)
         piece = b"%x\r\n%s\r\n" % (len(data), data) if self._chunked_out else data
-        if self._head is not None:
-            transport.write(b"".join(self._head) + piece)
+        head = self._head
+        if head is not None:
+            head.append(piece)
+            transport.write(b"".join(head))
             self._head = None
         else:
             transport.write(piece)
@@ -805,8 +821,10 @@ class ClientConnection(asyncio.Protocol):
         transport = self.transport
         if transport is not None:
             tail = b"0\r\n\r\n" if self._chunked_out else b""
-            if self._head is not None:
-                transport.write(b"".join(self._head) + tail)
+            head = self._head
+            if head is not None:
+                head.append(tail)
+                transport.write(b"".join(head))
                 self._head = None
             elif tail:
                 transport.write(tail)
@@ -862,7 +880,7 @@ class ClientConnection(asyncio.Protocol):
 
     def _send_local(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
         self._status = status
-        head = [b"HTTP/1.1 %d %s\r\n" % (status, REASONS.get(status, b"Unknown"))]
+        head = [status_line(status)]
         for name, value in headers:
             head += (name, b": ", value, b"\r\n")
         req = self._req

@@ -123,15 +123,9 @@ class UpstreamConnection(asyncio.Protocol):
             self._fail("reset", "the backend closed the connection before answering", retryable)
 
     # -- httptools callbacks ------------------------------------------------------------
-
-    def on_message_begin(self) -> None:
-        if self._exchange is None:
-            self._poisoned = True  # a second response to one request
-        self._headers = []
-        self._chunked = False
-        self._length = False
-        self._until_close = False
-        self._head_size = 0
+    # (no on_message_begin: each response's state is reset by ``send`` and, after an
+    # interim response, by ``on_headers_complete``; a response nobody asked for is seen
+    # by ``on_headers_complete``, which every message reaches)
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self._headers.append((name, value))
@@ -158,6 +152,9 @@ class UpstreamConnection(asyncio.Protocol):
             if status == 103:
                 exchange.upstream_interim(status, self._headers)
             self._headers = []
+            self._chunked = False
+            self._length = False
+            self._head_size = 0
             return
         exchange.upstream_headers(status, self._headers, self._chunked)
         if self._head:
@@ -191,6 +188,10 @@ class UpstreamConnection(asyncio.Protocol):
         self._got_bytes = False
         self._interim = False
         self._until_close = False
+        self._headers = []
+        self._chunked = False
+        self._length = False
+        self._head_size = 0
         self.timeout = timeout
         self.last_activity = self.pool.loop.time()
         self.pool.busy.add(self)
@@ -230,7 +231,8 @@ class UpstreamConnection(asyncio.Protocol):
         if transport is None:
             return
         if self._keep_alive and not self._poisoned and not transport.is_closing():
-            self.resume()  # a paused connection would never see the backend's close
+            if self.paused:  # a paused connection would never see the backend's close
+                self.resume()
             self.pool.release(self)
         else:
             transport.close()

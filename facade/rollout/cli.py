@@ -265,6 +265,19 @@ def resume(route: str, routing: Path, metrics_url: str | None, **aws: Any) -> No
     sys.exit(_controller(routing, route, aws, metrics_url).run())
 
 
+def _numbers(verdict: dict[str, Any]) -> str:
+    """`` +0.2 points [-0.1, +0.5]`` (a difference is signed), `` 14.7 ms`` (a value)."""
+    estimate, unit = verdict.get("estimate"), verdict.get("unit") or ""
+    if not isinstance(estimate, int | float):
+        return ""
+    form = "+.3g" if unit == "points" else ".3g"
+    text = f" {estimate:{form}} {unit}".rstrip()
+    interval = verdict.get("interval")
+    if interval and all(isinstance(v, int | float) for v in interval):
+        text += f" [{interval[0]:{form}}, {interval[1]:{form}}]"
+    return text
+
+
 def _line(view: dict[str, Any]) -> list[str]:
     configured = view["configured"]
     observed = view["observed"]
@@ -283,18 +296,9 @@ def _line(view: dict[str, Any]) -> list[str]:
             f" · baseline {sample['baseline']}"
         )
     for verdict in [*view["verdicts"], *view["gates"]]:
-        interval = verdict.get("interval")
-        numbers = ""
-        if verdict.get("estimate") is not None:
-            numbers = f" {verdict['estimate']:+.3g} {verdict.get('unit', '')}".rstrip()
-            if interval:
-                numbers += (
-                    f" [{interval[0]:+.3g}, {interval[1]:+.3g}]"
-                    if all(isinstance(v, float | int) for v in interval)
-                    else f" {interval}"
-                )
         lines.append(
-            f"  {verdict['metric']:<9} {verdict['result']:<13}{numbers} — {verdict['reason']}"
+            f"  {verdict['metric']:<9} {verdict['result']:<13}{_numbers(verdict)}"
+            f" — {verdict['reason']}"
         )
     if view["reason"]:
         lines.append(f"  decision  {view['reason']}")

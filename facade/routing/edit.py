@@ -236,10 +236,12 @@ def apply_edit(
     who: str | None = None,
     audit_log: str | Path | None = None,
     push: Callable[[RoutingTable], object] | None = None,
+    dry_run: bool = False,
 ) -> Change:
     """Edit one route's weights in place and return the change; invalid results are not
     written. ``push`` (``--apply``) gets the new table before the file is written: if it
-    raises, the file stays as it was."""
+    raises, the file stays as it was. ``dry_run`` validates and returns the change
+    without pushing or writing anything (a preview to confirm)."""
     path = Path(path)
     with _locked(path):
         text = path.read_text(encoding="utf-8")
@@ -261,6 +263,8 @@ def apply_edit(
         new_text = out.getvalue()
         new_table = parse_table(new_text, str(path))
         change = Change(action, route, _percent(before), _percent(after), new_table)
+        if dry_run:
+            return change
         if push is not None:
             push(new_table)
         if change.changed:

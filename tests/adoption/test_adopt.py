@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import sys
 import uuid
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -73,6 +74,18 @@ def test_the_wheel_without_extras_brings_neither_django_nor_locust_nor_moto(venv
         capture_output=True, text=True, check=False, cwd=venv,
     )  # fmt: skip
     assert "No module named 'monolith'" in shop.stderr
+
+
+def test_the_wheel_ships_the_dashboards_page_and_libraries(venv: Path) -> None:
+    """Users of the wheel never run npm: htmx, uPlot and the page's own files are in it."""
+    wheel = Path((venv / "wheel").read_text())
+    static = ROOT / "facade" / "dashboard" / "static"
+    files = [path for path in static.rglob("*") if path.is_file()]
+    assert any(path.name == "htmx.min.js" for path in files)
+    with zipfile.ZipFile(wheel) as archive:
+        for path in files:
+            name = f"facade/dashboard/static/{path.relative_to(static).as_posix()}"
+            assert archive.read(name) == path.read_bytes(), name
 
 
 def test_a_django_project_of_its_own_syncs_a_model_and_verifies_clean(
