@@ -21,6 +21,7 @@ from facade.aws.cli import aws_options
 from facade.exceptions import RoutingFileError, StranglerError
 from facade.options import ROUTING
 from facade.options import routing_option as _routing_option
+from facade.rollout.canary_cli import canary
 from facade.rollout.cli import rollout
 from facade.shadow.cli import shadow
 from facade.stack import run_stack
@@ -447,6 +448,7 @@ def fault_show(routing: Path, as_json: bool) -> None:
 cli.add_command(sync)
 cli.add_command(shadow)
 cli.add_command(rollout)
+cli.add_command(canary)
 for _command in AWS_COMMANDS:
     cli.add_command(_command)
 

@@ -18,7 +18,9 @@ CORS and throttling (``api.cors``, ``api.throttling``) are the API's and its sta
 Two outputs from the same routes: the OpenAPI 3 document with
 ``x-amazon-apigateway-integration`` (``--listener``, ``--vpc-link`` and ``--region``/
 ``--account`` fill its ARNs), and with ``--cloudformation`` the template that deploys it:
-API, ``$default`` stage, VPC link, integrations, routes, authorizer, invoke permissions.
+API, ``$default`` stage, VPC link, integrations, routes, authorizer, invoke permissions
+— and, for each Lambda backend whose versions are canaried by a stage, the REST API whose
+stage canary splits them (``facade.aws.version_canary``).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from facade.aws.cloudformation import function_arn, logical_id, qualified_function
+from facade.aws.version_canary import stage_resources
 from facade.exceptions import ConfigError
 from facade.routing.model import Backend, BackendKind, Route, RoutingTable
 
@@ -309,6 +312,8 @@ def template(table: RoutingTable, source: str) -> dict[str, Any]:
     if limits:
         stage["DefaultRouteSettings"] = limits
     resources["Stage"] = {"Type": "AWS::ApiGatewayV2::Stage", "Properties": stage}
+    canaries, canary_outputs = stage_resources(table)  # REST API stages: v2 has no canary
+    resources.update(canaries)
     return {
         "AWSTemplateFormatVersion": "2010-09-09",
         "Description": f"strangler: the HTTP API in front of the ALB, from {source}",
@@ -318,5 +323,8 @@ def template(table: RoutingTable, source: str) -> dict[str, Any]:
             "VpcLinkSecurityGroups": {"Type": "List<AWS::EC2::SecurityGroup::Id>"},
         },
         "Resources": resources,
-        "Outputs": {"ApiEndpoint": {"Value": {"Fn::GetAtt": ["Api", "ApiEndpoint"]}}},
+        "Outputs": {
+            "ApiEndpoint": {"Value": {"Fn::GetAtt": ["Api", "ApiEndpoint"]}},
+            **canary_outputs,
+        },
     }

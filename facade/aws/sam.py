@@ -11,7 +11,9 @@ template.
   and ``ReportBatchItemFailures``, so a failing record is retried alone and reaches the
   DLQ after ``max_receives`` (SAM grants it the queue's read permissions);
 * every stream's FIFO queue and FIFO dead-letter queue with the redrive policy, from the
-  same definitions that create the local queues.
+  same definitions that create the local queues;
+* for a backend whose ``canary:`` block uses ``mechanism: alias``, the alias itself on the
+  serving version with the new version's weight (``facade.aws.version_canary``).
 
 What SQS or Lambda would refuse is refused here: a consumer whose function may run longer
 than its queue's visibility timeout (the event source mapping needs the timeout to be at
@@ -23,6 +25,7 @@ from __future__ import annotations
 from typing import Any
 
 from facade.aws.cloudformation import aws_int, logical_id
+from facade.aws.version_canary import alias_resource
 from facade.exceptions import ConfigError
 from facade.routing.model import Backend, BackendKind, RoutingTable, SyncStream
 
@@ -138,12 +141,22 @@ def template(table: RoutingTable, source: str, deployment: str | None = None) ->
                 "aws.function to be deployed"
             )
         properties = _function(table, backend, backend.handler, str(backend.aws["function"]))
-        properties["AutoPublishAlias"] = str(backend.aws.get("alias", "live"))
-        if deployment:
-            properties["DeploymentPreference"] = {"Type": deployment}
         function_id = logical_id("Function", name)
+        alias = alias_resource(backend, function_id)
+        if alias is not None:  # the canary block moves the alias: it is ours, not SAM's
+            if deployment:
+                raise ConfigError(
+                    f"{table.source}: backends.{name}.canary: the canary block moves the "
+                    "alias between versions itself; drop --deployment-preference"
+                )
+            resources[function_id + "Alias"] = alias
+            outputs[function_id + "Alias"] = {"Value": {"Ref": function_id + "Alias"}}
+        else:
+            properties["AutoPublishAlias"] = str(backend.aws.get("alias", "live"))
+            if deployment:
+                properties["DeploymentPreference"] = {"Type": deployment}
+            outputs[function_id + "Alias"] = {"Value": {"Ref": f"{function_id}.Alias"}}
         resources[function_id] = {"Type": "AWS::Serverless::Function", "Properties": properties}
-        outputs[function_id + "Alias"] = {"Value": {"Ref": f"{function_id}.Alias"}}
     for stream in table.sync:
         resources.update(_queues(stream))
         queue_id = logical_id("Queue", stream.name)

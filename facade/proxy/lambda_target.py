@@ -25,6 +25,12 @@ never run, once its client has been answered or has gone; at most
 ``STRANGLER_LAMBDA_QUEUE`` (default 100) invocations wait per handler, more are
 throttled (503); request bodies over 1 MB are refused (413) and responses over 1 MB are
 a 502, as ALB does for Lambda targets.
+
+A backend with a ``canary:`` block runs two versions of the function
+(``facade.proxy.lambda_versions`` picks one per invocation), each in environments of its
+own — a version from another code directory imports its modules from there — and every
+invocation is recorded with its version (``record``), as CloudWatch counts a function's
+invocations by ``ExecutedVersion``.
 """
 
 from __future__ import annotations
@@ -37,12 +43,14 @@ import importlib
 import multiprocessing
 import multiprocessing.connection
 import os
+import sys
 import time
 import uuid
 from collections.abc import Callable
 from multiprocessing.context import SpawnContext, SpawnProcess
 from typing import Any
 
+from facade.proxy.lambda_versions import pick
 from facade.routing.model import Backend
 
 TEXT_TYPES = (
@@ -59,6 +67,8 @@ DEFAULT_ARN = (
 )
 
 Handler = Callable[[dict[str, Any], Any], Any]
+# (backend, version, status, seconds) of one invocation of a version
+Record = Callable[[str, str, int, float], None]
 
 # ALB's limits for Lambda targets: the request body, and the whole response document
 MAX_REQUEST_BODY = 1024 * 1024
@@ -195,8 +205,12 @@ def _invoke_in_environment(
     return load_handler(spec)(event, LambdaContext(function_name, timeout))
 
 
-def _environment_main(conn: multiprocessing.connection.Connection, spec: str) -> None:
+def _environment_main(
+    conn: multiprocessing.connection.Connection, spec: str, code: str | None = None
+) -> None:
     """An execution environment: one event at a time, until the facade closes the pipe."""
+    if code is not None:  # a version's own code directory comes first, as its zip would
+        sys.path.insert(0, code)
     while True:
         try:
             event, function_name, timeout = conn.recv()
@@ -226,10 +240,10 @@ def default_queue() -> int:
 class Environment:
     """One worker process and the pipe events travel on."""
 
-    def __init__(self, context: SpawnContext, spec: str) -> None:
+    def __init__(self, context: SpawnContext, spec: str, code: str | None = None) -> None:
         self.conn, child = context.Pipe()
         self.process: SpawnProcess = context.Process(
-            target=_environment_main, args=(child, spec), daemon=True
+            target=_environment_main, args=(child, spec, code), daemon=True
         )
         self.process.start()
         child.close()
@@ -272,8 +286,16 @@ class Environments:
     """The environments of one handler: at most ``concurrency`` of them, and a bounded
     first-come queue of invocations waiting for one."""
 
-    def __init__(self, spec: str, context: SpawnContext, concurrency: int, queue: int) -> None:
+    def __init__(
+        self,
+        spec: str,
+        context: SpawnContext,
+        concurrency: int,
+        queue: int,
+        code: str | None = None,
+    ) -> None:
         self.spec = spec
+        self.code = code
         self.context = context
         self.concurrency = concurrency
         self.queue_limit = queue
@@ -307,7 +329,7 @@ class Environments:
     def _start(self) -> Environment:
         self.running += 1
         try:
-            environment = Environment(self.context, self.spec)
+            environment = Environment(self.context, self.spec, self.code)
         except BaseException:
             self.running -= 1
             raise
@@ -375,18 +397,24 @@ class Environments:
 
 
 class LambdaInvoker:
-    def __init__(self, concurrency: int | None = None, queue: int | None = None) -> None:
+    def __init__(
+        self,
+        concurrency: int | None = None,
+        queue: int | None = None,
+        record: Record | None = None,
+    ) -> None:
         self.concurrency = concurrency or default_concurrency()
         self.queue = default_queue() if queue is None else queue
-        self._pools: dict[str, Environments] = {}
+        self.record = record
+        self._pools: dict[tuple[str, str | None], Environments] = {}
         # spawn, not fork: the facade's event loop and threads must not be copied
         self._context = multiprocessing.get_context("spawn")
 
-    def _environments(self, spec: str) -> Environments:
-        pool = self._pools.get(spec)
+    def _environments(self, spec: str, code: str | None = None) -> Environments:
+        pool = self._pools.get((spec, code))
         if pool is None:
-            pool = Environments(spec, self._context, self.concurrency, self.queue)
-            self._pools[spec] = pool
+            pool = Environments(spec, self._context, self.concurrency, self.queue, code)
+            self._pools[(spec, code)] = pool
         return pool
 
     async def invoke(
@@ -425,10 +453,32 @@ class LambdaInvoker:
         ]
         event = alb_event(backend, method, path, query, forwarded, body)
         function_name = str(backend.aws.get("function") or backend.name)
-        result = await self._environments(backend.handler).invoke(event, function_name, timeout)
-        if isinstance(result, dict) and len(str(result.get("body") or "")) > MAX_RESPONSE:
-            raise BadLambdaResponse(f"the response is over ALB's {MAX_RESPONSE} byte limit")
-        return http_response(result, backend.multi_value_headers)
+        version = pick(backend)
+        if version is None:
+            pool = self._environments(backend.handler)
+        else:
+            pool = self._environments(version[1].handler, version[1].code)
+        started = time.monotonic()
+        status = 502
+        try:
+            result = await pool.invoke(event, function_name, timeout)
+            if isinstance(result, dict) and len(str(result.get("body") or "")) > MAX_RESPONSE:
+                raise BadLambdaResponse(f"the response is over ALB's {MAX_RESPONSE} byte limit")
+            answer = http_response(result, backend.multi_value_headers)
+            status = answer[0]
+            return answer
+        except TimeoutError:
+            status = 504
+            raise
+        except Throttled:
+            status = 0  # never ran: CloudWatch counts it under Throttles, not Invocations
+            raise
+        except asyncio.CancelledError:
+            status = 0  # the client left: the invocation's outcome is not known here
+            raise
+        finally:
+            if version is not None and self.record is not None and status:
+                self.record(backend.name, version[0], status, time.monotonic() - started)
 
     def close(self) -> None:
         for pool in self._pools.values():

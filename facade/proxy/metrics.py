@@ -13,6 +13,10 @@
 ``strangler_facade_refused_total{code}``                        requests answered without a
                                                                 backend: limits, Upgrade,
                                                                 malformed, connection cap
+``strangler_facade_lambda_invocations_total{backend,version,status_class}``
+``strangler_facade_lambda_duration_seconds{backend,version}``   a canaried Lambda backend's
+                                                                invocations per version (as
+                                                                CloudWatch's ExecutedVersion)
 ``strangler_facade_faults_injected_total{route,backend,fault}`` injected faults (abort, delay);
                                                                 an abort is also a response
                                                                 of its backend
@@ -59,6 +63,44 @@ _CELL = 1 + len(STATUS_CLASSES) + _NB + 1
 _bisect = bisect.bisect_left
 
 
+def _count(
+    cells: dict[tuple[str, str], list[float]], key: tuple[str, str], status: int, seconds: float
+) -> None:
+    cell = cells.get(key)
+    if cell is None:
+        cell = cells[key] = [0.0] * _CELL
+    cell[0] += 1
+    cell[min(max(status // 100, 1), 5)] += 1
+    cell[6 + _bisect(BUCKETS, seconds)] += 1
+    cell[-1] += seconds
+
+
+def _histogram(cell: list[float]) -> list[tuple[str, float]]:
+    cumulative, buckets = 0.0, []
+    for bound, count in zip((*BUCKETS, float("inf")), cell[6 : 6 + _NB], strict=True):
+        cumulative += count
+        buckets.append(("+Inf" if bound == float("inf") else str(bound), cumulative))
+    return buckets
+
+
+def _invocation_families(cells: dict[tuple[str, str], list[float]]) -> Iterator[Metric]:
+    invocations = CounterMetricFamily(
+        "strangler_facade_lambda_invocations",
+        "Invocations of a canaried Lambda backend by version and status class",
+        labels=["backend", "version", "status_class"],
+    )
+    duration = HistogramMetricFamily(
+        "strangler_facade_lambda_duration_seconds",
+        "Time an invocation of a canaried Lambda backend's version took",
+        labels=["backend", "version"],
+    )
+    for (backend, version), cell in sorted(cells.items()):
+        for i, status_class in enumerate(STATUS_CLASSES, start=1):
+            invocations.add_metric([backend, version, status_class], cell[i])
+        duration.add_metric([backend, version], _histogram(cell), cell[-1])
+    yield from (invocations, duration)
+
+
 @dataclass(frozen=True)
 class BackendTotals:
     """One route x backend's cumulative figures, summed over decisions (and workers)."""
@@ -79,6 +121,8 @@ class Metrics(Collector):
         self.faults: dict[tuple[str, str, str], int] = {}
         self.shadows: dict[tuple[str, str], int] = {}
         self.weights: dict[tuple[str, str], float] = {}
+        self.invocations: dict[tuple[str, str], list[float]] = {}
+        self.merged_invocations: dict[tuple[str, str], list[float]] = {}
         self.registry = CollectorRegistry()
         self.registry.register(self)
 
@@ -93,6 +137,10 @@ class Metrics(Collector):
         cell[min(max(status // 100, 1), 5)] += 1
         cell[6 + _bisect(BUCKETS, seconds)] += 1
         cell[-1] += seconds
+
+    def invocation(self, backend: str, version: str, status: int, seconds: float) -> None:
+        """One invocation of one version of a canaried Lambda backend."""
+        _count(self.invocations, (backend, version), status, seconds)
 
     def upstream_error(self, route: str, backend: str, kind: str) -> None:
         key = (route, backend, kind)
@@ -129,6 +177,7 @@ class Metrics(Collector):
             "faults": [[*k, v] for k, v in self.faults.items()],
             "shadows": [[*k, v] for k, v in self.shadows.items()],
             "weights": [[*k, v] for k, v in self.weights.items()],
+            "invocations": [[*k, v] for k, v in self.invocations.items()],
         }
 
     def dump(self) -> None:
@@ -156,6 +205,7 @@ class Metrics(Collector):
         reloads = dict(self.reloads)
         refused = dict(self.refused)
         weights = dict(self.weights)
+        invocations = {k: list(v) for k, v in self.invocations.items()}
         faults = dict(self.faults)
         shadows = dict(self.shadows)
         if self.shared_dir is not None:
@@ -176,11 +226,16 @@ class Metrics(Collector):
                         reloads[result] = reloads.get(result, 0) + count
                     for code, count in state.get("refused", {}).items():
                         refused[code] = refused.get(code, 0) + count
+                    for *key, values in state.get("invocations", []):
+                        merged = invocations.setdefault((key[0], key[1]), [0.0] * _CELL)
+                        for i, value in enumerate(values):
+                            merged[i] += value
                     for *key, count in state.get("faults", []):
                         fault_key = (key[0], key[1], key[2])
                         faults[fault_key] = faults.get(fault_key, 0) + count
                     for route, result, count in state.get("shadows", []):
                         shadows[route, result] = shadows.get((route, result), 0) + count
+        self.merged_invocations = invocations
         return cells, errors, reloads, weights, refused, faults, shadows
 
     def totals(self) -> dict[tuple[str, str], BackendTotals]:
@@ -280,6 +335,7 @@ class Metrics(Collector):
             faults_family,
             shadow_family,
         )
+        yield from _invocation_families(self.merged_invocations)
 
     def render(self) -> tuple[bytes, str]:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST

@@ -197,7 +197,7 @@ class Facade:
         self.access_log = access_log
         self.internal = internal
         self.listen_port = listen_port
-        self.lambdas = LambdaInvoker()
+        self.lambdas = LambdaInvoker(record=self.metrics.invocation)
         self.mirror = Mirror(loop, self.metrics)  # routes' shadow copies (facade.shadow)
         self._pools: dict[str, Pool] = {}
         self.connections: set[ClientConnection] = set()

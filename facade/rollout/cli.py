@@ -414,7 +414,15 @@ def status(route: str | None, routing: Path, as_json: bool, watch: bool) -> None
     directory = state_dir(routing)
     while True:
         table = load_table(routing)
-        names = [route] if route else sorted(p.stem for p in directory.glob("*.json"))
+        names = (
+            [route]
+            if route
+            else sorted(
+                p.stem
+                for p in directory.glob("*.json")
+                if "@" not in p.stem  # canaries: their own
+            )
+        )
         views = []
         for name in names:
             store = RolloutStore(directory, name)

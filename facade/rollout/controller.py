@@ -28,7 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from facade.exceptions import AwsError, ConfigError
 from facade.rollout.engine import Action, Decision, Phase, RolloutState, decide, first_step
@@ -77,6 +77,14 @@ class Mover(Protocol):
         """The canary's weight as the live system reports it, percent (None: nothing
         to read back)."""
         ...
+
+
+@runtime_checkable
+class Promotes(Protocol):
+    """A Mover for which 100 % is not yet the end: after the bake, ``promote`` makes the
+    canary the one serving (a function's alias moved to the new version)."""
+
+    def promote(self, who: str) -> str | None: ...
 
 
 @dataclass
@@ -207,7 +215,7 @@ class Controller:
             return state
         if state is not None:
             self.store.reset()
-        current = self.table.route(self.route).share_of(self.plan.to)
+        current = self.current_share()
         now = self.clock()
         state = RolloutState(
             route=self.route,
@@ -245,6 +253,14 @@ class Controller:
             return load_table(self.routing).route(self.route).share_of(self.plan.to)
         except (ConfigError, KeyError):
             return None
+
+    def current_share(self) -> int:
+        """The canary's share in the file now, tenths (a new rollout starts from it)."""
+        return self.table.route(self.route).share_of(self.plan.to)
+
+    def canary_url(self) -> str:
+        """The address pre-checks get as ``{url}``."""
+        return self.table.backends[self.plan.to].url or ""
 
     def _event(self, state: RolloutState, event: str, **details: Any) -> None:
         entry = state.record(self.clock(), event, **details)
@@ -383,6 +399,21 @@ class Controller:
 
     def _promote(self, state: RolloutState, why: str) -> None:
         if self._set_share(state, 1000, why):
+            try:
+                moved = (
+                    self.moves.promote(f"{self.who} promote")
+                    if isinstance(self.moves, Promotes)
+                    else None
+                )
+            except (AwsError, ConfigError) as exc:
+                state.paused_from = str(state.phase)
+                state.phase = Phase.PAUSED
+                state.paused_reason = f"could not promote {state.canary}: {exc}; nothing changed"
+                self._event(state, "paused", reason=state.paused_reason)
+                self.store.save(state)
+                return
+            if moved is not None:
+                self._event(state, "moved", reason=why, change=moved)
             state.phase = Phase.PROMOTED
             state.reason = why
             self._event(state, "promoted", reason=why)
@@ -502,10 +533,10 @@ class Controller:
             self.sleep(min(POLL, max(0.0, deadline - self.clock())))
 
     def _pre_checks(self, state: RolloutState) -> None:
-        backend = self.table.backends[state.canary]
+        url = self.canary_url()
         for check in self.plan.pre_checks:
             argv = [
-                part.format(url=backend.url or "", python=sys.executable, route=self.route)
+                part.format(url=url, python=sys.executable, route=self.route)
                 for part in shlex.split(check.run)
             ]
             self.say(f"pre-check {check.name}: {' '.join(argv)}")

@@ -28,6 +28,7 @@ Weights are tenths of a percent (``share``) as in the rest of the model.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -126,17 +127,75 @@ class RolloutPlan:
     line: int = 0  # where the block starts, for messages
 
 
+class Mechanism(StrEnum):
+    """How AWS splits a function's traffic between two of its versions."""
+
+    ALIAS = "alias"  # the alias' RoutingConfig.AdditionalVersionWeights
+    STAGE = "stage"  # an API Gateway stage canary: stage variable → alias, per arm
+
+
+@dataclass(frozen=True)
+class LocalVersion:
+    """How the facade runs one version of a function here."""
+
+    handler: str  # "module:function"
+    code: str | None = None  # a directory put first on the import path (absolute)
+
+
+@dataclass(frozen=True)
+class StageCanary:
+    """The REST API stage whose canary splits the function (``mechanism: stage``)."""
+
+    api: str  # the REST API's name
+    stage: str = "live"
+    variable: str = "alias"  # the stage variable the integration's function ARN reads
+
+
+@dataclass(frozen=True)
+class VersionCanary:
+    """A Lambda backend's ``canary:`` block: a new version of the function against the
+    one serving now, moved by the same plan as a route's rollout (``plan.baseline`` and
+    ``plan.to`` are the two versions — or, for a stage canary, the two aliases).
+
+    ``share`` is the new version's share now, tenths of a percent; ``baseline ==
+    canary`` means nothing is being canaried (the last canary was promoted)."""
+
+    backend: str
+    mechanism: Mechanism
+    baseline: str
+    canary: str
+    share: int
+    local: Mapping[str, LocalVersion]
+    plan: RolloutPlan
+    stage: StageCanary | None = None
+    line: int = 0
+
+    @property
+    def key(self) -> str:
+        """Its rollout state's name: never a route's (route names have no ``@``)."""
+        return canary_key(self.backend)
+
+
+def canary_key(backend: str) -> str:
+    return f"{backend}@canary"
+
+
 __all__ = [
     "Analysis",
     "CriticalGuard",
     "ErrorCheck",
     "Gates",
     "LatencyCheck",
+    "LocalVersion",
+    "Mechanism",
     "OnInconclusive",
     "PreCheck",
     "Provider",
     "RolloutPlan",
     "ShadowGate",
+    "StageCanary",
     "Step",
     "SyncGate",
+    "VersionCanary",
+    "canary_key",
 ]

@@ -29,6 +29,9 @@ from facade.rollout.samples import LATENCY_BOUNDS, ArmCounts
 
 RESPONSES = "strangler_facade_responses"
 DURATION = "strangler_facade_request_duration_seconds"
+# a canaried Lambda backend's invocations by version (facade.proxy.metrics)
+INVOCATIONS = "strangler_facade_lambda_invocations"
+INVOCATION_DURATION = "strangler_facade_lambda_duration_seconds"
 
 
 class ProviderError(Exception):
@@ -90,26 +93,37 @@ class _Arm:
         )
 
 
-def parse_exposition(text: str, route: str, arms: tuple[str, str]) -> tuple[ArmCounts, ArmCounts]:
+def parse_exposition(
+    text: str,
+    route: str,
+    arms: tuple[str, str],
+    *,
+    families: tuple[str, str] = (RESPONSES, DURATION),
+    labels: tuple[str, str] = ("route", "backend"),
+) -> tuple[ArmCounts, ArmCounts]:
     """Counts of two backends of ``route`` from Prometheus text (summing duplicates, as a
-    page that concatenates several facades' expositions has them)."""
+    page that concatenates several facades' expositions has them) — or, with the
+    invocation ``families`` and ``labels`` (backend, version), of two versions of a
+    Lambda backend."""
+    responses, duration = families
+    scope, arm_label = labels
     found = {arm: _Arm() for arm in arms}
     try:
-        families = list(text_string_to_metric_families(text))
+        parsed = list(text_string_to_metric_families(text))
     except (ValueError, TypeError) as exc:
         raise ProviderError(f"unreadable metrics exposition: {exc}") from exc
-    for family in families:
+    for family in parsed:
         for sample in family.samples:
-            labels = sample.labels
-            if labels.get("route") != route or labels.get("backend") not in found:
+            values = sample.labels
+            if values.get(scope) != route or values.get(arm_label) not in found:
                 continue
-            arm = found[labels["backend"]]
-            if sample.name == RESPONSES + "_total":
+            arm = found[values[arm_label]]
+            if sample.name == responses + "_total":
                 arm.requests += sample.value
-                if labels.get("status_class") == "5xx":
+                if values.get("status_class") == "5xx":
                     arm.errors += sample.value
-            elif sample.name == DURATION + "_bucket":
-                bound = math.inf if labels.get("le") == "+Inf" else float(labels["le"])
+            elif sample.name == duration + "_bucket":
+                bound = math.inf if values.get("le") == "+Inf" else float(values["le"])
                 arm.buckets[bound] = arm.buckets.get(bound, 0.0) + sample.value
     return found[arms[0]].counts(), found[arms[1]].counts()
 
@@ -127,6 +141,31 @@ class FacadeProvider:
     def read(self, route: str, baseline: str, canary: str) -> tuple[ArmCounts, ArmCounts]:
         raw = self.fetch(self.url, {}, self.timeout)
         return parse_exposition(raw.decode("utf-8", "replace"), route, (baseline, canary))
+
+
+class FacadeVersionProvider:
+    """A canaried Lambda backend's two versions, from a facade's per-version series
+    (locally, the facade plays CloudWatch's ``ExecutedVersion`` dimension)."""
+
+    name = "facade"
+
+    def __init__(
+        self, admin_url: str, backend: str, *, timeout: float = 5.0, fetch: Fetch = http_get
+    ) -> None:
+        self.url = admin_url.rstrip("/") + "/__facade/metrics"
+        self.backend = backend
+        self.timeout = timeout
+        self.fetch = fetch
+
+    def read(self, route: str, baseline: str, canary: str) -> tuple[ArmCounts, ArmCounts]:
+        raw = self.fetch(self.url, {}, self.timeout)
+        return parse_exposition(
+            raw.decode("utf-8", "replace"),
+            self.backend,
+            (baseline, canary),
+            families=(INVOCATIONS, INVOCATION_DURATION),
+            labels=("backend", "version"),
+        )
 
 
 class PrometheusProvider:
@@ -178,6 +217,7 @@ def _quote(value: str) -> str:
 
 __all__ = [
     "FacadeProvider",
+    "FacadeVersionProvider",
     "MetricsProvider",
     "PrometheusProvider",
     "ProviderError",

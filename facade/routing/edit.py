@@ -372,6 +372,54 @@ def set_faults(
     return change
 
 
+def edit_canary(
+    path: str | Path,
+    backend: str,
+    share: int,
+    *,
+    promote: bool = False,
+    who: str | None = None,
+    push: Callable[[RoutingTable], object] | None = None,
+) -> Change:
+    """Give a Lambda backend's new version ``share`` (tenths) in its ``canary:`` block —
+    or, with ``promote``, make it the version serving (``from: NEW``, weight 0) — under
+    the same lock, validation, ``push``-before-write and audit line as a route's edit."""
+    path = Path(path)
+    with _locked(path):
+        text = path.read_text(encoding="utf-8")
+        yaml = _yaml(text)
+        table = parse_table(text, str(path))
+        found = table.backends.get(backend)
+        canary = found.canary if found is not None else None
+        if canary is None:
+            raise ConfigError(f"{path}: backend {backend!r} has no canary block")
+        document = yaml.load(text)
+        node = document["backends"][backend]["canary"]
+        before = {canary.baseline: 100 - canary.share / 10, canary.canary: canary.share / 10}
+        if promote:
+            node["from"] = node["to"]
+            share = 0
+            after = {canary.canary: 100.0}
+        else:
+            after = {canary.baseline: 100 - share / 10, canary.canary: share / 10}
+        node["weight"] = _number(share)
+        out = io.StringIO()
+        yaml.dump(document, out)
+        new_text = out.getvalue()
+        new_table = parse_table(new_text, str(path))
+        action = "canary.promote" if promote else "canary"
+        change = Change(action, canary.key, before, after, new_table)
+        if push is not None:
+            push(new_table)
+        if new_text != text:
+            write_atomically(path, new_text)
+            log_path = Path(new_table.settings.audit_log)
+            if not log_path.is_absolute():
+                log_path = path.parent / log_path
+            _audit(log_path, change, who or _who(), path)
+    return change
+
+
 def _who() -> str:
     try:
         return getpass.getuser()
@@ -400,4 +448,11 @@ def _append_audit(
         handle.write(json.dumps(entry) + "\n")
 
 
-__all__ = ["Change", "FaultChange", "apply_edit", "describe_faults", "set_faults"]
+__all__ = [
+    "Change",
+    "FaultChange",
+    "apply_edit",
+    "describe_faults",
+    "edit_canary",
+    "set_faults",
+]

@@ -25,6 +25,7 @@ from ruamel.yaml.error import MarkedYAMLError
 from facade.exceptions import Problem, RoutingFileError
 from facade.routing import patterns
 from facade.routing.api_block import api_settings
+from facade.routing.canary_block import version_canary
 from facade.routing.checker import NAME
 from facade.routing.checker import Checker as _Checker
 from facade.routing.checker import position as _position
@@ -64,7 +65,16 @@ HANDLER = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 DEFAULT_ROUTE = "default"
 
 TOP_KEYS = ("version", "facade", "backends", "routes", "default", "local", "sync", "api")
-BACKEND_KEYS = ("kind", "url", "handler", "multi_value_headers", "aws", "local", "faults")
+BACKEND_KEYS = (
+    "kind",
+    "url",
+    "handler",
+    "multi_value_headers",
+    "aws",
+    "local",
+    "faults",
+    "canary",
+)
 ROUTE_KEYS = (
     "name",
     "priority",
@@ -197,6 +207,7 @@ def parse_table(text: str, file: str = "routing.yaml") -> RoutingTable:
     sync = sync_streams(check, document, backends)
     api = api_settings(check, document)
     routes = _rollouts(check, document, routes, backends, sync)
+    backends = _canaries(check, document, backends, sync, Path(file).resolve().parent)
     for route in routes:
         if route.auth and api.jwt is None:
             check.at(document, "api" if "api" in document else "routes", f"routes[{route.name}]"
@@ -231,6 +242,30 @@ def _rollouts(
         if plan is not None:
             by_name[route.name] = replace(route, rollout=plan)
     return [by_name[r.name] for r in routes]
+
+
+def _canaries(
+    check: _Checker,
+    document: CommentedMap,
+    backends: dict[str, Backend],
+    sync: tuple[SyncStream, ...],
+    base: Path,
+) -> dict[str, Backend]:
+    """The backends with their ``canary:`` blocks (a new version of a Lambda function)."""
+    node = document.get("backends")
+    if not isinstance(node, CommentedMap):
+        return backends
+    found = dict(backends)
+    for name, spec in node.items():
+        backend = backends.get(str(name))
+        if backend is None or not isinstance(spec, CommentedMap) or "canary" not in spec:
+            continue
+        canary = version_canary(
+            check, spec["canary"], spec, f"backends.{name}", backend, sync, base
+        )
+        if canary is not None:
+            found[backend.name] = replace(backend, canary=canary)
+    return found
 
 
 # -- facade settings -------------------------------------------------------------------

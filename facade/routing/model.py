@@ -18,7 +18,7 @@ from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from urllib.parse import urlsplit
 
-from facade.rollout.plan import RolloutPlan
+from facade.rollout.plan import RolloutPlan, VersionCanary
 from facade.sync.conflict import SIDE_ENV, TWO_WAY_ENV, TwoWay, two_way_env
 
 SHARE_TOTAL = 1000  # tenths of a percent
@@ -155,6 +155,7 @@ class Backend:
     aws: Mapping[str, object] = field(default_factory=dict)
     local: LocalRun | None = None
     faults: Faults | None = None  # local facade only; None when nothing is injected
+    canary: VersionCanary | None = None  # a new version of a Lambda function, canaried
 
     @property
     def address(self) -> tuple[str, int]:

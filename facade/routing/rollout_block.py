@@ -28,9 +28,7 @@ from facade.rollout.plan import (
 from facade.routing.checker import Checker, show
 from facade.routing.model import SHARE_TOTAL, Backend, BackendKind, Route, SyncStream
 
-ROLLOUT_KEYS = (
-    "to",
-    "from",
+PLAN_KEYS = (
     "steps",
     "step",
     "bake",
@@ -40,6 +38,7 @@ ROLLOUT_KEYS = (
     "analysis",
     "gates",
 )
+ROLLOUT_KEYS = ("to", "from", *PLAN_KEYS)
 STEP_KEYS = ("weight", "min_time", "min_sample", "max_wait")
 PRE_CHECK_KEYS = ("name", "run", "timeout")
 ANALYSIS_KEYS = (
@@ -414,6 +413,22 @@ def rollout_plan(
             f"the route also lists {', '.join(b for b in others if b != baseline)}: "
             "take them out of targets first",
         )
+    return plan_body(check, body, where, to, baseline, streams, to)
+
+
+def plan_body(
+    check: Checker,
+    body: CommentedMap,
+    where: str,
+    to: str,
+    baseline: str,
+    streams: tuple[SyncStream, ...],
+    side: str,
+) -> RolloutPlan:
+    """The keys every rollout plan shares (steps, step, bake, interval, on_inconclusive,
+    pre_checks, analysis, gates) — of a route's ``rollout:`` block or a Lambda
+    backend's ``canary:`` block; ``side`` is the backend whose sync streams the sync
+    gate watches by default."""
     steps = _steps(check, body, where)
     on = OnInconclusive.PAUSE
     if "on_inconclusive" in body:
@@ -435,10 +450,10 @@ def rollout_plan(
         on_inconclusive=on,
         pre_checks=_pre_checks(check, body, where),
         analysis=_analysis(check, body, where),
-        gates=_gates(check, body, where, streams, to),
+        gates=_gates(check, body, where, streams, side),
         line=line,
         baseline=baseline,
     )
 
 
-__all__ = ["rollout_plan"]
+__all__ = ["PLAN_KEYS", "plan_body", "rollout_plan"]
