@@ -6,7 +6,8 @@
 Runs the sample topology (``make demo``'s defaults: SQLite, every sync worker) on free
 loopback ports with the orders route at 0 % on the Lambda, and locust's buyers
 (``loadtests/rollout_users.py``: they log in, list, open, place and pay orders, each
-keeping its sticky cookie) through the front door. Then, with the rollout plan of
+keeping its sticky cookie; fresh buyers for each phase, since after a rollback the
+earlier ones stay sticky to the monolith) through the front door. Then, with the rollout plan of
 routing.yaml shortened to minutes (steps 10 → 50 → 100, ``--min-time`` per step,
 ``--interval`` between analyses):
 
@@ -120,17 +121,31 @@ def main(argv: list[str] | None = None) -> int:
                "CATALOG_DATABASE_URL": ""}  # fmt: skip
         admin = admin_url(routing)
         resources.enter_context(stack(routing, env, customers=max(args.users, 20)))
-        locust = subprocess.Popen(
-            [str(Path(sys.executable).with_name("locust")), "-f",
-             str(REPO / "loadtests" / "rollout_users.py"), "--headless", "--host", base,
-             "--users", str(args.users), "--spawn-rate", str(args.users), "--run-time", "30m",
-             "--customers", str(max(args.users, 20)), "--only-summary"],
-            cwd=REPO / "loadtests", env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        resources.callback(locust.wait, 60)
-        resources.callback(locust.terminate)
-        time.sleep(5)  # the buyers log in before anything is judged
 
+        def buyers() -> subprocess.Popen[bytes]:
+            """Fresh locust buyers (new clients: no sticky cookie from an earlier phase)."""
+            process = subprocess.Popen(
+                [str(Path(sys.executable).with_name("locust")), "-f",
+                 str(REPO / "loadtests" / "rollout_users.py"), "--headless", "--host", base,
+                 "--users", str(args.users), "--spawn-rate", str(args.users), "--run-time",
+                 "30m", "--customers", str(max(args.users, 20)), "--only-summary"],
+                cwd=REPO / "loadtests", env=env, stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )  # fmt: skip
+            time.sleep(5)  # the buyers log in before anything is judged
+            return process
+
+        def stop(process: subprocess.Popen[bytes]) -> None:
+            process.terminate()
+            process.wait(60)
+
+        locust = buyers()
+
+        def stop_current() -> None:
+            if locust.poll() is None:
+                stop(locust)
+
+        resources.callback(stop_current)
         print("healthy rollout of the orders route: 0 → 10 → 50 → 100 %", flush=True)
         code, took = rollout(routing, env, admin)
         healthy = status(routing, env)
@@ -138,6 +153,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  exit {code} after {took:.0f}s: {healthy['state']} — {healthy['reason']}")
 
         strangler("rollback", "orders", "-f", str(routing), env=env)
+        # the buyers of the healthy phase are sticky to the monolith now (for an hour, as
+        # on the ALB): the faulty phase's canary share goes to new clients
+        stop(locust)
+        locust = buyers()
         inject(routing, args.abort)
         time.sleep(2)  # the facade picks the edit up within a second
         before = lambda_counts(admin)
