@@ -26,7 +26,7 @@ import click
 
 from facade.exceptions import ConfigError
 from facade.options import routing_option
-from facade.rollout.cli import _line, _metrics_option, _who
+from facade.rollout.cli import _line, _metrics_option, _who, settle
 from facade.rollout.controller import describe
 from facade.rollout.engine import RolloutState
 from facade.rollout.function_canary import (
@@ -163,35 +163,6 @@ def _send(routing: Path, backend: str, command: str, **args: Any) -> RolloutStor
     return store
 
 
-def _settle(
-    store: RolloutStore, controller: CanaryController | None, timeout: float
-) -> RolloutState | None:
-    """With a controller running: wait until it read the command; without one: carry it
-    out here, under the lease, with the controller's own code."""
-    if store.holder() is None and controller is not None:
-        try:
-            with store.lease():
-                state = store.load()
-                assert state is not None
-                if state.pending is not None:
-                    if int(state.pending["share"]) == 0:
-                        controller.rollback(state, str(state.pending.get("reason", "rollback")))
-                    else:
-                        controller._finish_pending(state)
-                controller.handle_commands(state)
-                return state
-        except ConfigError:
-            pass  # a controller started meanwhile: it reads the command
-    deadline = time.monotonic() + timeout
-    wanted = len(store.commands(0))
-    while time.monotonic() < deadline:
-        state = store.load()
-        if state is not None and state.commands_seen >= wanted and state.pending is None:
-            return state
-        time.sleep(0.2)
-    return store.load()
-
-
 def _report(backend: str, state: RolloutState | None) -> None:
     if state is not None:
         why = state.reason or state.paused_reason
@@ -209,7 +180,7 @@ def _steer(name: str, help_text: str, timeout: float) -> None:
     ) -> None:
         store = _send(routing, backend, name)
         controller = _controller(routing, backend, metrics_url, apply, use_aws)
-        _report(backend, _settle(store, controller, timeout))
+        _report(backend, settle(store, controller, timeout))
 
 
 _steer("abort", "Roll BACKEND's new version back now: it gets 0 %.", 120)
@@ -233,7 +204,7 @@ def promote(
     """Skip BACKEND's canary ahead to its next step (recorded in the audit log)."""
     store = _send(routing, backend, "promote", full=full)
     controller = _controller(routing, backend, metrics_url, apply, use_aws)
-    _report(backend, _settle(store, controller, 120))
+    _report(backend, settle(store, controller, 120))
 
 
 @canary.command()
@@ -247,7 +218,7 @@ def resume(
     """Resume a paused canary and run it in the foreground (same exit codes as start)."""
     store = _send(routing, backend, "resume")
     if store.holder() is not None:
-        _report(backend, _settle(store, None, 30))
+        _report(backend, settle(store, None, 30))
         return
     sys.exit(_controller(routing, backend, metrics_url, apply, use_aws).run())
 

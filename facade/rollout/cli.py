@@ -209,8 +209,9 @@ def _settle(
     metrics_url: str | None,
     timeout: float,
 ) -> RolloutState | None:
-    """With a controller running: wait until it has read the command. Without one: carry
-    it out here, under the lease, with the controller's own code."""
+    """A route rollout's command carried out (``settle``); an abort also when the route's
+    plan is gone."""
+    controller = None
     if store.holder() is None:
         try:
             controller = _controller(routing, route, aws, metrics_url)
@@ -219,6 +220,16 @@ def _settle(
             if not any(c["command"] == "abort" for c in waiting):
                 raise
             return _abort_without_plan(routing, store, aws, str(exc))
+    return settle(store, controller, timeout)
+
+
+def settle(
+    store: RolloutStore, controller: Controller | None, timeout: float
+) -> RolloutState | None:
+    """With a controller running: wait until it has read the commands sent (None if it
+    has not within ``timeout``). Without one: carry them out here, under the lease, with
+    the controller's own code — a change a dead controller left half done first."""
+    if store.holder() is None and controller is not None:
         try:
             with store.lease():
                 state = store.load()
