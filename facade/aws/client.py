@@ -13,7 +13,7 @@ otherwise retry for seconds.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal, Self
 
 import boto3
 from botocore.config import Config
@@ -21,7 +21,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from facade.exceptions import AwsError
 
-Service = Literal["elbv2", "cloudwatch"]  # the services the facade calls
+Service = Literal["elbv2", "cloudwatch", "lambda", "apigateway"]  # the services it calls
 
 
 def boto_client(
@@ -43,22 +43,36 @@ def failed(operation: str, exc: Exception) -> AwsError:
     return AwsError(f"{operation}: {exc}")
 
 
-class ElbClient:
+def call(client: Any, operation: str, **kwargs: Any) -> dict[str, Any]:
+    """``client.operation(**kwargs)``, its errors as ``AwsError`` (operation, code,
+    message)."""
+    try:
+        answer: dict[str, Any] = getattr(client, operation)(**kwargs)
+    except (ClientError, BotoCoreError) as exc:
+        raise failed(operation, exc) from exc
+    return answer
+
+
+class AwsClient:
+    """A typed wrapper of one service's boto3 client (``service``)."""
+
+    service: ClassVar[Service]
+
     def __init__(self, client: Any) -> None:
         self._client = client
 
     @classmethod
     def connect(
         cls, endpoint: str | None = None, credentials: Mapping[str, Any] | None = None
-    ) -> ElbClient:
-        return cls(boto_client("elbv2", endpoint, credentials))
+    ) -> Self:
+        return cls(boto_client(cls.service, endpoint, credentials))
 
     def call(self, operation: str, **kwargs: Any) -> dict[str, Any]:
-        try:
-            answer: dict[str, Any] = getattr(self._client, operation)(**kwargs)
-        except (ClientError, BotoCoreError) as exc:
-            raise failed(operation, exc) from exc
-        return answer
+        return call(self._client, operation, **kwargs)
+
+
+class ElbClient(AwsClient):
+    service = "elbv2"
 
     def _pages(self, operation: str, key: str, **kwargs: Any) -> Iterator[dict[str, Any]]:
         marker: str | None = None

@@ -16,9 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
-
-from facade.aws.client import boto_client, failed
+from facade.aws.client import AwsClient
 from facade.exceptions import AwsError
 
 MAX_PAGES = 100  # a GetMetricData of a few queries over one period needs one
@@ -32,22 +30,8 @@ class Series:
     values: tuple[float, ...]
 
 
-class CloudWatchClient:
-    def __init__(self, client: Any) -> None:
-        self._client = client
-
-    @classmethod
-    def connect(
-        cls, endpoint: str | None = None, credentials: Mapping[str, Any] | None = None
-    ) -> CloudWatchClient:
-        return cls(boto_client("cloudwatch", endpoint, credentials))
-
-    def call(self, operation: str, **kwargs: Any) -> dict[str, Any]:
-        try:
-            answer: dict[str, Any] = getattr(self._client, operation)(**kwargs)
-        except (ClientError, BotoCoreError) as exc:
-            raise failed(operation, exc) from exc
-        return answer
+class CloudWatchClient(AwsClient):
+    service = "cloudwatch"
 
     def metric_data(
         self, queries: Sequence[Mapping[str, Any]], start: datetime, end: datetime

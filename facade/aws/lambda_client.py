@@ -23,20 +23,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import boto3
-from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
-
+from facade.aws.client import boto_client, call
 from facade.exceptions import AwsError
 
 PUBLISHED = re.compile(r"^[0-9]+$")
-
-
-def _failed(operation: str, exc: Exception) -> AwsError:
-    if isinstance(exc, ClientError):
-        error = exc.response.get("Error", {})
-        return AwsError(f"{operation}: {error.get('Code', '?')}: {error.get('Message', exc)}")
-    return AwsError(f"{operation}: {exc}")
 
 
 @dataclass(frozen=True)
@@ -90,22 +80,12 @@ class FunctionClient:
     def connect(
         cls, endpoint: str | None = None, credentials: Mapping[str, Any] | None = None
     ) -> FunctionClient:
-        if endpoint is None:
-            return cls(boto3.client("lambda"), boto3.client("apigateway"))
-        config = Config(retries={"max_attempts": 2, "mode": "standard"})
-        given: dict[str, Any] = dict(credentials or {})
         return cls(
-            boto3.client("lambda", endpoint_url=endpoint, config=config, **given),
-            boto3.client("apigateway", endpoint_url=endpoint, config=config, **given),
+            boto_client("lambda", endpoint, credentials),
+            boto_client("apigateway", endpoint, credentials),
         )
 
-    @staticmethod
-    def _call(client: Any, operation: str, **kwargs: Any) -> dict[str, Any]:
-        try:
-            answer: dict[str, Any] = getattr(client, operation)(**kwargs)
-        except (ClientError, BotoCoreError) as exc:
-            raise _failed(operation, exc) from exc
-        return answer
+    _call = staticmethod(call)
 
     # -- Lambda aliases -----------------------------------------------------------------
 
