@@ -526,11 +526,19 @@ class Controller:
         return True
 
     def _wait(self, state: RolloutState, seconds: float) -> None:
+        """Until the next analysis, or a command; with ``analysis.watch`` a look for a
+        failure every ``watch`` seconds meanwhile (a failed verdict rolls back at once)."""
         deadline = self.clock() + seconds
+        every = self.plan.analysis.watch_every
+        look = self.clock() + every if 0 < every < seconds else math.inf
         while self.clock() < deadline:
             if self.store.commands(state.commands_seen):
                 return
-            self.sleep(min(POLL, max(0.0, deadline - self.clock())))
+            if self.clock() >= look:
+                if self._analyse(state, watching=True):
+                    return
+                look = self.clock() + every
+            self.sleep(min(POLL, max(0.0, min(deadline, look) - self.clock())))
 
     def _pre_checks(self, state: RolloutState) -> None:
         url = self.canary_url()
@@ -585,9 +593,14 @@ class Controller:
         )
         return window, None
 
-    def _analyse(self, state: RolloutState) -> None:
+    def _analyse(self, state: RolloutState, *, watching: bool = False) -> bool:
+        """One analysis and its decision. ``watching`` (a look between two analyses): the
+        window goes to the analysis as any other, but only a failed verdict is acted on
+        (and logged) — passes, waits and provider errors wait for the next analysis.
+        True when a decision was made."""
         analyzer = self.analyzer_factory(self.plan.analysis, state.analyzer or None)
         analyzer.start_step(state.step)
+        errors_before = state.provider_errors
         window, failure = self._read(state)
         if window is not None:
             analyzer.add(window)
@@ -603,6 +616,11 @@ class Controller:
             else analyzer.verdicts(state.step_canary, state.step_baseline, step.min_sample)
         )
         state.analyzer = analyzer.to_dict()
+        if watching and not any(v.result is Result.FAIL for v in verdicts):
+            if failure is not None:
+                state.provider_errors = errors_before  # counted at analyses only
+            self.store.save(state)
+            return False
         gates: list[Verdict] = []
         ready = (
             failure is None
@@ -636,6 +654,7 @@ class Controller:
             + f" — {decision.action}: {decision.reason}"
         )
         self._act(state, decision)
+        return True
 
     def _act(self, state: RolloutState, decision: Decision) -> None:
         if decision.action is Action.ROLLBACK:

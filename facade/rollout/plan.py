@@ -19,6 +19,7 @@
         latency: {quantile: 0.95, max_increase: 25}   # % above the monolith's quantile
         critical: {errors: 5, min_requests: 20}       # canary 5xx % that rolls back at once
         provider_errors: 3            # consecutive provider errors that pause the rollout
+        watch: 1                      # seconds between looks for a failure between analyses
       gates:
         sync: {max_lag: 30, dead_letters: 0, max_conflict_rate: 5, verify_sample: 50}
         shadow: {max_difference: 1, min_sample: 500}
@@ -90,6 +91,16 @@ class Analysis:
     latency: LatencyCheck | None = LatencyCheck()
     critical: CriticalGuard = CriticalGuard()
     provider_errors: int = 3  # consecutive provider errors before the rollout pauses
+    # seconds between two looks for a failure between analyses (None: 1 with the facade's
+    # own metrics, 0 — at each analysis only — with Prometheus and CloudWatch, whose
+    # figures change once a scrape or a minute)
+    watch: float | None = None
+
+    @property
+    def watch_every(self) -> float:
+        if self.watch is not None:
+            return self.watch
+        return 1.0 if self.provider is Provider.FACADE else 0.0
 
 
 @dataclass(frozen=True)

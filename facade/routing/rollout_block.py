@@ -49,6 +49,7 @@ ANALYSIS_KEYS = (
     "latency",
     "critical",
     "provider_errors",
+    "watch",
 )
 GATE_KEYS = ("sync", "shadow")
 SYNC_GATE_KEYS = ("streams", "max_lag", "dead_letters", "max_conflict_rate", "verify_sample")
@@ -277,6 +278,7 @@ def _analysis(check: Checker, body: CommentedMap, path: str) -> Analysis:
                 ),
             )
     provider_errors = _number(check, node, "provider_errors", where, 3, 1, 1000, whole=True)
+    watch = _number(check, node, "watch", where, 1.0, 0, 3600) if "watch" in node else None
     return Analysis(
         provider,
         str(prometheus) if prometheus else None,
@@ -285,6 +287,7 @@ def _analysis(check: Checker, body: CommentedMap, path: str) -> Analysis:
         latency,
         critical,
         int(provider_errors),
+        watch,
     )
 
 

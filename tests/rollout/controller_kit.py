@@ -36,15 +36,23 @@ routes:
       bake: %(bake)s
       interval: 10
       on_inconclusive: %(on)s
+      analysis: {watch: %(watch)s}   # 0: the scripted analyses are the only looks
 default: monolith
 """
 
 
 def write_routing(
-    directory: Path, on_inconclusive: str = "pause", *, min_time: int = 30, bake: int = 60
+    directory: Path,
+    on_inconclusive: str = "pause",
+    *,
+    min_time: int = 30,
+    bake: int = 60,
+    watch: float = 0,
 ) -> Path:
     path = directory / "routing.yaml"
-    path.write_text(ROUTING % {"on": on_inconclusive, "min_time": min_time, "bake": bake})
+    path.write_text(
+        ROUTING % {"on": on_inconclusive, "min_time": min_time, "bake": bake, "watch": watch}
+    )
     return path
 
 

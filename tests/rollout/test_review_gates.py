@@ -38,7 +38,7 @@ sync:
 def _routing(directory: Path) -> Path:
     text = ROUTING.replace("      on_inconclusive: %(on)s\n", GATES)
     path = directory / "routing.yaml"
-    path.write_text(text % {"on": "pause", "min_time": 30, "bake": 60} + SYNC)
+    path.write_text(text % {"on": "pause", "min_time": 30, "bake": 60, "watch": 0} + SYNC)
     return path
 
 
