@@ -44,11 +44,12 @@ if TYPE_CHECKING:
     from facade.routing.model import RoutingTable
 
 SYNC_MAX_AGE = 5.0  # seconds a reading of the sync's streams is reused
+SHADOW_MAX_AGE = 2.0  # seconds a reading of the shadow stores is reused
 
 
 class Board:
     """The dashboard's state in one facade process: the series ring and the cached
-    sync figures."""
+    sync and shadow figures."""
 
     def __init__(
         self,
@@ -63,6 +64,9 @@ class Board:
         self.origin = wall() - clock()  # epoch time of the monotonic origin
         self.ring = Ring(facade.metrics.totals, period)
         self.sync: Cached[dict[str, dict[str, Any]]] = Cached(self._read_sync, SYNC_MAX_AGE)
+        self.shadows: Cached[list[dict[str, Any]] | None] = Cached(
+            self._read_shadows, SHADOW_MAX_AGE
+        )
         self._client: tuple[RoutingTable, Any] | None = None
         self._timer: Any = None
 
@@ -95,6 +99,12 @@ class Board:
         if self._client is None or self._client[0] is not table:
             self._client = (table, sqs_client(table, table.local.aws is None))
         return gather(table, self.routing, self._client[1], list(table.sync))
+
+    def _read_shadows(self) -> list[dict[str, Any]] | None:
+        """Every shadowed route's comparison (on a thread: it reads SQLite stores)."""
+        from facade.dashboard import views
+
+        return views.shadows(self.routing, self.facade.live.current.table)
 
 
 _boards: weakref.WeakKeyDictionary[Facade, Board] = weakref.WeakKeyDictionary()

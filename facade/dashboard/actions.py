@@ -151,7 +151,7 @@ def command(routing: Path, route: str, name: str) -> str:
     store = RolloutStore(state_dir(routing), route)
     args: dict[str, Any] = {"full": False} if name == "promote" else {}
     number = store.send(name, WHO, **args)
-    state = rollout_cli._settle(routing, route, store, {}, None, SETTLE_SECONDS)
+    state = rollout_cli.settle_route(routing, route, store, {}, None, SETTLE_SECONDS)
     outcome = f"{name} sent to the rollout of {route} (#{number})"
     if state is None:
         return outcome

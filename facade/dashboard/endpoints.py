@@ -6,6 +6,7 @@
 ``GET  /__facade/dashboard/panel/<name>``             one panel: meta, routes, rollouts, data,
                                                       shadows, audit (what a poll swaps in)
 ``GET  /__facade/dashboard/series``                   the charts' series, JSON
+``GET  /__facade/dashboard/shadow/<route>``           the route's shadow report, JSON
 ``GET  /__facade/dashboard/action/<edit>/<route>``    shift: its form; promote, rollback: the
                                                       confirmation
 ``POST /__facade/dashboard/preview/shift/<route>``    the shift's confirmation
@@ -142,6 +143,8 @@ def handle(
         return _html(200, _panel(board, parts[1]))
     if method == "GET" and parts == ["series"]:
         return _series(board)
+    if method == "GET" and len(parts) == 2 and parts[0] == "shadow":
+        return _shadow_report(board, urllib.parse.unquote(parts[1]))
     if parts[:2] == ["action", "cancel"]:
         return _html(200, "")
     return _action(board, method, parts, body)
@@ -196,7 +199,34 @@ def _data(board: Board) -> str:
 
 
 def _shadows(board: Board) -> str:
-    return page.shadows(views.shadows(board.routing, board.facade.live.current.table))
+    if not views.shadow_available():
+        return page.shadows(None)
+    reading = board.shadows.get(board.facade.loop)
+    return page.shadows(reading.value, reading.error, reading.age)
+
+
+def _shadow_report(board: Board, route: str) -> Answer | Awaitable[Answer]:
+    """``strangler shadow report ROUTE --json`` of a shadowed route (read on a thread)."""
+    table = board.facade.live.current.table
+    found = next((r for r in table.all_routes if r.name == route), None)
+    path = views.shadow_store(board.routing, found) if found is not None else None
+    if path is None or not views.shadow_available():
+        return 404, [(b"content-type", b"text/plain")], b"no shadowed route of that name"
+
+    def read() -> bytes:
+        from facade.shadow import report, store
+
+        return json.dumps(report.as_json(store.report(path, route)), indent=1).encode()
+
+    async def answer() -> Answer:
+        try:
+            body = await asyncio.get_running_loop().run_in_executor(None, read)
+        except Exception as exc:  # a store being written or cleared
+            return 503, [(b"content-type", b"text/plain")], str(exc).encode()
+        headers = [(b"content-type", b"application/json"), (b"cache-control", b"no-store")]
+        return 200, headers, body
+
+    return answer()
 
 
 def _audit(board: Board) -> str:

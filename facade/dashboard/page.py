@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from html import escape
 from typing import Any
+from urllib.parse import quote
 
 from facade.dashboard.actions import Preview
 from facade.routing.edit import Change
@@ -365,7 +366,18 @@ def data(
     )
 
 
-def shadows(views: list[dict[str, Any]] | None) -> str:
+def shadows(
+    views: list[dict[str, Any]] | None,
+    error: str | None = None,
+    age: float | None = 0.0,
+) -> str:
+    """Each shadowed route's comparison and its top differing JSON paths with an example
+    pair; ``views`` None with ``age`` 0: the shadow module is not installed; with
+    ``age`` None: nothing read yet."""
+    if error:
+        return f'<p class="refused">cannot read the shadow stores: {_e(error)}</p>'
+    if views is None and age is None:
+        return '<p class="muted">reading…</p>'
     if views is None:
         return (
             '<p class="muted">Shadow traffic is not part of this installation '
@@ -374,28 +386,66 @@ def shadows(views: list[dict[str, Any]] | None) -> str:
         )
     if not views:
         return '<p class="muted">No route has a shadow block.</p>'
-    rows = []
+    rows, details = [], []
     for view in views:
+        route = view["route"]
         if view["error"]:
-            rows.append(f'<tr><td>{_e(view["route"])}</td><td colspan="5" class="refused">'
+            rows.append(f'<tr><td>{_e(route)}</td><td colspan="7" class="refused">'
                         f'{_e(view["error"])}</td></tr>')  # fmt: skip
             continue
         s = view["summary"]
+        noise = view.get("noise") or {}
+        noise_rate = 100 * noise["differing"] / noise["compared"] if noise.get("compared") else None
+        link = f"{BASE}/shadow/{quote(route, safe='')}"
         rows.append(
-            f'<tr data-route="{_e(view["route"])}"><td>{_e(view["route"])}</td>'
+            f'<tr data-route="{_e(route)}"><td>{_e(route)}</td>'
             f"<td class=num>{_e(s.get('compared', '—'))}</td><td class=num>"
             f"{_e(s.get('differing', '—'))}</td>"
             "<td class=num>"
             f"{_pct(100 * s['difference_rate'] if 'difference_rate' in s else None, 2)}</td>"
+            f'<td class=num title="{_e(noise.get("compared", 0))} noise pairs">'
+            f"{_pct(noise_rate, 2)}</td>"
             f"<td class=num>{_e(s.get('dropped', '—'))}</td><td class=num>"
-            f"{_e(s.get('errors', '—'))}</td></tr>"
+            f"{_e(s.get('errors', '—'))}</td>"
+            f'<td><a href="{_e(link)}" target="_blank" rel="noopener">report</a></td></tr>'
         )
+        if view.get("fields"):
+            details.append(_shadow_fields(route, view["fields"]))
     return (
         '<table class="shadows"><thead><tr><th>route</th><th>compared</th><th>differing</th>'
-        "<th>difference rate</th><th>dropped</th><th>errors</th></tr></thead>"
-        f"<tbody>{''.join(rows)}</tbody></table>"
-        '<p class="muted">noise removed; the full report: <code>strangler shadow report'
-        " ROUTE</code></p>"
+        "<th>difference rate</th><th>noise rate</th><th>dropped</th><th>errors</th><th></th>"
+        f"</tr></thead><tbody>{''.join(rows)}</tbody></table>{''.join(details)}"
+        '<p class="muted">difference rate: pairs with a real difference, noise removed; '
+        "noise rate: primary-vs-primary pairs that differ at all. Examples are stored "
+        "redacted. In a terminal: <code>strangler shadow report ROUTE</code></p>"
+    )
+
+
+def _shadow_fields(route: str, fields: list[dict[str, Any]]) -> str:
+    items = []
+    for f in fields:
+        verdict = "differs" if f["real"] else "noise"
+        example = f.get("example")
+        pair = ""
+        if example:
+            pair = (
+                f'<div class="pair"><code>{_e(example["request"])}</code> at '
+                f"<code>{_e(example['where'])}</code>"
+                f'<pre class="primary">primary: {_e(example["primary"])}</pre>'
+                f'<pre class="shadow">shadow:  {_e(example["shadow"])}</pre></div>'
+            )
+        items.append(
+            f'<tr data-field="{_e(f["field"])}" class="{verdict}"><td><code>{_e(f["field"])}'
+            f"</code></td><td>{_e(f['endpoint'])}</td>"
+            f"<td class=num>{_pct(100 * f['rate'], 2)}</td>"
+            f"<td class=num>{_pct(100 * f['noise_rate'], 2)}</td><td>{verdict}</td>"
+            f"<td>{pair}</td></tr>"
+        )
+    return (
+        f'<table class="shadow-fields" data-route="{_e(route)}"><caption>{_e(route)}: the '
+        "top differing JSON paths</caption><thead><tr><th>path</th><th>endpoint</th>"
+        "<th>differs in</th><th>noise</th><th>verdict</th><th>an example pair</th></tr>"
+        f"</thead><tbody>{''.join(items)}</tbody></table>"
     )
 
 

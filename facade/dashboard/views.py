@@ -4,7 +4,7 @@ Every figure comes from where the command line reads it: the live routing table,
 facade's own metrics (through the ``series`` ring), the rollout state files
 (``facade.rollout.state`` and ``controller.describe``, as ``rollout status --json``),
 ``facade.sync.cli.gather`` (as ``sync status --json``), the audit log's JSON lines, and —
-where that module is installed — ``facade.shadow.store.summary``.
+where that module is installed — ``facade.shadow.store.report``.
 """
 
 from __future__ import annotations
@@ -155,29 +155,75 @@ def shadow_available() -> bool:
         return False
 
 
+TOP_FIELDS = 5  # differing JSON paths a shadowed route shows
+
+
+def shadow_store(routing: Path, route: Route) -> Path | None:
+    """The store file of a route with a shadow block (relative to routing.yaml)."""
+    shadow = getattr(route, "shadow", None)
+    if shadow is None:
+        return None
+    path = Path(getattr(shadow, "store", "var/shadow.sqlite3"))
+    return path if path.is_absolute() else routing.resolve().parent / path
+
+
 def shadows(routing: Path, table: RoutingTable) -> list[dict[str, Any]] | None:
-    """Per shadowed route, ``facade.shadow.store.summary`` of its store; None when the
-    shadow module is not installed."""
+    """Per shadowed route, its comparison as ``facade.shadow.store.report`` judges it:
+    the summary, the noise pairs, and the top differing JSON paths (real differences
+    first, by pairs affected) each with its first example pair — stored already
+    redacted. None when the shadow module is not installed. Reads the stores: call it
+    off the event loop."""
     if not shadow_available():
         return None
     store = importlib.import_module("facade.shadow.store")
-    out = []
+    out: list[dict[str, Any]] = []
     for route in table.all_routes:
-        shadow = getattr(route, "shadow", None)
-        if shadow is None:
+        path = shadow_store(routing, route)
+        if path is None:
             continue
-        path = Path(getattr(shadow, "store", "var/shadow.sqlite3"))
-        if not path.is_absolute():
-            path = routing.resolve().parent / path
         try:
-            summary = store.summary(path, route.name)
-            if dataclasses.is_dataclass(summary) and not isinstance(summary, type):
-                figures = dataclasses.asdict(summary)
-            else:
-                figures = dict(summary)
-            out.append({"route": route.name, "summary": figures, "error": None})
+            report = store.report(path, route.name)
         except Exception as exc:  # a store being written or cleared: say so, keep the page
             out.append({"route": route.name, "summary": None, "error": str(exc)})
+            continue
+        fields = [
+            (endpoint.endpoint, field) for endpoint in report.endpoints for field in endpoint.fields
+        ]
+        # real differences first, then the most pairs affected (a path differing in every
+        # one of 3 pairs of a rare endpoint matters less than in 8 of 40 of a busy one)
+        fields.sort(key=lambda ef: (not ef[1].real, -ef[1].rates.differences, ef[0], ef[1].field))
+        top = []
+        for endpoint, field in fields[:TOP_FIELDS]:
+            example = field.examples[0] if field.examples else None
+            top.append(
+                {
+                    "endpoint": endpoint,
+                    "field": field.field,
+                    "real": field.real,
+                    "rate": field.rates.rate,
+                    "noise_rate": field.rates.noise_rate,
+                    "example": None
+                    if example is None
+                    else {
+                        "request": example.request,
+                        "where": example.where,
+                        "primary": example.primary,
+                        "shadow": example.shadow,
+                    },
+                }
+            )
+        out.append(
+            {
+                "route": route.name,
+                "summary": dataclasses.asdict(report.summary),
+                "noise": {
+                    "compared": report.noise_compared,
+                    "differing": report.noise_differing,
+                },
+                "fields": top,
+                "error": None,
+            }
+        )
     return out
 
 
@@ -188,6 +234,7 @@ __all__ = [
     "rollouts",
     "routes",
     "shadow_available",
+    "shadow_store",
     "shadows",
     "streams",
 ]

@@ -201,7 +201,7 @@ def _send(
     return store, state
 
 
-def _settle(
+def settle_route(
     routing: Path,
     route: str,
     store: RolloutStore,
@@ -312,7 +312,7 @@ def _report(state: RolloutState | None) -> None:
 def abort(route: str, routing: Path, metrics_url: str | None, **aws: Any) -> None:
     """Roll ROUTE back now: its new backend gets 0 %."""
     store, _ = _send(routing, route, "abort")
-    state = _settle(routing, route, store, aws, metrics_url, 120)
+    state = settle_route(routing, route, store, aws, metrics_url, 120)
     _report(state)
     if state is None or str(state.phase) != "rolled_back":
         click.echo(
@@ -329,7 +329,7 @@ def abort(route: str, routing: Path, metrics_url: str | None, **aws: Any) -> Non
 def pause(route: str, routing: Path) -> None:
     """Hold ROUTE at its weight until `resume` (the controller stops, exit 3)."""
     store, _ = _send(routing, route, "pause")
-    _report(_settle(routing, route, store, {}, None, 30))
+    _report(settle_route(routing, route, store, {}, None, 30))
 
 
 @rollout.command()
@@ -344,7 +344,7 @@ def pause(route: str, routing: Path) -> None:
 def promote(route: str, routing: Path, full: bool, metrics_url: str | None, **aws: Any) -> None:
     """Skip ROUTE's rollout ahead to its next step (recorded in the audit log)."""
     store, _ = _send(routing, route, "promote", full=full)
-    _report(_settle(routing, route, store, aws, metrics_url, 120))
+    _report(settle_route(routing, route, store, aws, metrics_url, 120))
 
 
 @rollout.command()
@@ -363,7 +363,7 @@ def resume(route: str, routing: Path, metrics_url: str | None, **aws: Any) -> No
         )
     store, _ = _send(routing, route, "resume")
     if store.holder() is not None:
-        _report(_settle(routing, route, store, aws, metrics_url, 30))
+        _report(settle_route(routing, route, store, aws, metrics_url, 30))
         return
     sys.exit(_run(_controller(routing, route, aws, metrics_url), route))
 
@@ -458,4 +458,4 @@ def status(route: str | None, routing: Path, as_json: bool, watch: bool) -> None
         time.sleep(2)
 
 
-__all__ = ["rollout"]
+__all__ = ["rollout", "settle", "settle_route"]

@@ -26,6 +26,8 @@ def as_json(report: Report) -> dict[str, Any]:
         "route": report.route,
         **asdict(report.summary),
         "matched": report.matched,
+        "noise_compared": report.noise_compared,
+        "noise_differing": report.noise_differing,
         "counters": dict(sorted(report.counters.items())),
         "thresholds": {"relative": report.relative, "absolute": report.absolute},
         "endpoints": [

@@ -110,6 +110,8 @@ class Report:
     endpoints: list[EndpointReport]
     relative: float
     absolute: float
+    noise_compared: int = 0  # primary-vs-primary pairs (the noise sample)
+    noise_differing: int = 0  # of those, pairs with any difference at all
 
 
 def store_file(table: RoutingTable, route: str) -> Path:
@@ -328,7 +330,10 @@ def _judge(
         errors=sum(v for k, v in counters.items() if k.startswith("error:")),
     )
     endpoints.sort(key=lambda e: (-e.differing, e.endpoint))
-    return Report(route, summary, matched, counters, endpoints, relative, absolute)
+    noisy = sum(1 for _, kind, fields in rows if kind == NOISE and fields)
+    return Report(
+        route, summary, matched, counters, endpoints, relative, absolute, noise_total, noisy
+    )
 
 
 def summary(
