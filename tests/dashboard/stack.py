@@ -1,6 +1,7 @@
 """The sample's routing.yaml served by a real facade, for the dashboard's tests: its
 backends replaced by real local servers (the monolith and the catalog service by echo
-servers, the orders Lambda by an echo handler run in the facade), its sync streams on
+servers, the orders Lambda by an echo handler run in the facade; the catalog route
+shadowed to the monolith), its sync streams on
 a real SQS-API server (moto) with a few messages waiting and one dead letter, and live
 traffic through the public listener while the block runs."""
 
@@ -50,6 +51,9 @@ def sample_routing(directory: Path, monolith: str, catalog: str, aws: aws_local.
     backends["monolith"]["url"] = monolith
     backends["catalog"]["url"] = catalog
     backends["orders"]["handler"] = "tests.facade.lambda_handlers:echo"
+    # the catalog's reads shadowed to the monolith: its answers name another backend
+    catalog_route = next(r for r in document["routes"] if r["name"] == "catalog")
+    catalog_route["shadow"] = {"to": "monolith", "store": "var/shadow.sqlite3"}
     local = document["local"]["aws"]
     local["endpoint"] = aws.aws
     local["sqs"] = aws.sqs or aws.aws
@@ -90,8 +94,8 @@ def traffic(url: str) -> Iterator[list[int]]:
     sticky cookie), until the block ends; yields the statuses seen."""
     statuses: list[int] = []
     stop = threading.Event()
-    paths = ["/api/orders/7"] * 6 + ["/api/catalog/products/"] * 3 + ["/account/"] * 2
-    paths.append("/status/503")  # the monolith fails some requests: the error rate shows it
+    paths = ["/api/orders/7"] * 6 + ["/api/catalog/products/"] * 3 + ["/account/"] * 9
+    paths.append("/status/503")  # the monolith fails a tenth of the default route's requests
 
     def run(seed: int) -> None:
         chooser = random.Random(seed)

@@ -137,6 +137,27 @@ def test_the_page_lists_the_sample_routes_with_their_weights(
     screenshot(browser, "route-map")
 
 
+def test_the_shadow_panel_shows_the_top_differing_path_with_an_example(
+    browser: WebDriver, stack: Stack
+) -> None:
+    """The catalog's copies go to the monolith, whose answers name another backend: the
+    panel counts the comparisons and shows ``$.backend`` differing, with a pair."""
+    from selenium.webdriver.common.by import By
+
+    sign_in(browser, stack)
+    row = 'table.shadow-fields[data-route="catalog"] tr[data-field="$.backend"]'
+    until(lambda: browser.find_elements(By.CSS_SELECTOR, row), 15, "the $.backend difference")
+    found = browser.find_element(By.CSS_SELECTOR, row)
+    assert "differs" in (found.get_attribute("class") or "")
+    assert '"monolith"' in found.find_element(By.CSS_SELECTOR, "pre.shadow").text
+    assert '"catalog"' in found.find_element(By.CSS_SELECTOR, "pre.primary").text
+    compared = browser.find_element(
+        By.CSS_SELECTOR, 'table.shadows tr[data-route="catalog"] td.num'
+    ).text
+    assert int(compared) > 0
+    screenshot(browser, "shadow")
+
+
 def test_a_shift_from_the_command_line_appears_within_two_seconds(
     browser: WebDriver, stack: Stack
 ) -> None:
