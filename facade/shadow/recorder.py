@@ -7,9 +7,9 @@ socket writes: the primary's latency would pay for the comparison. So the facade
 worker only batches finished pairs (every ``FLUSH`` seconds or ``BATCH`` pairs),
 pickles them and writes them to a pipe without ever blocking; a recorder process
 (started with the first copy, spawned, one per facade worker) compares, redacts,
-stores, and answers with the outcomes for the Prometheus counters. It runs at a lower
-priority (nice 10) than the proxy: on a busy machine, comparisons wait, answers do
-not. If the recorder falls ``BACKLOG`` bytes behind, pairs are dropped and counted
+stores, and answers with the outcomes for the Prometheus counters. It runs in Linux's
+idle scheduling class (nice 10 elsewhere): on a busy machine, comparisons wait, answers
+do not. If the recorder falls ``BACKLOG`` bytes behind, pairs are dropped and counted
 (``dropped:backlog``). Counts of copies not compared (dropped, failed) travel in the same batches.
 """
 
@@ -38,7 +38,7 @@ log = logging.getLogger("strangler.shadow")
 
 FLUSH = 0.02  # seconds a finished pair may wait for its batch
 BATCH = 200  # items per batch at most
-NICE = 10  # the recorder's lower scheduling priority
+NICE = 10  # the recorder's lower priority where there is no idle scheduling class
 BACKLOG = 16 * 1024 * 1024  # bytes written ahead of the recorder; more: pairs dropped
 _FRAME = struct.Struct("!i")  # multiprocessing.Connection's framing (what recv() reads)
 
@@ -192,6 +192,19 @@ class Recorder:
 # -- the recorder process ----------------------------------------------------------------
 
 
+def _background() -> None:
+    """The recorder's CPU share: Linux's idle class where there is one (it runs only on a
+    CPU nothing else wants, and a proxy worker waking up takes the CPU back at once, where
+    nice 10 still takes turns with it), else nice 10."""
+    idle = getattr(os, "SCHED_IDLE", None)
+    if idle is not None:
+        with contextlib.suppress(OSError):
+            os.sched_setscheduler(0, idle, os.sched_param(0))
+            return
+    with contextlib.suppress(OSError):
+        os.nice(NICE)
+
+
 def _recorder_main(
     incoming: multiprocessing.connection.Connection,
     outgoing: multiprocessing.connection.Connection,
@@ -202,8 +215,7 @@ def _recorder_main(
     # it ends when the worker says so, or when the worker's end of the pipe closes.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    with contextlib.suppress(OSError):
-        os.nice(NICE)  # background work: the proxy's own processes come first for the CPU
+    _background()
     try:
         while True:
             try:
