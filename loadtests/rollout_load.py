@@ -6,9 +6,10 @@
 Runs the sample topology (``make demo``'s defaults: SQLite, every sync worker) on free
 loopback ports with the orders route at 0 % on the Lambda, and locust's buyers
 (``loadtests/rollout_users.py``: they log in, list, open, place and pay orders, each
-keeping its sticky cookie; fresh buyers for each phase, since after a rollback the
-earlier ones stay sticky to the monolith) through the front door. Then, with the rollout plan of
-routing.yaml shortened to minutes (steps 10 → 50 → 100, ``--min-time`` per step,
+keeping its sticky cookie; fresh buyers for each phase, started once the rollout's first
+step gave the Lambda its share — a client that meets the route at 0 % stays sticky to the
+monolith for the cookie's hour, as on the ALB) through the front door. Then, with the
+rollout plan of routing.yaml shortened to minutes (steps 10 → 50 → 100, ``--min-time`` per step,
 ``--interval`` between analyses):
 
 1. **healthy**: ``strangler rollout start orders`` must promote the Lambda to 100 %
@@ -41,6 +42,7 @@ from demo_stack import REPO, STRANGLER, sample_routing, stack, strangler
 from ruamel.yaml import YAML
 
 from facade.rollout.providers import parse_exposition
+from facade.routing.loader import load_table
 
 
 def _edit(routing: Path, change: Any) -> None:
@@ -87,14 +89,30 @@ def lambda_counts(admin: str) -> tuple[int, int]:
     return canary.requests, canary.errors
 
 
-def rollout(routing: Path, env: dict[str, str], admin: str, *extra: str) -> tuple[int, float]:
+def rollout(
+    routing: Path, env: dict[str, str], admin: str, then: Any, *extra: str
+) -> tuple[int, float]:
+    """``rollout start orders`` in the foreground; ``then()`` once its first step gave
+    the Lambda traffic (the buyers start then: a client that meets the route at 0 %
+    is sticky to the monolith for the cookie's hour, as on the ALB)."""
     started = time.monotonic()
-    process = subprocess.run(
+    process = subprocess.Popen(
         [STRANGLER, "rollout", "start", "orders", "-f", str(routing), "--metrics-url", admin,
          *extra],
-        env=env, text=True, timeout=1800, check=False,
+        env=env, text=True,
     )  # fmt: skip
-    return process.returncode, time.monotonic() - started
+    try:
+        while process.poll() is None:
+            found = load_table(routing).route("orders").share_of("orders")
+            if found > 0:
+                then()
+                break
+            time.sleep(0.2)
+        code = process.wait(1800)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    return code, time.monotonic() - started
 
 
 def status(routing: Path, env: dict[str, str]) -> dict[str, Any]:
@@ -106,7 +124,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--users", type=int, default=40, help="locust buyers")
     parser.add_argument("--min-time", type=float, default=20.0, help="seconds per step")
-    parser.add_argument("--interval", type=float, default=5.0, help="seconds between analyses")
+    parser.add_argument(
+        "--interval", type=float, default=10.0, help="seconds between analyses (the plan default)"
+    )
     parser.add_argument("--min-sample", type=int, default=100, help="canary requests per step")
     parser.add_argument("--abort", type=float, default=20.0, help="percent of faulty answers")
     parser.add_argument("--json", type=Path, default=None)
@@ -123,7 +143,8 @@ def main(argv: list[str] | None = None) -> int:
         resources.enter_context(stack(routing, env, customers=max(args.users, 20)))
 
         def buyers() -> subprocess.Popen[bytes]:
-            """Fresh locust buyers (new clients: no sticky cookie from an earlier phase)."""
+            """Fresh locust buyers (new clients: no sticky cookie from an earlier phase),
+            logged in."""
             process = subprocess.Popen(
                 [str(Path(sys.executable).with_name("locust")), "-f",
                  str(REPO / "loadtests" / "rollout_users.py"), "--headless", "--host", base,
@@ -139,15 +160,22 @@ def main(argv: list[str] | None = None) -> int:
             process.terminate()
             process.wait(60)
 
-        locust = buyers()
+        running: list[subprocess.Popen[bytes]] = []
+        buying: list[float] = []  # when each phase's buyers started
 
-        def stop_current() -> None:
-            if locust.poll() is None:
-                stop(locust)
+        def start_buyers() -> None:
+            buying.append(time.monotonic())
+            running.append(buyers())
 
-        resources.callback(stop_current)
+        def stop_buyers() -> None:
+            while running:
+                process = running.pop()
+                if process.poll() is None:
+                    stop(process)
+
+        resources.callback(stop_buyers)
         print("healthy rollout of the orders route: 0 → 10 → 50 → 100 %", flush=True)
-        code, took = rollout(routing, env, admin)
+        code, took = rollout(routing, env, admin, start_buyers)
         healthy = status(routing, env)
         report["healthy"] = {"exit": code, "seconds": round(took, 1), "state": healthy["state"]}
         print(f"  exit {code} after {took:.0f}s: {healthy['state']} — {healthy['reason']}")
@@ -155,20 +183,20 @@ def main(argv: list[str] | None = None) -> int:
         strangler("rollback", "orders", "-f", str(routing), env=env)
         # the buyers of the healthy phase are sticky to the monolith now (for an hour, as
         # on the ALB): the faulty phase's canary share goes to new clients
-        stop(locust)
-        locust = buyers()
+        stop_buyers()
         inject(routing, args.abort)
         time.sleep(2)  # the facade picks the edit up within a second
         before = lambda_counts(admin)
         print(
             f"faulty rollout: the Lambda answers {args.abort:g} % of requests with 503", flush=True
         )
-        code2, took2 = rollout(routing, env, admin, "--restart")
+        code2, took2 = rollout(routing, env, admin, start_buyers, "--restart")
         after = lambda_counts(admin)
+        under_load = time.monotonic() - buying[-1]
         faulty = status(routing, env)
         failed = after[1] - before[1]
         canary_requests = after[0] - before[0]
-        rate = canary_requests / took2 if took2 else 0.0
+        rate = canary_requests / under_load if under_load > 0 else 0.0
         bound = rate * args.interval * args.abort / 100
         report["faulty"] = {
             "exit": code2,
