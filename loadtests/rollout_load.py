@@ -33,6 +33,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -87,6 +88,26 @@ def lambda_counts(admin: str) -> tuple[int, int]:
     text = httpx.get(f"{admin}/__facade/metrics", timeout=10).text
     _, canary = parse_exposition(text, "orders", ("monolith", "orders"))
     return canary.requests, canary.errors
+
+
+class _First(threading.Event):
+    at: float | None = None
+
+
+def first_request(admin: str, since: int) -> _First:
+    """A thread that notes when the Lambda gets its first request past ``since``
+    (``.at``, monotonic); ``set()`` stops it."""
+    first = _First()
+
+    def watch() -> None:
+        while not first.wait(0.1):
+            with contextlib.suppress(httpx.HTTPError):
+                if lambda_counts(admin)[0] > since:
+                    first.at = time.monotonic()
+                    return
+
+    threading.Thread(target=watch, daemon=True).start()
+    return first
 
 
 def rollout(
@@ -161,10 +182,8 @@ def main(argv: list[str] | None = None) -> int:
             process.wait(60)
 
         running: list[subprocess.Popen[bytes]] = []
-        buying: list[float] = []  # when each phase's buyers started
 
         def start_buyers() -> None:
-            buying.append(time.monotonic())
             running.append(buyers())
 
         def stop_buyers() -> None:
@@ -190,13 +209,18 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"faulty rollout: the Lambda answers {args.abort:g} % of requests with 503", flush=True
         )
+        first = first_request(admin, before[0])
         code2, took2 = rollout(routing, env, admin, start_buyers, "--restart")
+        ended = time.monotonic()
         after = lambda_counts(admin)
-        under_load = time.monotonic() - buying[-1]
+        first.set()
+        exposed = ended - first.at if first.at is not None else 0.0
         faulty = status(routing, env)
         failed = after[1] - before[1]
         canary_requests = after[0] - before[0]
-        rate = canary_requests / under_load if under_load > 0 else 0.0
+        # the canary's request rate while it had traffic: from its first request to the
+        # rollback (the buyers log in first, and the route is at 0 % before step 1)
+        rate = canary_requests / exposed if exposed > 0 else 0.0
         bound = rate * args.interval * args.abort / 100
         report["faulty"] = {
             "exit": code2,
@@ -205,12 +229,14 @@ def main(argv: list[str] | None = None) -> int:
             "reason": faulty["reason"],
             "lambda_requests": canary_requests,
             "failed_requests": failed,
+            "seconds_with_traffic": round(exposed, 1),
             "one_interval_bound": round(bound, 1),
         }
         print(f"  exit {code2} after {took2:.0f}s: {faulty['state']} — {faulty['reason']}")
         print(
             f"  {failed} users' requests failed before the rollback ({canary_requests} reached "
-            f"the Lambda); one analysis interval at the canary's share fails about {bound:.0f}"
+            f"the Lambda in the {exposed:.1f}s it had traffic); one analysis interval "
+            f"({args.interval:g}s) at the canary's share fails about {bound:.0f}"
         )
     ok = report["healthy"]["exit"] == 0 and report["faulty"]["exit"] == 1
     report["ok"] = ok
