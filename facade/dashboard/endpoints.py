@@ -216,14 +216,21 @@ def _shadow_report(board: Board, route: str) -> Answer | Awaitable[Answer]:
     def read() -> bytes:
         from facade.shadow import report, store
 
-        return json.dumps(report.as_json(store.report(path, route)), indent=1).encode()
+        rules = found.shadow if found is not None else None
+        assert rules is not None
+        judged = store.report(path, route, relative=rules.relative, absolute=rules.absolute)
+        return json.dumps(report.as_json(judged), indent=1).encode()
 
     async def answer() -> Answer:
         try:
             body = await asyncio.get_running_loop().run_in_executor(None, read)
         except Exception as exc:  # a store being written or cleared
             return 503, [(b"content-type", b"text/plain")], str(exc).encode()
-        headers = [(b"content-type", b"application/json"), (b"cache-control", b"no-store")]
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"cache-control", b"no-store"),
+            (b"x-content-type-options", b"nosniff"),
+        ]
         return 200, headers, body
 
     return answer()

@@ -182,7 +182,11 @@ def shadows(routing: Path, table: RoutingTable) -> list[dict[str, Any]] | None:
         if path is None:
             continue
         try:
-            report = store.report(path, route.name)
+            rules = route.shadow  # judged as `shadow report` and the rollout's gate do
+            assert rules is not None
+            report = store.report(
+                path, route.name, relative=rules.relative, absolute=rules.absolute
+            )
         except Exception as exc:  # a store being written or cleared: say so, keep the page
             out.append({"route": route.name, "summary": None, "error": str(exc)})
             continue

@@ -535,7 +535,9 @@ class Controller:
             if self.store.commands(state.commands_seen):
                 return
             if self.clock() >= look:
-                if self._analyse(state, watching=True):
+                # a human's edit meanwhile pauses the rollout, as before an analysis: a
+                # look never judges (nor rolls back) a weight the rollout did not set
+                if self._changed_by_hand(state) or self._analyse(state, watching=True):
                     return
                 look = self.clock() + every
             self.sleep(min(POLL, max(0.0, min(deadline, look) - self.clock())))
@@ -617,8 +619,7 @@ class Controller:
         )
         state.analyzer = analyzer.to_dict()
         if watching and not any(v.result is Result.FAIL for v in verdicts):
-            if failure is not None:
-                state.provider_errors = errors_before  # counted at analyses only
+            state.provider_errors = errors_before  # counted (and reset) at analyses only
             self.store.save(state)
             return False
         gates: list[Verdict] = []

@@ -55,6 +55,7 @@ GATE_KEYS = ("sync", "shadow")
 SYNC_GATE_KEYS = ("streams", "max_lag", "dead_letters", "max_conflict_rate", "verify_sample")
 SHADOW_GATE_KEYS = ("max_difference", "min_sample")
 DAY = 86_400.0
+MIN_WATCH = 0.2  # seconds between two looks at the least (the controller polls at 0.2 s)
 
 
 def _number(
@@ -445,14 +446,25 @@ def plan_body(
                 f"{show(body['on_inconclusive'])}: one of {', '.join(OnInconclusive)}",
             )
     line = getattr(getattr(body, "lc", None), "line", -1) + 1
+    interval = _number(check, body, "interval", where, 10.0, 1, 3600)
+    analysis = _analysis(check, body, where)
+    watch = analysis.watch
+    if watch and not MIN_WATCH <= watch < interval:
+        check.at(
+            body["analysis"],
+            "watch",
+            f"{where}.analysis.watch",
+            f"{show(watch)}: 0 (judge at analyses only) or from {MIN_WATCH:g} s to below "
+            f"the interval ({interval:g} s)",
+        )
     return RolloutPlan(
         to=to,
         steps=steps,
         bake=_number(check, body, "bake", where, 300.0, 0, 7 * DAY),
-        interval=_number(check, body, "interval", where, 10.0, 1, 3600),
+        interval=interval,
         on_inconclusive=on,
         pre_checks=_pre_checks(check, body, where),
-        analysis=_analysis(check, body, where),
+        analysis=analysis,
         gates=_gates(check, body, where, streams, side),
         line=line,
         baseline=baseline,
