@@ -14,6 +14,10 @@ rolled-back backend leaves the action, and a sticky client lands on a group that
 still in it — the same decision for the same request. Its target group stays (every
 backend a route lists has one), so shifting traffic back needs no new group.
 
+A shadowed route forwards everything to the facade's own target group (``facade``, the
+``render ecs`` service's): ALB cannot mirror requests, so the facade makes the copies
+and splits the route between its targets itself, until the shadow block is removed.
+
 What ALB cannot do is refused here, never approximated: a ``stable_key`` route (ALB has
 no hash-by-header routing; use ``stickiness``), a ``url`` backend without a target group
 ARN, the tester override header (a local testing aid: keep ``facade.override`` off in a
@@ -31,6 +35,7 @@ from facade.routing.model import Backend, BackendKind, Route, RoutingTable, alb_
 
 TARGET_GROUP_NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,30}[A-Za-z0-9])?$")
 DEFAULT_PREFIX = "strangler"
+FACADE = "facade"  # the facade's own target group, where shadowed routes forward
 ROUTE_TAG = "strangler:route"
 
 
@@ -195,11 +200,40 @@ def forward(table: RoutingTable, route: Route) -> Forward:
 
 
 def action(table: RoutingTable, route: Route) -> Action:
-    """The rule's action: forward to the route's targets, or its fixed response."""
+    """The rule's action: forward to the route's targets, or its fixed response; a
+    shadowed route's requests all go to the facade's own target group (ALB cannot
+    mirror: the facade makes the copies, and splits between the targets itself)."""
     if route.fixed is not None:
         fixed = route.fixed
         return FixedAnswer(fixed.status, fixed.content_type, fixed.body)
+    if route.shadow is not None:
+        forward(table, route)  # what ALB could not do is refused all the same
+        return Forward(((FACADE, 1),), None)
     return forward(table, route)
+
+
+def facade_target_group(table: RoutingTable, prefix: str) -> TargetGroup:
+    """The facade's own target group, for shadowed routes: its tasks (``render ecs``'s
+    ``facade`` service) register in it on the public port. Its health check asks for
+    ``/__facade/health`` on that port, which the facade itself answers 404 there (the
+    admin side is never on the public listener) without calling a backend: an answer
+    means the process serves, whatever the backends do."""
+    if FACADE in table.backends:
+        raise ConfigError(
+            f"{table.source}: backends.{FACADE}: the name is the facade's own target group "
+            "when routes are shadowed; rename the backend"
+        )
+    name = target_group_name(prefix, FACADE)
+    aws: dict[str, Any] = {
+        "container_port": table.settings.listen_port,
+        "health_check": "/__facade/health",
+        "health_codes": "404",
+    }
+    # in the VPC of the services it fronts (the first backend that names one)
+    vpc = next((b.aws["vpc_id"] for b in table.backends.values() if b.aws.get("vpc_id")), None)
+    if vpc is not None:
+        aws["vpc_id"] = vpc
+    return TargetGroup(FACADE, BackendKind.ECS, name, None, aws)
 
 
 def target_group_name(prefix: str, backend: str) -> str:
@@ -245,4 +279,6 @@ def desired(table: RoutingTable, prefix: str = DEFAULT_PREFIX) -> Listener:
         for name, backend in table.backends.items()
         if name in used
     )
+    if any(route.shadow is not None and route.fixed is None for route in table.routes):
+        groups = (*groups, facade_target_group(table, prefix))
     return Listener(rules, default, groups)

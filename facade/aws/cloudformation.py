@@ -67,7 +67,7 @@ def _health_check(group: TargetGroup) -> dict[str, Any]:
         "HealthCheckIntervalSeconds": 15,
         "HealthyThresholdCount": 2,
         "UnhealthyThresholdCount": 3,
-        "Matcher": {"HttpCode": "200-399"},
+        "Matcher": {"HttpCode": str(group.aws.get("health_codes", "200-399"))},
     }
 
 

@@ -182,7 +182,7 @@ def _create_spec(
         "TargetType": "instance" if instance else "ip",
         "HealthCheckEnabled": True,
         "HealthCheckPath": str(group.aws.get("health_check", "/")),
-        "Matcher": {"HttpCode": "200-399"},
+        "Matcher": {"HttpCode": str(group.aws.get("health_codes", "200-399"))},
         "Tags": [{"Key": "strangler:backend", "Value": group.backend}],
     }
     targets = tuple((str(i), port) for i in group.aws.get("instances", [])) if instance else ()

@@ -657,3 +657,60 @@ def test_a_deleted_rule_is_put_back_when_a_later_call_fails(stand_in_alb: Alb) -
         AwsExecutor(client, lambda _: None).execute(plan)
     assert failure.value.undone
     assert stand_in_alb.state() == before  # the rule is back, priorities and default as they were
+
+
+def test_a_shadowed_route_forwards_to_the_facades_own_target_group(stand_in_alb: Alb) -> None:
+    """ALB cannot mirror: while a route is shadowed its rule sends everything to the
+    facade's target group (render ecs's facade service registers there), on render and
+    on apply alike; removing the shadow block gives the rule its targets back."""
+    text = stand_in_alb.routing.read_text()
+    shadowed = text.replace(
+        "    targets: {catalog: 100}\n",
+        "    targets: {catalog: 100}\n    shadow: {to: monolith}\n",
+        1,
+    )
+    assert shadowed != text
+    stand_in_alb.routing.write_text(shadowed)
+    table = load_table(stand_in_alb.routing)
+    template = cloudformation.template(alb.desired(table), "routing.yaml")
+    resources = template["Resources"]
+    group = resources["TargetGroupFacade"]["Properties"]
+    assert group["TargetType"] == "ip"
+    assert group["Port"] == table.settings.listen_port
+    assert group["HealthCheckPath"] == "/__facade/health"
+    assert template["Outputs"]["TargetGroupFacadeArn"] == {"Value": {"Ref": "TargetGroupFacade"}}
+    rule = next(
+        r["Properties"] for r in resources.values()
+        if r["Type"] == "AWS::ElasticLoadBalancingV2::ListenerRule"
+        and r["Properties"]["Priority"] == 10
+    )  # fmt: skip
+    forwarded = rule["Actions"][0]["ForwardConfig"]["TargetGroups"]
+    assert forwarded == [{"TargetGroupArn": {"Ref": "TargetGroupFacade"}, "Weight": 1}]
+
+    applied = stand_in_alb.cli("apply")
+    assert applied.returncode == 0, applied.stderr
+    assert stand_in_alb.weights("10") == {f"{stand_in_alb.prefix}-facade": 1}
+    assert sorted(stand_in_alb.weights("20").values()) == [1, 9]  # not shadowed: its split
+    assert json.loads(stand_in_alb.cli("plan", "--json").stdout)["changes"] == []
+
+    stand_in_alb.routing.write_text(text)  # the shadow is over: the targets again
+    assert stand_in_alb.cli("apply").returncode == 0
+    assert stand_in_alb.weights("10") == {f"{stand_in_alb.prefix}-catalog": 1}
+
+
+def test_a_backend_named_facade_cannot_share_the_facades_target_group() -> None:
+    text = """\
+version: 1
+backends:
+  monolith: {kind: monolith, url: "http://127.0.0.1:9", aws: {instances: [i-0a1b2c3d4e5f60718]}}
+  facade: {kind: ecs, url: "http://127.0.0.1:8", aws: {cluster: c, service: s, container_port: 80}}
+routes:
+  - name: catalog
+    match: {paths: ['/api/catalog/*']}
+    targets: {facade: 100}
+    shadow: {to: monolith}
+default: monolith
+"""
+    table = parse_table(text, "routing.yaml")
+    with pytest.raises(ConfigError, match=r"backends\.facade: the name is the facade.s own"):
+        alb.desired(table)
