@@ -86,6 +86,19 @@ def observed_shares(
     return live.configured_shares(live.read(client, listener, want), want, wanted)
 
 
+def weight_in_force(
+    table: RoutingTable, route: str, backend: str, listener: str, use_aws: bool, prefix: str
+) -> float:
+    """``backend``'s percent of ``route`` as the listener applies it. A shadowed route's
+    rule forwards everything to the facade, which splits it as the file says: when the
+    rule does so, the file's weight is the one in force."""
+    shares = observed_shares(table, route, listener, use_aws, prefix)
+    found = table.route(route)
+    if found.shadow is not None and shares.get(alb.FACADE) == 100.0:
+        return found.share_of(backend) / 10
+    return float(shares.get(backend, 0.0))
+
+
 def push(table: RoutingTable, listener: str, use_aws: bool, prefix: str, vpc: str | None) -> Plan:
     """Make the listener what the table says; the plan that was carried out."""
     client, plan = compute_plan(table, listener, use_aws, prefix, vpc)

@@ -103,10 +103,9 @@ def _controller(
             aws_cli.push(new, aws["listener"], aws["use_aws"], aws["prefix"], aws["vpc"])
 
         def read_back(new: RoutingTable) -> float:
-            shares = aws_cli.observed_shares(
-                new, route, aws["listener"], aws["use_aws"], aws["prefix"]
+            return aws_cli.weight_in_force(
+                new, route, plan.to, aws["listener"], aws["use_aws"], aws["prefix"]
             )
-            return float(shares.get(plan.to, 0.0))
 
     gates = None
     if plan.gates.sync is not None or plan.gates.shadow is not None:

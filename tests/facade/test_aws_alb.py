@@ -21,7 +21,7 @@ import pytest
 
 from facade import aws_local
 from facade.aws import alb, cloudformation, iam, live
-from facade.aws.cli import observed_shares
+from facade.aws.cli import observed_shares, weight_in_force
 from facade.aws.client import ElbClient
 from facade.aws.executor import AwsExecutor
 from facade.aws.plan import CreateRule, ModifyDefault, ModifyRule, SetPriorities, make_plan
@@ -692,6 +692,21 @@ def test_a_shadowed_route_forwards_to_the_facades_own_target_group(stand_in_alb:
     assert stand_in_alb.weights("10") == {f"{stand_in_alb.prefix}-facade": 1}
     assert sorted(stand_in_alb.weights("20").values()) == [1, 9]  # not shadowed: its split
     assert json.loads(stand_in_alb.cli("plan", "--json").stdout)["changes"] == []
+    # what a rollout reads back: the facade splits the shadowed route as the file says
+    applied_table = load_table(stand_in_alb.routing)
+    assert _observed(stand_in_alb, "catalog") == {"catalog": 0.0, "facade": 100.0}
+    assert (
+        weight_in_force(
+            applied_table, "catalog", "catalog", stand_in_alb.listener, False, stand_in_alb.prefix
+        )
+        == 100.0
+    )
+    assert (
+        weight_in_force(
+            applied_table, "orders", "orders", stand_in_alb.listener, False, stand_in_alb.prefix
+        )
+        == 10.0
+    )
 
     stand_in_alb.routing.write_text(text)  # the shadow is over: the targets again
     assert stand_in_alb.cli("apply").returncode == 0
