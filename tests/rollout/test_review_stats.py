@@ -37,6 +37,7 @@ routes:
       analysis:
         errors: {max_increase: 1}
         latency: false
+        watch: 0          # one reading per analysis: the counts below are per reading
 default: monolith
 """
 
