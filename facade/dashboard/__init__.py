@@ -104,7 +104,7 @@ class Board:
         """Every shadowed route's comparison (on a thread: it reads SQLite stores)."""
         from facade.dashboard import views
 
-        return views.shadows(self.routing, self.facade.live.current.table)
+        return views.shadows(self.facade.live.current.table)
 
 
 _boards: weakref.WeakKeyDictionary[Facade, Board] = weakref.WeakKeyDictionary()

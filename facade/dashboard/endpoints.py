@@ -209,17 +209,13 @@ def _shadow_report(board: Board, route: str) -> Answer | Awaitable[Answer]:
     """``strangler shadow report ROUTE --json`` of a shadowed route (read on a thread)."""
     table = board.facade.live.current.table
     found = next((r for r in table.all_routes if r.name == route), None)
-    path = views.shadow_store(board.routing, found) if found is not None else None
-    if path is None or not views.shadow_available():
+    if found is None or found.shadow is None or not views.shadow_available():
         return 404, [(b"content-type", b"text/plain")], b"no shadowed route of that name"
 
     def read() -> bytes:
         from facade.shadow import report, store
 
-        rules = found.shadow if found is not None else None
-        assert rules is not None
-        judged = store.report(path, route, relative=rules.relative, absolute=rules.absolute)
-        return json.dumps(report.as_json(judged), indent=1).encode()
+        return json.dumps(report.as_json(store.route_report(table, route)), indent=1).encode()
 
     async def answer() -> Answer:
         try:

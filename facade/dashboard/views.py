@@ -158,17 +158,8 @@ def shadow_available() -> bool:
 TOP_FIELDS = 5  # differing JSON paths a shadowed route shows
 
 
-def shadow_store(routing: Path, route: Route) -> Path | None:
-    """The store file of a route with a shadow block (relative to routing.yaml)."""
-    shadow = getattr(route, "shadow", None)
-    if shadow is None:
-        return None
-    path = Path(getattr(shadow, "store", "var/shadow.sqlite3"))
-    return path if path.is_absolute() else routing.resolve().parent / path
-
-
-def shadows(routing: Path, table: RoutingTable) -> list[dict[str, Any]] | None:
-    """Per shadowed route, its comparison as ``facade.shadow.store.report`` judges it:
+def shadows(table: RoutingTable) -> list[dict[str, Any]] | None:
+    """Per shadowed route, its comparison as ``facade.shadow.store.route_report`` judges it:
     the summary, the noise pairs, and the top differing JSON paths (real differences
     first, by pairs affected) each with its first example pair — stored already
     redacted. None when the shadow module is not installed. Reads the stores: call it
@@ -178,15 +169,10 @@ def shadows(routing: Path, table: RoutingTable) -> list[dict[str, Any]] | None:
     store = importlib.import_module("facade.shadow.store")
     out: list[dict[str, Any]] = []
     for route in table.all_routes:
-        path = shadow_store(routing, route)
-        if path is None:
+        if route.shadow is None:
             continue
         try:
-            rules = route.shadow  # judged as `shadow report` and the rollout's gate do
-            assert rules is not None
-            report = store.report(
-                path, route.name, relative=rules.relative, absolute=rules.absolute
-            )
+            report = store.route_report(table, route.name)
         except Exception as exc:  # a store being written or cleared: say so, keep the page
             out.append({"route": route.name, "summary": None, "error": str(exc)})
             continue
@@ -238,7 +224,6 @@ __all__ = [
     "rollouts",
     "routes",
     "shadow_available",
-    "shadow_store",
     "shadows",
     "streams",
 ]

@@ -258,7 +258,7 @@ def shadow_verdict(routing: Path, route: str, gate: ShadowGate) -> Verdict:
     """The shadow gate of the first live step: the route's difference rate (noise
     removed) under ``max_difference`` over at least ``min_sample`` compared requests."""
     from facade.routing.loader import load_table
-    from facade.shadow.store import store_file, summary
+    from facade.shadow.store import route_report
 
     try:
         table = load_table(routing)
@@ -267,9 +267,7 @@ def shadow_verdict(routing: Path, route: str, gate: ShadowGate) -> Verdict:
             return Verdict(
                 "shadow", Result.INCONCLUSIVE, f"route {route} has no shadow block to compare"
             )
-        found = summary(
-            store_file(table, route), route, relative=shadow.relative, absolute=shadow.absolute
-        )
+        found = route_report(table, route).summary
     except Exception as exc:  # an unreadable store is a provider error, never a pass
         return Verdict("shadow", Result.PROVIDER_ERROR, f"shadow store unreadable: {exc}")
     rate = 100.0 * found.difference_rate

@@ -15,7 +15,7 @@ import click
 from facade.exceptions import ConfigError
 from facade.options import routing_option as _routing
 from facade.routing.loader import load_table
-from facade.routing.model import Shadow
+from facade.routing.model import RoutingTable
 from facade.shadow import report as rendering
 from facade.shadow import store as shadow_store
 
@@ -27,13 +27,13 @@ _store = click.option(
 )
 
 
-def _where(routing: Path, route: str, store: Path | None) -> tuple[Path, Shadow]:
+def _where(routing: Path, route: str, store: Path | None) -> tuple[RoutingTable, Path]:
     table = load_table(routing)
     try:
-        rules = table.route(route).shadow or Shadow(backend="")
+        table.route(route)
     except KeyError as exc:
         raise ConfigError(f"{table.source}: {exc.args[0]}") from exc
-    return store or shadow_store.store_file(table, route), rules
+    return table, store or shadow_store.store_file(table, route)
 
 
 @click.group()
@@ -48,8 +48,8 @@ def shadow() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def report(route: str, routing: Path, store: Path | None, as_json: bool) -> None:
     """The differences between ROUTE's primary and shadow answers, noise removed."""
-    path, rules = _where(routing, route, store)
-    found = shadow_store.report(path, route, relative=rules.relative, absolute=rules.absolute)
+    table, path = _where(routing, route, store)
+    found = shadow_store.route_report(table, route, path)
     if as_json:
         click.echo(json.dumps(rendering.as_json(found), indent=2, ensure_ascii=False))
     else:
@@ -62,7 +62,7 @@ def report(route: str, routing: Path, store: Path | None, as_json: bool) -> None
 @_store
 def clear(route: str, routing: Path, store: Path | None) -> None:
     """Forget everything compared for ROUTE (start a fresh sample)."""
-    path, _ = _where(routing, route, store)
+    _, path = _where(routing, route, store)
     count = shadow_store.clear(path, route)
     click.echo(f"{route}: {count} comparisons cleared from {path}")
 

@@ -336,6 +336,20 @@ def _judge(
     )
 
 
+def route_report(table: RoutingTable, route: str, store_path: str | Path | None = None) -> Report:
+    """``route``'s report judged with its own ``shadow.thresholds`` — what `strangler
+    shadow report`, the dashboard and the rollout's shadow gate all read. The store is the
+    route's (``store_file``) unless ``store_path`` names another; a route whose shadow
+    block is gone is judged with the default thresholds."""
+    rules = table.route(route).shadow or Shadow(backend="")
+    return report(
+        store_path or store_file(table, route),
+        route,
+        relative=rules.relative,
+        absolute=rules.absolute,
+    )
+
+
 def summary(
     store_path: str | Path, route: str, *, relative: float = RELATIVE, absolute: float = ABSOLUTE
 ) -> ShadowSummary:
@@ -348,5 +362,5 @@ def summary(
 __all__ = [
     "Comparison", "EndpointReport", "Example", "FieldReport", "NotAStore", "Report",
     "ShadowSummary",
-    "Writer", "clear", "connect", "report", "store_file", "summary",
+    "Writer", "clear", "connect", "report", "route_report", "store_file", "summary",
 ]  # fmt: skip

@@ -72,7 +72,7 @@ def test_the_panel_judges_with_the_routes_thresholds(tmp_path: Path) -> None:
     routing = _setup(tmp_path)
     expected = _cli_view(routing)
     assert expected.summary.differing == 0  # not real at this route's 50-point margin
-    found = views.shadows(routing, load_table(routing))
+    found = views.shadows(load_table(routing))
     assert found is not None
     (view,) = found
     assert view["error"] is None
