@@ -26,7 +26,7 @@ from ruamel.yaml.comments import CommentedMap
 from facade.rollout.plan import LocalVersion, Mechanism, Provider, StageCanary, VersionCanary
 from facade.routing.checker import CALLABLE, Checker, show
 from facade.routing.model import Backend, BackendKind, SyncStream
-from facade.routing.rollout_block import PLAN_KEYS, plan_body
+from facade.routing.rollout_block import PLAN_KEYS, choice, plan_body
 
 CANARY_KEYS = ("mechanism", "from", "to", "weight", "local", "stage", *PLAN_KEYS)
 STAGE_KEYS = ("api", "name", "variable")
@@ -161,18 +161,9 @@ def version_canary(
     if backend.kind is not BackendKind.LAMBDA:
         check.at(parent, "canary", where, "only a lambda backend has versions to canary")
         return None
-    mechanism = Mechanism.ALIAS
-    if "mechanism" in body:
-        try:
-            mechanism = Mechanism(str(body["mechanism"]))
-        except ValueError:
-            check.at(
-                body,
-                "mechanism",
-                f"{where}.mechanism",
-                f"{show(body['mechanism'])}: one of {', '.join(Mechanism)}",
-            )
-            return None
+    mechanism = choice(check, body, "mechanism", where, Mechanism, Mechanism.ALIAS)
+    if mechanism is None:
+        return None
     baseline = _label(check, body, "from", where, mechanism)
     canary = _label(check, body, "to", where, mechanism)
     from facade.routing.loader import parse_share  # the loader imports this module

@@ -7,7 +7,8 @@ Every problem is reported with its line like the rest of the file.
 
 from __future__ import annotations
 
-from typing import Any
+from enum import StrEnum
+from typing import Any, TypeVar
 
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
@@ -86,6 +87,23 @@ def _number(
         check.at(node, key, f"{path}.{key}", f"{show(value)}: {kind} {lower} to {high:g}")
         return default
     return float(value)
+
+
+E = TypeVar("E", bound=StrEnum)
+
+
+def choice(
+    check: Checker, node: CommentedMap, key: str, path: str, kind: type[E], default: E
+) -> E | None:
+    """``node[key]`` as one of ``kind``'s values (``default`` when absent), or None after
+    naming the problem."""
+    if key not in node:
+        return default
+    try:
+        return kind(str(node[key]))
+    except ValueError:
+        check.at(node, key, f"{path}.{key}", f"{show(node[key])}: one of {', '.join(kind)}")
+        return None
 
 
 def _weight(value: Any) -> int | None:
@@ -209,17 +227,7 @@ def _analysis(check: Checker, body: CommentedMap, path: str) -> Analysis:
     node = check.mapping(body["analysis"], body, "analysis", where, ANALYSIS_KEYS)
     if node is None:
         return Analysis()
-    provider = Provider.FACADE
-    if "provider" in node:
-        try:
-            provider = Provider(str(node["provider"]))
-        except ValueError:
-            check.at(
-                node,
-                "provider",
-                f"{where}.provider",
-                f"{show(node['provider'])}: one of {', '.join(Provider)}",
-            )
+    provider = choice(check, node, "provider", where, Provider, Provider.FACADE) or Provider.FACADE
     prometheus = node.get("prometheus")
     if prometheus is not None and not str(prometheus).startswith(("http://", "https://")):
         check.at(
@@ -434,17 +442,8 @@ def plan_body(
     backend's ``canary:`` block; ``side`` is the backend whose sync streams the sync
     gate watches by default."""
     steps = _steps(check, body, where)
-    on = OnInconclusive.PAUSE
-    if "on_inconclusive" in body:
-        try:
-            on = OnInconclusive(str(body["on_inconclusive"]))
-        except ValueError:
-            check.at(
-                body,
-                "on_inconclusive",
-                f"{where}.on_inconclusive",
-                f"{show(body['on_inconclusive'])}: one of {', '.join(OnInconclusive)}",
-            )
+    pause = OnInconclusive.PAUSE
+    on = choice(check, body, "on_inconclusive", where, OnInconclusive, pause) or pause
     line = getattr(getattr(body, "lc", None), "line", -1) + 1
     interval = _number(check, body, "interval", where, 10.0, 1, 3600)
     analysis = _analysis(check, body, where)
@@ -471,4 +470,4 @@ def plan_body(
     )
 
 
-__all__ = ["PLAN_KEYS", "plan_body", "rollout_plan"]
+__all__ = ["PLAN_KEYS", "choice", "plan_body", "rollout_plan"]
