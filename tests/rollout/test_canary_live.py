@@ -5,13 +5,10 @@ function from two code directories, under live traffic: a healthy version is pro
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
-import threading
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import httpx
@@ -23,6 +20,7 @@ from facade.routing.loader import load_table
 from tests.facade.conftest import LineReader
 from tests.facade.proxy import Proxy, proxy
 from tests.facade.upstream import upstream
+from tests.rollout import live_kit
 from tests.rollout.lambda_kit import published_function
 
 FUNCTIONS = Path(__file__).parent / "functions"
@@ -58,54 +56,24 @@ default: monolith
 %(local)s"""
 
 
-@contextmanager
-def traffic(url: str) -> Iterator[list[tuple[int, str]]]:
+def traffic(url: str) -> AbstractContextManager[list[tuple[int, str]]]:
     """Requests to the function's route on two threads until the block ends; yields
     (status, version that answered) of each."""
-    seen: list[tuple[int, str]] = []
-    stop = threading.Event()
 
-    def run() -> None:
-        with httpx.Client(base_url=url, timeout=10) as client:
-            while not stop.is_set():
-                try:
-                    answer = client.get("/api/orders/1")
-                    seen.append((answer.status_code, answer.headers.get("x-version", "")))
-                except httpx.HTTPError:
-                    seen.append((0, ""))
+    def seen(answer: httpx.Response | None) -> tuple[int, str]:
+        if answer is None:
+            return (0, "")
+        return (answer.status_code, answer.headers.get("x-version", ""))
 
-    threads = [threading.Thread(target=run, daemon=True) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    try:
-        yield seen
-    finally:
-        stop.set()
-        for thread in threads:
-            thread.join(10)
+    return live_kit.traffic(url, seen)
 
 
 def canary(facade: Proxy, *args: str) -> subprocess.Popen[str]:
-    argv = [sys.executable, "-m", "facade.cli", "canary", *args, "--routing", str(facade.routing)]
-    if args[0] in ("start", "resume", "abort"):
-        argv += ["--metrics-url", facade.admin_url]
-    return subprocess.Popen(
-        argv,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        cwd=facade.routing.parent,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
+    return live_kit.command(facade, "canary", *args)
 
 
 def status(facade: Proxy) -> dict[str, object]:
-    done = subprocess.run(
-        [sys.executable, "-m", "facade.cli", "canary", "status", "orders", "--json",
-         "--routing", str(facade.routing)],
-        capture_output=True, text=True, check=True,
-    )  # fmt: skip
-    return dict(json.loads(done.stdout))
+    return live_kit.status(facade, "canary")
 
 
 def audit(routing: Path, action: str) -> list[dict[str, object]]:

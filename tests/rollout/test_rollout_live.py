@@ -5,13 +5,10 @@ finishes without repeating a step."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
-import sys
-import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import httpx
@@ -21,6 +18,7 @@ from facade.routing.loader import load_table
 from tests.facade.conftest import LineReader
 from tests.facade.proxy import Proxy, proxy
 from tests.facade.upstream import upstream
+from tests.rollout import live_kit
 
 ROUTING = """\
 version: 1
@@ -45,53 +43,18 @@ default: monolith
 """
 
 
-@contextmanager
-def traffic(url: str) -> Iterator[list[int]]:
+def traffic(url: str) -> AbstractContextManager[list[int]]:
     """Requests to the route as fast as answered, each from a new client (no cookie), on
     two threads until the block ends; yields the statuses seen."""
-    statuses: list[int] = []
-    stop = threading.Event()
-
-    def run() -> None:
-        with httpx.Client(base_url=url, timeout=10) as client:
-            while not stop.is_set():
-                try:
-                    statuses.append(client.get("/api/orders/1").status_code)
-                except httpx.HTTPError:
-                    statuses.append(0)
-
-    threads = [threading.Thread(target=run, daemon=True) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    try:
-        yield statuses
-    finally:
-        stop.set()
-        for thread in threads:
-            thread.join(10)
+    return live_kit.traffic(url, lambda answer: 0 if answer is None else answer.status_code)
 
 
 def rollout(facade: Proxy, *args: str) -> subprocess.Popen[str]:
-    argv = [sys.executable, "-m", "facade.cli", "rollout", *args, "--routing", str(facade.routing)]
-    if args[0] in ("start", "resume", "abort"):
-        argv += ["--metrics-url", facade.admin_url]
-    return subprocess.Popen(
-        argv,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        cwd=facade.routing.parent,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
+    return live_kit.command(facade, "rollout", *args)
 
 
 def status(facade: Proxy) -> dict[str, object]:
-    done = subprocess.run(
-        [sys.executable, "-m", "facade.cli", "rollout", "status", "orders", "--json",
-         "--routing", str(facade.routing)],
-        capture_output=True, text=True, check=True,
-    )  # fmt: skip
-    return dict(json.loads(done.stdout))
+    return live_kit.status(facade, "rollout")
 
 
 def canary_share(routing: Path) -> float:
