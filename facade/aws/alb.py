@@ -223,7 +223,7 @@ def facade_target_group(table: RoutingTable, prefix: str) -> TargetGroup:
             f"{table.source}: backends.{FACADE}: the name is the facade's own target group "
             "when routes are shadowed; rename the backend"
         )
-    name = target_group_name(prefix, FACADE)
+    name = _valid_name(table, FACADE, prefix)
     aws: dict[str, Any] = {
         "container_port": table.settings.listen_port,
         "health_check": "/__facade/health",
@@ -240,6 +240,19 @@ def target_group_name(prefix: str, backend: str) -> str:
     return f"{prefix}-{backend}".replace("_", "-")
 
 
+def _valid_name(table: RoutingTable, backend: str, prefix: str) -> str:
+    """The target group name we create for ``backend``, or ``ConfigError`` where AWS
+    would refuse it."""
+    name = target_group_name(prefix, backend)
+    if not TARGET_GROUP_NAME.match(name):
+        raise ConfigError(
+            f"{table.source}: backends.{backend}: target group name {name!r} is not "
+            "valid on AWS (1-32 letters, digits and '-', no '-' at either end); use a "
+            "shorter --prefix or backend name, or set aws.target_group_arn"
+        )
+    return name
+
+
 def _target_group(table: RoutingTable, backend: Backend, prefix: str) -> TargetGroup:
     arn = backend.aws.get("target_group_arn")
     name = target_group_name(prefix, backend.name)
@@ -249,12 +262,7 @@ def _target_group(table: RoutingTable, backend: Backend, prefix: str) -> TargetG
                 f"{table.source}: backends.{backend.name}: a url backend has no AWS target "
                 "group of its own; set aws.target_group_arn to the one that serves it"
             )
-        if not TARGET_GROUP_NAME.match(name):
-            raise ConfigError(
-                f"{table.source}: backends.{backend.name}: target group name {name!r} is not "
-                "valid on AWS (1-32 letters, digits and '-', no '-' at either end); use a "
-                "shorter --prefix or backend name, or set aws.target_group_arn"
-            )
+        name = _valid_name(table, backend.name, prefix)
     return TargetGroup(
         backend.name, backend.kind, name, str(arn) if arn else None, dict(backend.aws)
     )

@@ -729,3 +729,30 @@ default: monolith
     table = parse_table(text, "routing.yaml")
     with pytest.raises(ConfigError, match=r"backends\.facade: the name is the facade.s own"):
         alb.desired(table)
+
+
+def test_the_facades_target_group_name_is_checked_like_the_backends() -> None:
+    """A prefix that makes ``<prefix>-facade`` longer than AWS's 32 characters is refused
+    at render, as for a backend's group, never sent to AWS."""
+    text = """\
+version: 1
+backends:
+  monolith:
+    kind: monolith
+    url: "http://127.0.0.1:9"
+    aws: {{target_group_arn: "{arn}/m/0123456789abcdef"}}
+  orders:
+    kind: ecs
+    url: "http://127.0.0.1:8"
+    aws: {{cluster: c, service: s, container_port: 80, target_group_arn: "{arn}/o/01234567"}}
+routes:
+  - name: orders
+    match: {{paths: ['/api/orders/*']}}
+    targets: {{monolith: 100}}
+    shadow: {{to: orders}}
+default: monolith
+""".format(arn="arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup")
+    table = parse_table(text, "routing.yaml")
+    assert alb.desired(table, "shop").target_groups[-1].name == "shop-facade"
+    with pytest.raises(ConfigError, match=r"backends\.facade: target group name 'a{26}-facade'"):
+        alb.desired(table, "a" * 26)
