@@ -12,17 +12,16 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from facade.shadow.compare import Answer
-
 log = logging.getLogger("strangler.shadow")
 
 Headers = list[tuple[bytes, bytes]]
+Raw = tuple[int, Headers, bytes]  # status, headers as sent, body
 
 
 class Capture:
     __slots__ = ("_done", "_headers", "_limit", "_over", "_pieces", "_size", "_status")
 
-    def __init__(self, limit: int, done: Callable[[Answer | None, str], None]) -> None:
+    def __init__(self, limit: int, done: Callable[[Raw | None, str], None]) -> None:
         self._limit = limit
         self._done = done  # (answer, "") or (None, why)
         self._status = 0
@@ -54,20 +53,20 @@ class Capture:
         if self._over:
             self._report(None, "body")
             return
-        headers = tuple(
-            (n.decode("latin-1").lower(), v.decode("latin-1")) for n, v in self._headers
+        pieces = self._pieces
+        self._report(
+            (self._status, self._headers, pieces[0] if len(pieces) == 1 else b"".join(pieces)), ""
         )
-        self._report(Answer(self._status, headers, b"".join(self._pieces)), "")
 
     def failed(self) -> None:
         """The primary failed (the facade answered 502/504 itself): nothing to compare."""
         self._report(None, "primary_failed")
 
-    def _report(self, answer: Answer | None, why: str) -> None:
+    def _report(self, answer: Raw | None, why: str) -> None:
         try:
             self._done(answer, why)
         except Exception:  # the shadow's trouble never reaches the request path
             log.exception("the shadow comparison could not take the primary's answer")
 
 
-__all__ = ["Capture"]
+__all__ = ["Capture", "Raw"]

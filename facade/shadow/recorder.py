@@ -1,21 +1,28 @@
-"""Off the request path: compare pairs, redact, write them to the store — in a process
-of its own.
+"""Off the request path: the shadow process of a facade worker — it makes the copies,
+compares, redacts and writes to the store.
 
-Comparing JSON and writing SQLite take the GIL, and a thread holding it makes the
-event loop wait up to the interpreter's switch interval (5 ms) after each of its
-socket writes: the primary's latency would pay for the comparison. So the facade
-worker only batches finished pairs (every ``FLUSH`` seconds or ``BATCH`` pairs),
-pickles them and writes them to a pipe without ever blocking; a recorder process
-(started with the first copy, spawned, one per facade worker) compares, redacts,
-stores, and answers with the outcomes for the Prometheus counters. It runs in Linux's
-idle scheduling class (nice 10 elsewhere): on a busy machine, comparisons wait, answers
-do not. If the recorder falls ``BACKLOG`` bytes behind, pairs are dropped and counted
-(``dropped:backlog``). Counts of copies not compared (dropped, failed) travel in the same batches.
+A worker only batches what it hands over (what one turn of its event loop finished, at
+most ``BATCH`` items: at low load each request goes at once, under load one write
+carries many), pickles it and writes it to a pipe without ever blocking: for each copied request a
+``copier.Job`` (the request and the primary's answer), and ``Count``s of copies it did
+not hand over (dropped). The shadow process (started with the first copy, spawned, one
+per facade worker) runs an event loop of its own: it sends the copies
+(``facade.shadow.copier``), compares each pair once its copies' answers are in, redacts
+and stores them, and answers with the outcomes for the Prometheus counters.
+
+It runs in Linux's idle scheduling class (nice 10 elsewhere): it gets only the CPU the
+workers leave, and a worker waking up takes the CPU back at once — comparing JSON,
+writing SQLite and a second upstream exchange per copy would otherwise be paid for in
+the primary's latency. On a machine the workers keep busy, the copies wait: if the
+shadow process falls ``BACKLOG`` bytes behind, requests are not handed over but dropped
+and counted (``dropped:backlog``), and a copy that waited past ``shadow.timeout`` for
+its answer is an error like any late one.
 """
 
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import functools
 import logging
@@ -27,40 +34,25 @@ import signal
 import struct
 from collections.abc import Callable
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
-from facade.routing.model import Shadow
-from facade.shadow.compare import Answer, compare, endpoint
+from facade.shadow.compare import compare, endpoint
+from facade.shadow.copier import Copier, Job, Pair
 from facade.shadow.redact import Redactor
 from facade.shadow.store import NOISE, SHADOW, Comparison, Example, Writer
 
 log = logging.getLogger("strangler.shadow")
 
-FLUSH = 0.02  # seconds a finished pair may wait for its batch
+FLUSH = 0.02  # seconds an outcome or a comparison may wait for its batch
 BATCH = 200  # items per batch at most
-NICE = 10  # the recorder's lower priority where there is no idle scheduling class
-BACKLOG = 16 * 1024 * 1024  # bytes written ahead of the recorder; more: pairs dropped
+NICE = 10  # the shadow process's lower priority where there is no idle scheduling class
+BACKLOG = 16 * 1024 * 1024  # bytes written ahead of the shadow process; more: dropped
+GRACE = 5.0  # seconds the copies in flight at the end have to finish
 _FRAME = struct.Struct("!i")  # multiprocessing.Connection's framing (what recv() reads)
 
 
-class Pair(NamedTuple):
-    """A request, the primary's answer, and the answers of its copies (tuples pickle
-    several times faster than dataclasses: they cross to the recorder by the thousand)."""
-
-    route: str
-    store: Path
-    rules: Shadow
-    method: str
-    path: str
-    query: str
-    headers: tuple[tuple[bytes, bytes], ...]
-    primary: Answer
-    shadow: Answer | None  # None: the shadow copy failed (counted already)
-    noise: Answer | None  # the primary's second answer, if this pair was sampled
-
-
 class Count(NamedTuple):
-    """A copy not compared: ``dropped:<reason>`` or ``error:<kind>``."""
+    """A copy not made or not compared: ``dropped:<reason>`` or ``error:<kind>``."""
 
     route: str
     store: Path
@@ -68,10 +60,11 @@ class Count(NamedTuple):
 
 
 Outcome = Callable[[str, str, int], None]  # (route, result, how many)
+Item = tuple[Any, ...]  # a ``copier.Job`` as a plain tuple (pickled faster), or a Count
 
 
 class Recorder:
-    """The facade worker's side: batches, a pipe each way, the recorder process."""
+    """The facade worker's side: batches, a pipe each way, the shadow process."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, outcome: Outcome) -> None:
         self.loop = loop
@@ -81,7 +74,7 @@ class Recorder:
         our_in, their_out = context.Pipe(duplex=False)
         self.process = context.Process(
             target=_recorder_main, args=(their_in, their_out), name="strangler-shadow",
-            daemon=True,
+            daemon=False,  # it starts Lambda environments of its own: a daemon may not
         )  # fmt: skip
         self.process.start()
         their_in.close()
@@ -90,27 +83,29 @@ class Recorder:
         os.set_blocking(our_out.fileno(), False)
         os.set_blocking(our_in.fileno(), False)
         loop.add_reader(our_in.fileno(), self._read)
-        self._items: list[Pair | Count] = []
-        self._flusher: asyncio.TimerHandle | None = None
+        self._items: list[Item] = []
+        self._flusher: asyncio.Handle | None = None
         self._unsent = bytearray()
         self._writing = False
         self._received = bytearray()
-        self._behind: dict[tuple[str, Path], int] = {}  # pairs dropped: counted when caught up
+        self._behind: dict[tuple[str, Path], int] = {}  # jobs dropped: counted when caught up
         self._closed = False
+        atexit.register(self.close)  # before multiprocessing's exit joins the process
 
-    def submit(self, item: Pair | Count) -> None:
+    def submit(self, item: Item) -> None:
+        """A job (``copier.Job``'s fields, as a plain tuple) or a ``Count``."""
         if self._closed:
             return
-        if isinstance(item, Pair) and len(self._unsent) > BACKLOG:
-            key = (item.route, item.store)
+        if len(self._unsent) > BACKLOG and type(item) is not Count:
+            key = (item[0], item[1])  # route, store
             self._behind[key] = self._behind.get(key, 0) + 1
-            self._outcome(item.route, "dropped", 1)
+            self._outcome(item[0], "dropped", 1)
             return
         self._items.append(item)
         if len(self._items) >= BATCH:
             self._flush()
-        elif self._flusher is None:
-            self._flusher = self.loop.call_later(FLUSH, self._flush)
+        elif self._flusher is None:  # the copies' caps count what is in flight: go soon
+            self._flusher = self.loop.call_soon(self._flush)
 
     def _flush(self) -> None:
         if self._flusher is not None:
@@ -157,21 +152,19 @@ class Recorder:
             self.loop.remove_reader(self._in.fileno())
             return
         self._received += data
-        while len(self._received) >= _FRAME.size:
-            (size,) = _FRAME.unpack_from(self._received)
-            if len(self._received) < _FRAME.size + size:
-                return
-            outcomes = pickle.loads(self._received[_FRAME.size : _FRAME.size + size])  # noqa: S301 - our own child
-            del self._received[: _FRAME.size + size]
+        for outcomes in _frames(self._received):
             for (route, result), count in outcomes.items():
                 self._outcome(route, result, count)
 
     def close(self, timeout: float = 10.0) -> None:
-        """Send what is batched, let the recorder write it, and stop it."""
+        """Send what is batched, let the shadow process finish the copies in flight
+        (``GRACE``) and write them, and stop it."""
         if self._closed:
             return
         self._closed = True
-        self._flush()
+        atexit.unregister(self.close)
+        with contextlib.suppress(Exception):  # the loop may be closed: written below then
+            self._flush()
         with contextlib.suppress(Exception):
             self.loop.remove_reader(self._in.fileno())
         if self._writing:
@@ -205,51 +198,155 @@ def _background() -> None:
         os.nice(NICE)
 
 
+def _frames(buffer: bytearray) -> list[Any]:
+    """The whole frames at the start of ``buffer``, unpickled and taken out of it."""
+    found = []
+    while len(buffer) >= _FRAME.size:
+        (size,) = _FRAME.unpack_from(buffer)
+        if len(buffer) < _FRAME.size + size:
+            break
+        found.append(pickle.loads(buffer[_FRAME.size : _FRAME.size + size]))  # noqa: S301 - our own pipe
+        del buffer[: _FRAME.size + size]
+    return found
+
+
 def _recorder_main(
     incoming: multiprocessing.connection.Connection,
     outgoing: multiprocessing.connection.Connection,
 ) -> None:
-    writers: dict[Path, Writer] = {}
-    keep: dict[Path, dict[str, int]] = {}
-    # A Ctrl-C or SIGTERM for the facade's process group must not cut the recorder short:
+    # A Ctrl-C or SIGTERM for the facade's process group must not cut the process short:
     # it ends when the worker says so, or when the worker's end of the pipe closes.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     _background()
+    loop: asyncio.AbstractEventLoop
     try:
-        while True:
-            try:
-                batch = incoming.recv()
-            except EOFError:
-                return
-            if batch is None:
-                return
-            outcomes: dict[tuple[str, str], int] = {}
-            comparisons: dict[Path, list[Comparison]] = {}
-            counts: dict[Path, dict[tuple[str, str], int]] = {}
-            for item in batch:
-                if isinstance(item, Count):
-                    per_store = counts.setdefault(item.store, {})
-                    per_store[item.route, item.name] = per_store.get((item.route, item.name), 0) + 1
-                    continue
-                keep.setdefault(item.store, {})[item.route] = item.rules.keep
-                found = comparisons.setdefault(item.store, [])
-                for comparison, result in _compare(item):
-                    found.append(comparison)
-                    outcomes[item.route, result] = outcomes.get((item.route, result), 0) + 1
-            for store in comparisons.keys() | counts.keys():
-                writer = writers.get(store)
-                if writer is None:
-                    writer = writers[store] = Writer(store, keep.setdefault(store, {}))
-                try:
-                    writer.write(comparisons.get(store, []), counts.get(store, {}))
-                except Exception:
-                    log.exception("the shadow store %s could not be written", store)
-            with contextlib.suppress(OSError):
-                outgoing.send(outcomes)
+        import uvloop
+
+        loop = uvloop.new_event_loop()
+    except ImportError:  # pragma: no cover - uvloop is a dependency where it builds
+        loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    shadow = _ShadowProcess(loop, incoming, outgoing)
+    try:
+        loop.run_until_complete(shadow.run())
     finally:
-        for writer in writers.values():
+        shadow.close()
+        loop.close()
+
+
+class _ShadowProcess:
+    """The shadow process's side: jobs in, copies out, pairs compared and stored."""
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        incoming: multiprocessing.connection.Connection,
+        outgoing: multiprocessing.connection.Connection,
+    ) -> None:
+        self.loop = loop
+        self.incoming = incoming
+        self.outgoing = outgoing
+        self.copier = Copier(loop, self._pair, self._count)
+        self.writers: dict[Path, Writer] = {}
+        self.keep: dict[Path, dict[str, int]] = {}
+        self.pairs: list[Pair] = []
+        self.counts: dict[Path, dict[tuple[str, str], int]] = {}
+        self.outcomes: dict[tuple[str, str], int] = {}
+        self._received = bytearray()
+        self._flusher: asyncio.TimerHandle | None = None
+        self._ended: asyncio.Future[None] = loop.create_future()
+
+    async def run(self) -> None:
+        fd = self.incoming.fileno()
+        os.set_blocking(fd, False)
+        self.loop.add_reader(fd, self._read)
+        await self._ended
+        self.loop.remove_reader(fd)
+        end = self.loop.time() + GRACE
+        while self.copier.busy() and self.loop.time() < end:
+            await asyncio.sleep(0.02)
+        self._flush()
+
+    def close(self) -> None:
+        if self._flusher is not None:
+            self._flusher.cancel()
+        self.copier.close()
+        for writer in self.writers.values():
             writer.close()
+
+    def _read(self) -> None:
+        try:
+            data = os.read(self.incoming.fileno(), 1 << 20)
+        except BlockingIOError:
+            return
+        if not data:  # the worker is gone
+            self._end()
+            return
+        self._received += data
+        for batch in _frames(self._received):
+            if batch is None:  # the worker is closing
+                self._end()
+                return
+            for item in batch:
+                if type(item) is Count:
+                    self._store_count(item.route, item.store, item.name)
+                else:
+                    job = Job._make(item)
+                    self.keep.setdefault(job.store, {})[job.route] = job.rules.keep
+                    self.copier.start(job)
+
+    def _end(self) -> None:
+        if not self._ended.done():
+            self._ended.set_result(None)
+
+    def _store_count(self, route: str, store: Path, name: str) -> None:
+        per_store = self.counts.setdefault(store, {})
+        per_store[route, name] = per_store.get((route, name), 0) + 1
+        self._soon()
+
+    def _count(self, route: str, store: Path, name: str) -> None:
+        """A copy dropped or failed here: stored, and an outcome for the worker's series."""
+        key = (route, name.partition(":")[0])
+        self.outcomes[key] = self.outcomes.get(key, 0) + 1
+        self._store_count(route, store, name)
+
+    def _pair(self, pair: Pair) -> None:
+        self.pairs.append(pair)
+        if len(self.pairs) >= BATCH:
+            self._flush()
+        else:
+            self._soon()
+
+    def _soon(self) -> None:
+        if self._flusher is None:
+            self._flusher = self.loop.call_later(FLUSH, self._flush)
+
+    def _flush(self) -> None:
+        if self._flusher is not None:
+            self._flusher.cancel()
+            self._flusher = None
+        pairs, self.pairs = self.pairs, []
+        counts, self.counts = self.counts, {}
+        comparisons: dict[Path, list[Comparison]] = {}
+        outcomes = self.outcomes
+        for pair in pairs:
+            found = comparisons.setdefault(pair.store, [])
+            for comparison, result in _compare(pair):
+                found.append(comparison)
+                outcomes[pair.route, result] = outcomes.get((pair.route, result), 0) + 1
+        for store in comparisons.keys() | counts.keys():
+            writer = self.writers.get(store)
+            if writer is None:
+                writer = self.writers[store] = Writer(store, self.keep.setdefault(store, {}))
+            try:
+                writer.write(comparisons.get(store, []), counts.get(store, {}))
+            except Exception:
+                log.exception("the shadow store %s could not be written", store)
+        if outcomes:
+            self.outcomes = {}
+            with contextlib.suppress(OSError):
+                self.outgoing.send(outcomes)
 
 
 @functools.lru_cache(maxsize=64)
@@ -298,4 +395,4 @@ def _compare(pair: Pair) -> list[tuple[Comparison, str]]:
     return found
 
 
-__all__ = ["Count", "Pair", "Recorder"]
+__all__ = ["Count", "Recorder"]

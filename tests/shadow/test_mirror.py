@@ -187,13 +187,16 @@ def test_caps_drop_copies_and_count_them(tmp_path: Path) -> None:
             candidate.wait_for(lambda got: len(got) == 2)
             big = client.post("/api/orders/1/", content=b"x" * 301)  # a body over the cap
             assert big.status_code == 200
-            wait_until(lambda: store.summary(path, "orders").dropped == 8, what="8 dropped")
+            # 2 in flight, 2 waiting for a slot (a room as large as the cap), 6 dropped
+            wait_until(lambda: store.summary(path, "orders").dropped == 6, what="6 dropped")
             candidate.release.set()
-            wait_until(lambda: store.summary(path, "orders").compared == 2, what="2 compared")
+            wait_until(lambda: store.summary(path, "orders").compared == 4, what="4 compared")
             assert client.get("/api/orders/5/").status_code == 200
-            wait_until(lambda: store.summary(path, "orders").compared == 3)
-        assert store.report(path, "orders").counters == {"dropped:concurrency": 8}
-        assert shadow_series(running)["dropped"] == 8.0
+            wait_until(lambda: store.summary(path, "orders").compared == 5)
+        got = candidate.received
+        assert sorted(r[1] for r in got) == sorted(f"/api/orders/{n}/" for n in (0, 1, 2, 3, 5))
+        assert store.report(path, "orders").counters == {"dropped:concurrency": 6}
+        assert shadow_series(running)["dropped"] == 6.0
 
 
 def test_a_primary_answer_over_the_body_cap_is_dropped_not_compared(tmp_path: Path) -> None:
