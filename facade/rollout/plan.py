@@ -160,6 +160,19 @@ class StageCanary:
     api: str  # the REST API's name
     stage: str = "live"
     variable: str = "alias"  # the stage variable the integration's function ARN reads
+    # the stage's access-log group (its canary's is this + "/Canary") and their retention
+    log_group: str = ""  # "" → /strangler/API/STAGE
+    log_retention: int = 30  # days
+
+    @property
+    def access_logs(self) -> str:
+        return self.log_group or f"/strangler/{self.api}/{self.stage}"
+
+    @property
+    def canary_access_logs(self) -> str:
+        """Where API Gateway writes a canary request's access-log line as well (its
+        developer guide: the stage's group with ``/Canary`` appended)."""
+        return self.access_logs + "/Canary"
 
 
 @dataclass(frozen=True)

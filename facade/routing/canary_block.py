@@ -11,7 +11,11 @@ and its local stand-in does not is enforced here, with the line of the problem:
 * ``mechanism: stage`` — the stage variable names the baseline's alias and the canary's
   ``stageVariableOverrides`` the new one: Lambda alias names (not all digits, at most
   128 of letters, digits, ``-`` and ``_``), a stage name and a variable name API Gateway
-  accepts; ``percentTraffic`` is 0.0-100.0.
+  accepts; ``percentTraffic`` is 0.0-100.0. The stage's access-log group (``log_group``,
+  by default ``/strangler/API/STAGE``) is a CloudWatch Logs group name with room for the
+  ``/Canary`` API Gateway appends for its canary's group (letters, digits, ``.-_/#``, at
+  most 512 characters with it); ``log_retention`` is one of the retention periods
+  CloudWatch Logs offers.
 """
 
 from __future__ import annotations
@@ -29,13 +33,16 @@ from facade.routing.model import Backend, BackendKind, SyncStream
 from facade.routing.rollout_block import PLAN_KEYS, choice, plan_body
 
 CANARY_KEYS = ("mechanism", "from", "to", "weight", "local", "stage", *PLAN_KEYS)
-STAGE_KEYS = ("api", "name", "variable")
+STAGE_KEYS = ("api", "name", "variable", "log_group", "log_retention")
 LOCAL_KEYS = ("handler", "code")
 VERSION = re.compile(r"^[0-9]{1,10}$")  # a published version (AdditionalVersionWeights' keys)
 ALIAS = re.compile(r"^(?![0-9]+$)[A-Za-z0-9_-]{1,128}$")  # Lambda's alias names
 STAGE = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 VARIABLE = re.compile(r"^[A-Za-z0-9_]{1,64}$")
 API_NAME = re.compile(r"^[A-Za-z0-9 _.-]{1,128}$")
+LOG_GROUP = re.compile(r"^[.\-_/#A-Za-z0-9]{1,512}$")  # CloudWatch Logs' group names
+RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827,
+                  2192, 2557, 2922, 3288, 3653)  # fmt: skip
 
 
 def _label(check: Checker, body: CommentedMap, key: str, where: str, mechanism: Mechanism) -> str:
@@ -142,7 +149,34 @@ def _stage(check: Checker, body: CommentedMap, where: str) -> StageCanary | None
             f"{variable!r}: a stage variable name (letters, digits, '_')",
         )
         ok = False
-    return StageCanary(str(api), name, variable) if ok else None
+    retention = node.get("log_retention", 30)
+    if type(retention) is not int or retention not in RETENTION_DAYS:
+        check.at(
+            node,
+            "log_retention",
+            f"{where}.stage.log_retention",
+            f"{show(retention)}: days CloudWatch Logs keeps the access logs, one of "
+            f"{', '.join(map(str, RETENTION_DAYS))}",
+        )
+        ok = False
+    if not ok:
+        return None
+    found = StageCanary(str(api), name, variable, str(node.get("log_group", "")), retention)
+    if not LOG_GROUP.match(found.canary_access_logs):
+        given = "log_group" in node
+        check.at(
+            node,
+            "log_group" if given else "api",
+            f"{where}.stage.log_group",
+            f"{found.access_logs!r}"
+            + ("" if given else " (the default, from the API's and the stage's names)")
+            + ": not a CloudWatch Logs group name, or no room left for the '/Canary' API "
+            "Gateway appends for its canary's group (letters, digits, '.', '-', '_', '/', "
+            "'#'; at most 512 characters with it)"
+            + ("" if given else "; name one with stage.log_group"),
+        )
+        return None
+    return found
 
 
 def version_canary(

@@ -39,6 +39,16 @@ ALIAS = """\
 """
 
 
+STAGE = """\
+      mechanism: stage
+      from: blue
+      to: green
+      stage: {api: s}
+      local: {blue: a:b, green: a:b}
+      steps: [100]
+"""
+
+
 def canary(block: str) -> VersionCanary:
     found = parse_table(HEAD + block + TAIL, "routing.yaml").backends["orders"].canary
     assert found is not None
@@ -71,6 +81,20 @@ def test_a_stage_canary_names_its_api_stage_and_variable() -> None:
     assert found.stage is not None
     assert (found.stage.api, found.stage.stage, found.stage.variable) == ("shop", "prod", "alias")
     assert found.share == 25
+    # its access logs: API Gateway writes a canary request's line to the group + /Canary too
+    assert found.stage.access_logs == "/strangler/shop/prod"
+    assert found.stage.canary_access_logs == "/strangler/shop/prod/Canary"
+    assert found.stage.log_retention == 30
+
+
+def test_a_stage_canary_may_name_its_access_log_group_and_retention() -> None:
+    found = canary(
+        STAGE.replace("stage: {api: s}", "stage: {api: shop payments, log_group: /shop/access, "
+                                         "log_retention: 90}")
+    ).stage  # fmt: skip
+    assert found is not None
+    assert (found.access_logs, found.canary_access_logs) == ("/shop/access", "/shop/access/Canary")
+    assert found.log_retention == 90
 
 
 def test_a_code_directory_is_resolved_beside_the_routing_file(tmp_path: Path) -> None:
@@ -104,6 +128,16 @@ def test_a_code_directory_is_resolved_beside_the_routing_file(tmp_path: Path) ->
         ("      mechanism: stage\n      from: blue\n      to: green\n      stage: {name: p-q}\n"
          "      local: {blue: a:b, green: a:b}\n      steps: [100]\n", 12, "the REST API's name"),
         (ALIAS + "      weigth: 5\n", 13, "did you mean 'weight'"),
+        (STAGE.replace("{api: s}", "{api: s, log_retention: 10}"), 12,
+         "days CloudWatch Logs keeps the access logs, one of 1, 3, 5"),
+        (STAGE.replace("{api: s}", "{api: s, log_retention: true}"), 12, "days CloudWatch Logs"),
+        (STAGE.replace("{api: s}", "{api: shop payments}"), 12,
+         "'/strangler/shop payments/live' (the default, from the API's and the stage's names): "
+         "not a CloudWatch Logs group name"),
+        (STAGE.replace("{api: s}", "{api: s, log_group: /my logs}"), 12,
+         "'/my logs': not a CloudWatch Logs group name"),
+        (STAGE.replace("{api: s}", "{api: s, log_group: /" + "a" * 505 + "}"), 12,
+         "no room left for the '/Canary' API Gateway appends"),
     ],
 )  # fmt: skip
 def test_every_mistake_is_reported_with_its_line(block: str, line: int, message: str) -> None:
