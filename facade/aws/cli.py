@@ -315,8 +315,8 @@ def drift(
 @click.argument("templates", nargs=-1, type=click.Path(exists=True, dir_okay=False))
 @click.option("--rules-path", is_flag=True, help="Print the folder of the rules and exit.")
 def lint(templates: tuple[str, ...], rules_path: bool) -> None:
-    """cfn-lint TEMPLATES with strangler's rules for the ALB limits cfn-lint leaves unchecked
-    (exit 1 when anything is found). For your own cfn-lint runs:
+    """cfn-lint TEMPLATES with strangler's rules for the ALB and metric filter limits
+    cfn-lint leaves unchecked (exit 1 when anything is found). For your own cfn-lint runs:
     cfn-lint --append-rules "$(strangler lint --rules-path)" -t TEMPLATE"""
     from facade.aws import lint_rules
 

@@ -13,6 +13,16 @@
   ``FunctionName``). Requests: ``Invocations``; errors: ``Errors`` (the invocations that
   raised or timed out — a 500 the function returns itself is a success to Lambda);
   latency: ``Duration`` in milliseconds.
+* A **REST API stage under canary** (``mechanism: stage``): namespace
+  ``Strangler/ApiGateway``, dimensions ``ApiName`` and ``Stage`` — the metrics the
+  stage's access-log metric filters publish (``render apigw --cloudformation``, see
+  ``facade.aws.version_canary``). API Gateway documents no metric dimension for a stage's
+  canary, but writes each canary request's access-log line to the stage's log group
+  *and* to the same group with ``/Canary`` appended: ``Requests``, ``5XXError`` and
+  ``Latency`` (milliseconds) count every request of the stage, ``CanaryRequests``,
+  ``Canary5XXError`` and ``CanaryLatency`` the canary's. The release is in the metric's
+  name, not a dimension: a filter's dimension takes its value from a field of the log
+  line, and both groups get the same line.
 
 A target group's metrics are the whole group's: a group that serves several routes (the
 monolith's usually does) is measured as one.
@@ -30,6 +40,9 @@ from facade.routing.model import Backend, BackendKind
 
 ALB = "AWS/ApplicationELB"
 LAMBDA = "AWS/Lambda"
+ACCESS_LOGS = "Strangler/ApiGateway"
+# each dimension of the access-log metrics, and the field of the log line it is read from
+ACCESS_LOG_DIMENSIONS = (("ApiName", "api"), ("Stage", "stage"))
 ELB_ARN = r"^arn:[\w-]+:elasticloadbalancing:[\w-]*:\d*:"
 TARGET_GROUP_ARN = re.compile(ELB_ARN + r"(targetgroup/[^/]+/\w+)$")
 BALANCER_ARN = re.compile(ELB_ARN + r"(?:loadbalancer|listener)/(app/[^/]+/\w+)(?:/\w+)?$")
@@ -38,7 +51,12 @@ BALANCER_ARN = re.compile(ELB_ARN + r"(?:loadbalancer|listener)/(app/[^/]+/\w+)(
 @dataclass(frozen=True)
 class ArmMetrics:
     """One backend's metrics: a namespace, its dimensions (a value may be a CloudFormation
-    expression in a template), and the metric names of requests, errors and latency."""
+    expression in a template), and the metric names of requests, errors and latency.
+
+    ``minus``: metrics that count some of the same requests, which are not this arm's
+    (a stage's log group receives its canary's requests too): the arm's requests and
+    errors are its own less those of ``minus``. A quantile cannot be subtracted: the
+    latency stays that of all the requests the arm's metrics count."""
 
     namespace: str
     dimensions: tuple[tuple[str, Any], ...]
@@ -46,6 +64,7 @@ class ArmMetrics:
     errors: tuple[str, ...]
     latency: str
     latency_unit: float  # seconds per unit of the latency metric
+    minus: ArmMetrics | None = None
 
     def dimension_list(self) -> list[dict[str, Any]]:
         return [{"Name": name, "Value": value} for name, value in self.dimensions]
@@ -92,6 +111,20 @@ def lambda_alias(function: str, alias: str | None) -> ArmMetrics:
     return ArmMetrics(LAMBDA, dimensions, "Invocations", ("Errors",), "Duration", 0.001)
 
 
+def stage_access_logs(api: str, stage: str, *, canary: bool) -> ArmMetrics:
+    """What the access-log metric filters of REST API ``api``'s stage publish: of every
+    request of the stage, or (``canary``) of its canary's requests."""
+    release = "Canary" if canary else ""
+    return ArmMetrics(
+        ACCESS_LOGS,
+        (("ApiName", api), ("Stage", stage)),
+        f"{release}Requests",
+        (f"{release}5XXError",),
+        f"{release}Latency",
+        0.001,
+    )
+
+
 def backend_metrics(backend: Backend, groups: Mapping[str, str], load_balancer: str) -> ArmMetrics:
     """Where ``backend`` shows: its Lambda alias, or its target group (``groups``: backend →
     target group ARN) on the load balancer (an ARN of it or of its listener)."""
@@ -115,6 +148,8 @@ def extended_statistic(quantile: float) -> str:
 
 
 __all__ = [
+    "ACCESS_LOGS",
+    "ACCESS_LOG_DIMENSIONS",
     "ALB",
     "LAMBDA",
     "ArmMetrics",
@@ -122,6 +157,7 @@ __all__ = [
     "extended_statistic",
     "lambda_alias",
     "load_balancer_suffix",
+    "stage_access_logs",
     "target_group",
     "target_group_suffix",
 ]

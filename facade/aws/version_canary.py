@@ -11,7 +11,16 @@
   deployment and its stage with the variable naming the ``from`` alias and a canary
   (``PercentTraffic``, ``StageVariableOverrides`` naming the ``to`` alias), and one
   ``AWS::Lambda::Permission`` per alias: API Gateway needs the right to invoke each
-  qualified function it may call.
+  qualified function it may call. The stage also logs every request it answers
+  (``AccessLogSetting``, a JSON line of ``$context`` variables) to a log group created
+  here (``stage.log_group``, by default ``/strangler/API/STAGE``), and API Gateway writes
+  each canary request's line to that group with ``/Canary`` appended as well — created
+  here too, with the same retention, so that its metric filters have a group to sit on
+  before the first canary request. Three metric filters on each group publish what the
+  analysis reads (``facade.aws.metrics.stage_access_logs``): requests, 5xx answers and
+  the response latency, with dimensions taken from fields of the line (a filter's
+  dimension can only be a field of the log event: ``ApiName`` from a field holding the
+  API's name, ``Stage`` from ``$context.stage``).
 
 Both render what the block says now; ``strangler canary start --apply`` moves the same
 settings step by step, so a stack update after a step leaves them where they were.
@@ -19,10 +28,12 @@ settings step by step, so a stack update after a step leaves them where they wer
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from facade.aws.cloudformation import PARTITION_ARN, logical_id
-from facade.rollout.plan import Mechanism, VersionCanary
+from facade.aws.metrics import ACCESS_LOG_DIMENSIONS, ArmMetrics, stage_access_logs
+from facade.rollout.plan import Mechanism, StageCanary, VersionCanary
 from facade.routing.model import Backend, RoutingTable
 
 
@@ -55,6 +66,74 @@ def _function_arn(backend: Backend, qualifier: str) -> dict[str, str]:
         "Fn::Sub": f"{PARTITION_ARN}:lambda:${{AWS::Region}}:${{AWS::AccountId}}:function:"
         f"{backend.aws.get('function', backend.name)}:{qualifier}"
     }
+
+
+def access_log_format(stage: StageCanary) -> str:
+    """One JSON line per request, every value quoted (as API Gateway's own JSON example):
+    a value API Gateway leaves empty cannot break the line for the filters."""
+    fields = {
+        "requestId": "$context.requestId",
+        "api": stage.api,  # the ApiName dimension's value
+        "stage": "$context.stage",
+        "status": "$context.status",
+        "responseLatency": "$context.responseLatency",
+        "integrationStatus": "$context.integrationStatus",
+        "integrationLatency": "$context.integrationLatency",
+    }
+    return json.dumps(fields, separators=(",", ":"))
+
+
+def _filters(arm: ArmMetrics) -> list[tuple[str, str, str, str]]:
+    """(metric, filter pattern, metric value, unit) of each metric of ``arm``."""
+    return [
+        (arm.requests, "{ $.requestId = * }", "1", "Count"),
+        (arm.errors[0], '{ $.status = "5*" }', "1", "Count"),
+        (arm.latency, "{ $.responseLatency = * }", "$.responseLatency", "Milliseconds"),
+    ]
+
+
+def access_log_resources(name: str, stage: StageCanary) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(resources, the stage's AccessLogSetting): the stage's access-log group and its
+    canary's, with the metric filters of each."""
+    resources: dict[str, Any] = {}
+    groups = (
+        (logical_id("AccessLogs", name), stage.access_logs, False),
+        (logical_id("CanaryAccessLogs", name), stage.canary_access_logs, True),
+    )
+    for group_id, group_name, canary in groups:
+        resources[group_id] = {
+            "Type": "AWS::Logs::LogGroup",
+            "Properties": {"LogGroupName": group_name, "RetentionInDays": stage.log_retention},
+        }
+        arm = stage_access_logs(stage.api, stage.stage, canary=canary)
+        for metric, pattern, value, unit in _filters(arm):
+            resources[logical_id("MetricFilter", f"{name} {metric}")] = {
+                "Type": "AWS::Logs::MetricFilter",
+                "Properties": {
+                    "LogGroupName": {"Ref": group_id},
+                    "FilterPattern": pattern,
+                    "MetricTransformations": [
+                        {
+                            "MetricNamespace": arm.namespace,
+                            "MetricName": metric,
+                            "MetricValue": value,
+                            "Unit": unit,
+                            "Dimensions": [
+                                {"Key": key, "Value": f"$.{field}"}
+                                for key, field in ACCESS_LOG_DIMENSIONS
+                            ],
+                        }
+                    ],
+                },
+            }
+    setting = {
+        "DestinationArn": {
+            "Fn::Sub": f"{PARTITION_ARN}:logs:${{AWS::Region}}:${{AWS::AccountId}}:"
+            f"log-group:${{{groups[0][0]}}}"
+        },
+        "Format": access_log_format(stage),
+    }
+    return resources, setting
 
 
 def stage_resources(table: RoutingTable) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -113,11 +192,14 @@ def stage_resources(table: RoutingTable) -> tuple[dict[str, Any], dict[str, Any]
             "DependsOn": methods,
             "Properties": {"RestApiId": {"Ref": api_id}},
         }
+        logs, access_log = access_log_resources(name, canary.stage)
+        resources.update(logs)
         stage: dict[str, Any] = {
             "RestApiId": {"Ref": api_id},
             "StageName": canary.stage.stage,
             "DeploymentId": {"Ref": deployment_id},
             "Variables": {variable: canary.baseline},
+            "AccessLogSetting": access_log,
         }
         if canary.canary != canary.baseline:
             stage["CanarySetting"] = {
@@ -149,4 +231,4 @@ def stage_resources(table: RoutingTable) -> tuple[dict[str, Any], dict[str, Any]
     return resources, outputs
 
 
-__all__ = ["alias_resource", "stage_resources"]
+__all__ = ["access_log_format", "access_log_resources", "alias_resource", "stage_resources"]

@@ -6,9 +6,11 @@ arm, the sums of its requests and errors and its latency quantile (an extended s
 such as ``p95``) since the provider's start, all in a single period that spans the whole
 time: so the sums are cumulative and the quantile is over every request since the start
 (CloudWatch cannot add up percentiles of several periods). Where each backend's metrics
-are — a target group's ``AWS/ApplicationELB`` metrics or a Lambda alias's ``AWS/Lambda``
-ones — is ``facade.aws.metrics``'s business; ``arms_for_listener`` finds them for every
-backend of a routing file.
+are — a target group's ``AWS/ApplicationELB`` metrics, a Lambda alias's ``AWS/Lambda``
+ones, a REST API stage's access-log metrics — is ``facade.aws.metrics``'s business;
+``arms_for_listener`` finds them for every backend of a routing file. An arm whose
+metrics also count requests of another (``ArmMetrics.minus``: a stage's log group gets
+its canary's requests too) is read as the difference of the two sums.
 
 What CloudWatch gives is not what the facade counts, and the analysis should know:
 
@@ -24,15 +26,18 @@ A call that fails, is refused, or comes back incomplete is a ``ProviderError``.
 
 **The stand-in (moto's CloudWatch) and what it does not do.** The tests put data points
 into the ``AWS/ApplicationELB`` and ``AWS/Lambda`` namespaces (which AWS reserves for its
-own services and would refuse) and read them back through this provider. moto does not
-compute extended statistics: asked for ``p95`` over data it answers HTTP 500 (asked over
-no data, it answers nothing), so the tests against it run with ``quantile=None`` and the
-quantile's path — with pagination and ``PartialData``, which moto never returns — is
-tested on GetMetricData answers of AWS's documented shape through botocore's ``Stubber``,
-which checks every request against the service's model. moto neither rounds the start
-time down to the minute nor aligns periods to it as CloudWatch does (the provider does
-both itself), checks no ``Period`` (a multiple of 60), and ignores the namespace of a
-query that names dimensions.
+own services and would refuse), and into ``Strangler/ApiGateway`` as a stage's metric
+filters would (moto's CloudWatch Logs runs no metric filter), and read them back through
+this provider. moto evaluates no metric math (an ``Expression`` other than another
+query's id answers no values), so the difference of an arm with ``minus`` is taken here.
+moto does not compute extended statistics: asked for ``p95`` over data it answers HTTP
+500 (asked over no data, it answers nothing), so the tests against it run with
+``quantile=None`` and the quantile's path — with pagination and ``PartialData``, which
+moto never returns — is tested on GetMetricData answers of AWS's documented shape
+through botocore's ``Stubber``, which checks every request against the service's model.
+moto neither rounds the start time down to the minute nor aligns periods to it as
+CloudWatch does (the provider does both itself), checks no ``Period`` (a multiple of
+60), and ignores the namespace of a query that names dimensions.
 """
 
 from __future__ import annotations
@@ -90,18 +95,20 @@ class CloudWatchProvider:
 
     def queries(self, baseline: str, canary: str, period: int) -> list[dict[str, Any]]:
         """The GetMetricData queries of one reading: per arm (``b``, ``c``) the sum of its
-        requests, of each error metric, and its latency quantile."""
+        requests, of each error metric, and its latency quantile; for an arm with
+        ``minus``, the sums of those metrics too (``b_less_requests``…)."""
         found: list[dict[str, Any]] = []
         for key, backend in (("b", baseline), ("c", canary)):
             arm = self.arms.get(backend)
             if arm is None:
                 raise ProviderError(f"cloudwatch: no metrics known for backend {backend!r}")
-            wanted = [("requests", arm.requests, "Sum")]
-            wanted += [(f"errors{i}", name, "Sum") for i, name in enumerate(arm.errors)]
+            wanted = _sums(arm, "")
             if self.statistic is not None:
-                wanted.append(("latency", arm.latency, self.statistic))
-            for suffix, metric, stat in wanted:
-                stat_of = {"Metric": arm.metric(metric), "Period": period, "Stat": stat}
+                wanted.append((arm, "latency", arm.latency, self.statistic))
+            if arm.minus is not None:
+                wanted += _sums(arm.minus, "less_")
+            for source, suffix, metric, stat in wanted:
+                stat_of = {"Metric": source.metric(metric), "Period": period, "Stat": stat}
                 found.append({"Id": f"{key}_{suffix}", "MetricStat": stat_of, "ReturnData": True})
         return found
 
@@ -129,6 +136,13 @@ class CloudWatchProvider:
 
         requests = total("requests")
         errors = sum(total(f"errors{i}") for i in range(len(arm.errors)))
+        if arm.minus is not None:
+            # subtracted here, not with metric math: the sums are what is subtracted, and
+            # the stand-in evaluates no math. The two sources are published apart: for a
+            # minute one may count requests the other does not yet (never below zero)
+            requests = max(0.0, requests - total("less_requests"))
+            less = sum(total(f"less_errors{i}") for i in range(len(arm.minus.errors)))
+            errors = min(requests, max(0.0, errors - less))
         quantile: float | None = None
         latency = series.get(f"{key}_latency")
         if latency is not None and latency.values:
@@ -140,6 +154,14 @@ class CloudWatchProvider:
             buckets=(),
             quantile_seconds=quantile,
         )
+
+
+def _sums(arm: ArmMetrics, prefix: str) -> list[tuple[ArmMetrics, str, str, str]]:
+    """(metrics, query suffix, metric, statistic) of the sums of an arm's requests and
+    errors."""
+    found = [(arm, f"{prefix}requests", arm.requests, "Sum")]
+    found += [(arm, f"{prefix}errors{i}", name, "Sum") for i, name in enumerate(arm.errors)]
+    return found
 
 
 def arms_for_listener(

@@ -17,14 +17,23 @@ rollout's (``facade.rollout.controller``); what differs is what moves and what i
   Each AWS change is read back before it counts; a read-back that differs, or a file
   write that fails after AWS took the change, puts AWS back as it was read before, and
   the controller pauses with nothing changed. Rollback is the canary at 0.
-* **what is read** — the two versions' invocations: locally the facade's per-version
-  series (``FacadeVersionProvider``); with ``analysis.provider: cloudwatch`` the
-  function's own ``Invocations``, ``Errors`` and ``Duration`` (``version_arms``) — for
-  alias weights by ``ExecutedVersion`` under the alias, for a stage canary by each
-  alias (``Resource`` = ``FUNCTION:ALIAS``), which tells the arms apart exactly as the
-  stage splits them. Lambda's ``Errors`` counts invocations that raised or timed out: a
-  500 the function returns itself is a success to Lambda (the facade's series count it
-  as an error).
+* **what is read** — the two versions' requests: locally the facade's per-version
+  series (``FacadeVersionProvider``); with ``analysis.provider: cloudwatch``
+  (``version_arms``):
+
+  - alias weights: the function's own ``Invocations``, ``Errors`` and ``Duration`` by
+    ``ExecutedVersion`` under the alias. Lambda's ``Errors`` counts invocations that
+    raised or timed out: a 500 the function returns itself is a success to Lambda (the
+    facade's series count it as an error);
+  - a stage canary: API Gateway's own view of the stage, from its access logs
+    (``facade.aws.metrics.stage_access_logs``) — the answers its clients got, so what
+    API Gateway answers itself counts too: a canary alias it may not invoke (a 500 and
+    no invocation at all), an integration that times out. The canary arm is what the
+    ``/Canary`` log group counts; the baseline is the stage's log group *less* the
+    canary's, because API Gateway writes a canary request to both groups (its developer
+    guide, "Set up an API Gateway canary release deployment"). The baseline's latency
+    quantile is the whole stage's (a quantile cannot be subtracted): with a small canary
+    share, nearly all the baseline's.
 
 A rollout's state is kept under ``BACKEND@canary``, a name no route can have.
 """
@@ -38,12 +47,12 @@ from typing import Protocol
 
 from facade.aws.cloudwatch import CloudWatchClient
 from facade.aws.lambda_client import AliasRouting, FunctionClient, StageState
-from facade.aws.metrics import ArmMetrics, lambda_alias
+from facade.aws.metrics import ArmMetrics, lambda_alias, stage_access_logs
 from facade.exceptions import AwsError, ConfigError
 from facade.rollout.cloudwatch import CloudWatchProvider
 from facade.rollout.controller import Controller
 from facade.rollout.engine import Phase, RolloutState
-from facade.rollout.plan import Mechanism, VersionCanary
+from facade.rollout.plan import VersionCanary
 from facade.routing.edit import edit_canary
 from facade.routing.loader import load_table
 from facade.routing.model import RoutingTable
@@ -176,16 +185,21 @@ def traffic_for(canary: VersionCanary, table: RoutingTable, client: FunctionClie
 
 
 def version_arms(table: RoutingTable, canary: VersionCanary) -> dict[str, ArmMetrics]:
-    """Where each version's invocations show in CloudWatch (``AWS/Lambda``)."""
+    """Where each version's requests show in CloudWatch: alias weights by
+    ``ExecutedVersion`` under the alias (``AWS/Lambda``); a stage canary in the stage's
+    access-log metrics, the baseline as the stage's less its canary's."""
+    if canary.stage is not None:
+        stage = canary.stage
+        released = stage_access_logs(stage.api, stage.stage, canary=True)
+        every = stage_access_logs(stage.api, stage.stage, canary=False)
+        return {canary.baseline: replace(every, minus=released), canary.canary: released}
     backend = table.backends[canary.backend]
-    function = str(backend.aws.get("function", backend.name))
-    labels = (canary.baseline, canary.canary)
-    if canary.mechanism is Mechanism.STAGE:
-        return {alias: lambda_alias(function, alias) for alias in labels}
-    serving = lambda_alias(function, str(backend.aws.get("alias", "live")))
+    serving = lambda_alias(
+        str(backend.aws.get("function", backend.name)), str(backend.aws.get("alias", "live"))
+    )
     return {
         version: replace(serving, dimensions=(*serving.dimensions, ("ExecutedVersion", version)))
-        for version in labels
+        for version in (canary.baseline, canary.canary)
     }
 
 

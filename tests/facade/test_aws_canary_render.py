@@ -1,17 +1,23 @@
 """Version canaries in the generated AWS configuration: the alias with its version weights
-(``render sam``), the REST API stage with its stage variable, canary settings and one
-invoke permission per alias (``render apigw --cloudformation``) — golden, cfn-lint clean;
-what SAM would do by itself with the alias is refused."""
+(``render sam``), the REST API stage with its stage variable, canary settings, one
+invoke permission per alias and its access logs — the stage's log group and its canary's,
+with the metric filters publishing what the analysis reads (``render apigw
+--cloudformation``) — golden, cfn-lint clean (strangler's metric filter rules catch what
+cfn-lint's schema lets through); what SAM would do by itself with the alias is
+refused."""
 
 from __future__ import annotations
 
+import json
 import os
+import re
 from pathlib import Path
 
 import pytest
 
 from facade.aws import apigw, cloudformation, sam
 from facade.exceptions import ConfigError
+from facade.rollout.function_canary import version_arms
 from facade.routing.loader import load_table, parse_table
 from tests.facade.test_aws_render import GOLDEN, _cli, yaml_load
 
@@ -135,3 +141,84 @@ def test_the_rendered_templates_are_yaml_cloudformation_reads(routing: Path) -> 
     assert yaml_load(cloudformation.dump(document, "yaml"))["Resources"].keys() == (
         document["Resources"].keys()
     )
+
+
+def test_the_stage_logs_every_request_and_its_filters_publish_what_the_analysis_reads(
+    routing: Path,
+) -> None:
+    table = load_table(routing)
+    resources = apigw.template(table, "canaries.yaml")["Resources"]
+    stage = resources["StagePayments"]["Properties"]
+    assert stage["CanarySetting"]["PercentTraffic"] == 5  # the canary is still rendered
+    setting = stage["AccessLogSetting"]
+    assert setting["DestinationArn"]["Fn::Sub"].endswith(":log-group:${AccessLogsPayments}")
+    groups = {
+        key: r["Properties"] for key, r in resources.items() if r["Type"] == "AWS::Logs::LogGroup"
+    }
+    assert groups == {
+        "AccessLogsPayments": {"LogGroupName": "/strangler/shop-payments/live",
+                               "RetentionInDays": 30},
+        "CanaryAccessLogsPayments": {"LogGroupName": "/strangler/shop-payments/live/Canary",
+                                     "RetentionInDays": 30},
+    }  # fmt: skip
+    # a line as API Gateway writes it (any value it leaves empty: still one JSON object)
+    values = {"$context.stage": "live", "$context.status": "502"}
+    line = json.loads(
+        re.sub(r"\$context\.[A-Za-z.]+", lambda m: values.get(m[0], "-"), setting["Format"])
+    )
+    assert {"requestId", "status", "responseLatency", "integrationStatus"} <= line.keys()
+    filters = {}
+    for r in resources.values():
+        if r["Type"] == "AWS::Logs::MetricFilter":
+            (found,) = r["Properties"]["MetricTransformations"]
+            group = r["Properties"]["LogGroupName"]["Ref"]
+            filters[group, found["MetricName"]] = (r["Properties"]["FilterPattern"], found)
+    assert len(filters) == 6
+    canary = table.backends["payments"].canary
+    assert canary is not None
+    arms = version_arms(table, canary)
+    baseline = arms["blue"]
+    assert baseline.minus == arms["green"]  # the stage's group gets the canary's too
+    for group, arm in (("AccessLogsPayments", baseline), ("CanaryAccessLogsPayments",
+                                                          arms["green"])):  # fmt: skip
+        expected = {
+            arm.requests: ("{ $.requestId = * }", "1", "Count"),
+            arm.errors[0]: ('{ $.status = "5*" }', "1", "Count"),
+            arm.latency: ("{ $.responseLatency = * }", "$.responseLatency", "Milliseconds"),
+        }
+        for metric, (pattern, value, unit) in expected.items():
+            found_pattern, found = filters[group, metric]
+            assert (found_pattern, found["MetricValue"], found["Unit"]) == (pattern, value, unit)
+            assert found["MetricNamespace"] == arm.namespace == "Strangler/ApiGateway"
+            assert "DefaultValue" not in found
+            # each dimension is read from a field of the line: the value the analysis asks
+            read = {d["Key"]: line[d["Value"].removeprefix("$.")] for d in found["Dimensions"]}
+            assert read == dict(arm.dimensions) == {"ApiName": "shop-payments", "Stage": "live"}
+            for selector in re.findall(r"\$\.(\w+)", found_pattern + found["MetricValue"]):
+                assert selector in line
+
+
+def test_the_metric_filter_rules_catch_what_cfn_lints_schema_lets_through(
+    routing: Path, tmp_path: Path
+) -> None:
+    template = apigw.template(load_table(routing), "canaries.yaml")
+    bad = template["Resources"]["MetricFilterPaymentsRequests"]["Properties"]
+    transformation = bad["MetricTransformations"][0]
+    transformation["DefaultValue"] = 0
+    transformation["Dimensions"].append({"Key": "Release", "Value": "canary"})
+    path = tmp_path / "bad.json"
+    path.write_text(cloudformation.dump(template, "json"))
+    result = _cli("lint", str(path))
+    assert result.returncode == 1
+    found = {line.split()[0] for line in result.stdout.splitlines() if line.startswith("E")}
+    assert found == {"E9111", "E9112"}, result.stdout
+    assert "'canary' is no log event field" in result.stdout
+    transformation.pop("DefaultValue")
+    transformation["Dimensions"][-1]["Value"] = "$.release"
+    transformation["Dimensions"].append({"Key": "Method", "Value": "$.httpMethod"})
+    path.write_text(cloudformation.dump(template, "json"))
+    result = _cli("lint", str(path))  # 4 dimensions: cfn-lint's own schema says so
+    assert result.returncode == 1
+    found = {line.split()[0] for line in result.stdout.splitlines() if line.startswith("E")}
+    assert found == {"E3032"}, result.stdout
+    assert "maximum item count: 3, found: 4" in result.stdout

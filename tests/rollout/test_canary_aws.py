@@ -3,7 +3,10 @@ step of the alias' version weights and of the REST API stage's canary is made, r
 and written to routing.yaml; promotion moves the alias (or the stage variable) and clears
 the canary; a change AWS does not read back, or a file write that fails after AWS took
 the change, leaves AWS as it was. What moto does not enforce (at most 2 versions, the
-weight range, no ``$LATEST``) is shown accepted by moto and refused by our client."""
+weight range, no ``$LATEST``) is shown accepted by moto and refused by our client. A
+stage canary is read from the stage's access-log metrics (put as its metric filters
+would: moto runs none), the baseline as the stage's less its canary's — so a canary
+API Gateway answers 500 without invoking it fails the errors test."""
 
 from __future__ import annotations
 
@@ -18,7 +21,10 @@ import pytest
 from facade import aws_local
 from facade.aws.cloudwatch import CloudWatchClient
 from facade.aws.lambda_client import check_routing
+from facade.aws.metrics import lambda_alias
 from facade.exceptions import AwsError
+from facade.rollout.analysis import Analyzer
+from facade.rollout.cloudwatch import CloudWatchProvider
 from facade.rollout.function_canary import (
     AliasTraffic,
     StageTraffic,
@@ -26,6 +32,7 @@ from facade.rollout.function_canary import (
     version_provider,
 )
 from facade.rollout.plan import VersionCanary
+from facade.rollout.samples import Result, Window
 from facade.routing import edit
 from facade.routing.loader import load_table
 from tests.facade.stage_canary import give_moto_stage_canaries
@@ -218,26 +225,19 @@ def test_stage_canary_steps_are_read_back_and_promotion_moves_the_stage_variable
         function.client.set_stage_canary(stage, "live", 100.5, {"alias": "next"})
 
 
-@pytest.mark.parametrize("mechanism", ["alias", "stage"])
 def test_cloudwatch_counts_each_version_apart_cumulatively_since_the_start(
-    aws_endpoints: aws_local.Endpoints, tmp_path: Path, mechanism: str
+    aws_endpoints: aws_local.Endpoints, tmp_path: Path
 ) -> None:
     function = f"orders-{uuid.uuid4().hex[:8]}"
-    labels = {"baseline": "live", "canary": "next"} if mechanism == "stage" else {}
-    table = load_table(_routing(tmp_path, function, mechanism, **labels))
+    table = load_table(_routing(tmp_path, function))
     canary = table.backends["orders"].canary
     assert canary is not None
     raw = boto3.client("cloudwatch", endpoint_url=aws_endpoints.aws, **aws_local.CREDENTIALS)
     now = datetime.now(UTC).replace(second=0, microsecond=0)
-    if mechanism == "alias":  # as Lambda publishes an alias' invocations by version
-        under = {"FunctionName": function, "Resource": f"{function}:live"}
-        arms = {v: {**under, "ExecutedVersion": v} for v in ("1", "2")}
-        elsewhere = under  # the alias as a whole: both versions, neither arm
-    else:  # as Lambda publishes each alias the stage calls
-        arms = {
-            a: {"FunctionName": function, "Resource": f"{function}:{a}"} for a in labels.values()
-        }
-        elsewhere = {"FunctionName": function}
+    # as Lambda publishes an alias' invocations by version
+    under = {"FunctionName": function, "Resource": f"{function}:live"}
+    arms = {v: {**under, "ExecutedVersion": v} for v in ("1", "2")}
+    elsewhere = under  # the alias as a whole: both versions, neither arm
     base, new = canary.baseline, canary.canary
 
     def put(metric: str, dimensions: dict[str, str], value: float, minutes: int) -> None:
@@ -294,3 +294,153 @@ def test_a_stage_whose_variable_was_changed_by_hand_refuses_the_step_and_is_put_
     found = function.client.stage(stage, "live")
     assert (found.variables, found.canary_percent) == ({"alias": "hotfix"}, None)
     assert _block(routing) == ("live", "next", 0)
+
+
+# -- a stage canary, judged on API Gateway's view of it: the stage's access logs ---------
+
+
+class AccessLogPoints:
+    """Puts data points into ``Strangler/ApiGateway`` as the stage's metric filters would
+    (moto's CloudWatch Logs runs no metric filter): the stage's log group counts every
+    request, its ``/Canary`` group the canary's again."""
+
+    def __init__(self, endpoint: str, api: str, stage: str = "live") -> None:
+        self.raw = boto3.client("cloudwatch", endpoint_url=endpoint, **aws_local.CREDENTIALS)
+        self.dimensions = [{"Name": "ApiName", "Value": api}, {"Name": "Stage", "Value": stage}]
+
+    def put(self, metric: str, value: float, at: datetime) -> None:
+        self.raw.put_metric_data(
+            Namespace="Strangler/ApiGateway",
+            MetricData=[{"MetricName": metric, "Value": value, "Unit": "Count",
+                         "Timestamp": at, "Dimensions": self.dimensions}],
+        )  # fmt: skip
+
+    def minute(
+        self, at: datetime, every: int, errors: int, canary: int, canary_errors: int
+    ) -> None:
+        """One minute of the stage: ``every`` requests (the canary's among them)."""
+        self.put("Requests", every, at)
+        self.put("5XXError", errors, at)
+        self.put("CanaryRequests", canary, at)
+        self.put("Canary5XXError", canary_errors, at)
+
+
+def _stage_provider(
+    aws_endpoints: aws_local.Endpoints, tmp_path: Path, api: str, now: datetime
+) -> tuple[VersionCanary, CloudWatchProvider]:
+    table = load_table(_routing(tmp_path, api, "stage", baseline="live", canary="next"))
+    canary = table.backends["orders"].canary
+    assert canary is not None
+    cloudwatch = CloudWatchClient.connect(aws_endpoints.aws, aws_local.CREDENTIALS)
+    started = (now - timedelta(minutes=10)).timestamp()
+    return canary, version_provider(table, replace_latency(canary), started, cloudwatch)
+
+
+def test_a_stage_canary_is_read_from_the_access_logs_the_baseline_as_the_stage_less_its_canary(
+    aws_endpoints: aws_local.Endpoints, tmp_path: Path
+) -> None:
+    api = f"orders-{uuid.uuid4().hex[:8]}"
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    canary, provider = _stage_provider(aws_endpoints, tmp_path, api, now)
+    provider.clock = lambda: now + timedelta(minutes=1)
+    points = AccessLogPoints(aws_endpoints.aws, api)
+    points.minute(now - timedelta(minutes=3), every=200, errors=4, canary=20, canary_errors=3)
+    points.minute(now - timedelta(minutes=2), every=100, errors=1, canary=10, canary_errors=0)
+    # none of these is either arm's: before the start, another stage, the Lambda aliases
+    points.minute(now - timedelta(minutes=30), every=1000, errors=500, canary=100, canary_errors=50)
+    AccessLogPoints(aws_endpoints.aws, api, "beta").minute(now, 500, 50, 50, 5)
+    for alias in ("live", "next"):
+        points.raw.put_metric_data(
+            Namespace="AWS/Lambda",
+            MetricData=[{"MetricName": "Invocations", "Value": 999, "Timestamp": now,
+                         "Dimensions": [{"Name": "FunctionName", "Value": api},
+                                        {"Name": "Resource", "Value": f"{api}:{alias}"}]}],
+        )  # fmt: skip
+    baseline, canary_counts = provider.read("orders@canary", canary.baseline, canary.canary)
+    assert (baseline.requests, baseline.errors) == (300 - 30, 5 - 3)
+    assert (canary_counts.requests, canary_counts.errors) == (30, 3)
+    points.minute(now - timedelta(minutes=1), every=50, errors=0, canary=5, canary_errors=0)
+    baseline, canary_counts = provider.read("orders@canary", canary.baseline, canary.canary)
+    assert (baseline.requests, canary_counts.requests) == (315, 35)  # cumulative
+
+
+def test_a_canary_minute_published_before_the_stages_never_counts_the_baseline_below_zero(
+    aws_endpoints: aws_local.Endpoints, tmp_path: Path
+) -> None:
+    api = f"orders-{uuid.uuid4().hex[:8]}"
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    canary, provider = _stage_provider(aws_endpoints, tmp_path, api, now)
+    provider.clock = lambda: now + timedelta(minutes=1)
+    points = AccessLogPoints(aws_endpoints.aws, api)
+    points.put("CanaryRequests", 10, now - timedelta(minutes=1))
+    points.put("Canary5XXError", 2, now - timedelta(minutes=1))
+    baseline, canary_counts = provider.read("orders@canary", canary.baseline, canary.canary)
+    assert (baseline.requests, baseline.errors) == (0, 0)
+    assert (canary_counts.requests, canary_counts.errors) == (10, 2)
+
+
+def test_a_canary_api_gateway_cannot_invoke_fails_the_errors_test_with_no_lambda_invocation(
+    aws_endpoints: aws_local.Endpoints, tmp_path: Path
+) -> None:
+    """The canary alias lacks its invoke permission: API Gateway answers its requests 500
+    itself and Lambda counts no invocation of it — on Lambda's metrics the canary has no
+    sample at all, on the stage's access logs it fails every request."""
+    api = f"orders-{uuid.uuid4().hex[:8]}"
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    canary, provider = _stage_provider(aws_endpoints, tmp_path, api, now)
+    points = AccessLogPoints(aws_endpoints.aws, api)
+    for minutes in (3, 2):
+        at = now - timedelta(minutes=minutes)
+        points.minute(at, every=500, errors=25, canary=25, canary_errors=25)
+        points.raw.put_metric_data(
+            Namespace="AWS/Lambda",
+            MetricData=[{"MetricName": "Invocations", "Value": 475, "Timestamp": at,
+                         "Dimensions": [{"Name": "FunctionName", "Value": api},
+                                        {"Name": "Resource", "Value": f"{api}:live"}]}],
+        )  # fmt: skip
+    lambda_view = CloudWatchProvider(
+        provider.client,
+        {alias: lambda_alias(api, alias) for alias in ("live", "next")},
+        provider.start,
+        quantile=None,
+        clock=lambda: now + timedelta(minutes=1),
+    )
+    on_lambda = lambda_view.read("orders@canary", "live", "next")
+    assert (on_lambda[0].requests, on_lambda[1].requests) == (950, 0)  # nothing to judge
+
+    provider.clock = lambda: now - timedelta(minutes=5)
+    origin = provider.read("orders@canary", canary.baseline, canary.canary)
+    provider.clock = lambda: now + timedelta(minutes=1)
+    baseline, canary_counts = provider.read("orders@canary", canary.baseline, canary.canary)
+    assert (baseline.requests, baseline.errors) == (950, 0)
+    assert (canary_counts.requests, canary_counts.errors) == (50, 50)
+    analyzer = Analyzer(replace_latency(canary).plan.analysis)
+    analyzer.add(Window(baseline.minus(origin[0]), canary_counts.minus(origin[1]), 240))
+    verdicts = {v.metric: v for v in analyzer.verdicts(50, 950, 200)}
+    assert verdicts["errors"].result is Result.FAIL, verdicts["errors"]
+
+
+def test_moto_evaluates_no_metric_math_so_the_provider_subtracts_itself(
+    aws_endpoints: aws_local.Endpoints,
+) -> None:
+    api = f"orders-{uuid.uuid4().hex[:8]}"
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    points = AccessLogPoints(aws_endpoints.aws, api)
+    points.minute(now - timedelta(minutes=1), every=70, errors=0, canary=7, canary_errors=0)
+
+    def stat(name: str) -> dict[str, object]:
+        metric = {"Namespace": "Strangler/ApiGateway", "MetricName": name,
+                  "Dimensions": points.dimensions}  # fmt: skip
+        return {"Metric": metric, "Period": 600, "Stat": "Sum"}
+
+    answer = points.raw.get_metric_data(
+        MetricDataQueries=[
+            {"Id": "every", "MetricStat": stat("Requests")},
+            {"Id": "released", "MetricStat": stat("CanaryRequests")},
+            {"Id": "baseline", "Expression": "every - released"},
+        ],
+        StartTime=now - timedelta(minutes=5),
+        EndTime=now + timedelta(minutes=5),
+    )
+    values = {r["Id"]: r["Values"] for r in answer["MetricDataResults"]}
+    assert values == {"every": [70.0], "released": [7.0], "baseline": []}
