@@ -12,12 +12,19 @@ alternating rounds (medians reported), with a uvloop HTTP/1.1 client on keep-ali
 connections:
 
 * **throughput** — closed loop, ``--connections`` connections as fast as answers come:
-  what one worker can serve. A copy is a second upstream exchange, so this is where
-  shadowing costs (CPU per request), and the figure to size workers by;
-* **latency** — open loop at a fixed rate, the same for both (``--load`` of the lower
-  of the two throughputs, 50 % by default: workers with headroom, as in production),
-  latency counted from each request's scheduled time so that a stall is not hidden.
-  The goal: the shadowed primary's p99 within 10 % of the plain one's.
+  what one worker can serve. The copies are made by the worker's shadow process, in the
+  idle scheduling class on the worker's core: a saturated worker leaves it no CPU, so
+  most copies are dropped here (the share compared is printed) — the figure to size
+  workers by is the next one;
+* **capacity with every copy made** — the shadowed facade at a fixed rate (a quarter of
+  the plain throughput), with the CPU time of the worker and of its shadow process per
+  request read from ``/proc``: one core serves ``1 / (worker + shadow)`` requests a
+  second with every one of them copied;
+* **latency** — open loop at a fixed rate, the same for both (``--load`` of that
+  capacity, 50 % by default: workers with headroom, as in production), latency counted
+  from each request's scheduled time so that a stall is not hidden. The goal: the
+  shadowed primary's p99 within 10 % of the plain one's, with at least 99 % of its
+  requests compared (a p99 bought by dropping copies does not count).
 
 Facades on CPU 0, the load and the backends on CPU 1 (when there are two).
 """
@@ -44,6 +51,7 @@ FACADE_CPU = ["taskset", "-c", "0"] if PIN else []
 LOAD_CPU = ["taskset", "-c", "1"] if PIN else []
 DELAY = 0.5  # seconds the shadow backend waits before answering
 GOAL = 1.10  # the shadowed p99 at most 10 % above the plain one
+MIN_COMPARED = 0.99  # ... with at least this share of its requests compared
 
 ROUTING = """\
 version: 1
@@ -153,12 +161,19 @@ async def _paced(port: int, start: float, every: float, until: float, out: list[
 
 async def _load(port: int, connections: int, duration: float, rate: float) -> dict[str, float]:
     warm: list[float] = []
-    await asyncio.gather(*(_client(port, time.perf_counter() + 1.0, warm) for _ in range(4)))
+    if rate:  # warmed at the same rate: a closed-loop warm-up would leave copies behind
+        every = connections / rate
+        begin = time.perf_counter()
+        await asyncio.gather(
+            *(_paced(port, begin + i * every / connections, every, begin + 1.0, warm)
+              for i in range(connections))
+        )  # fmt: skip
+    else:
+        await asyncio.gather(*(_client(port, time.perf_counter() + 1.0, warm) for _ in range(4)))
     latencies: list[float] = []
     started = time.perf_counter()
     until = started + duration
     if rate:
-        every = connections / rate
         await asyncio.gather(
             *(_paced(port, started + i * every / connections, every, until, latencies)
               for i in range(connections))
@@ -169,6 +184,7 @@ async def _load(port: int, connections: int, duration: float, rate: float) -> di
     latencies.sort()
     return {
         "requests": len(latencies),
+        "warm_requests": len(warm),
         "rps": len(latencies) / elapsed,
         "p50_ms": latencies[len(latencies) // 2] * 1000,
         "p99_ms": latencies[int(len(latencies) * 0.99)] * 1000,
@@ -205,6 +221,46 @@ def _shadow_series(admin: str) -> dict[str, float]:
     return {result: float(value) for result, value in found}
 
 
+def _compared(admin: str) -> float:
+    series = _shadow_series(admin)
+    return series.get("matched", 0.0) + series.get("differing", 0.0)
+
+
+def _settled(admin: str, pid: int | None = None) -> None:
+    """Wait until the shadow process has nothing in flight or waiting: its outcomes
+    (and its CPU time) stopped changing for longer than the shadow backend takes to
+    answer."""
+    last: tuple[dict[str, float], float] | None = None
+    quiet_since = time.monotonic()
+    deadline = quiet_since + 120
+    while time.monotonic() < deadline:
+        now = (_shadow_series(admin), _cpu_seconds(pid) if pid else 0.0)
+        if now != last:
+            last, quiet_since = now, time.monotonic()
+        elif time.monotonic() - quiet_since > DELAY * 3:
+            return
+        time.sleep(0.1)
+    raise RuntimeError("the shadow process did not settle within 120 s")
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User and system CPU time of a process so far (``/proc/<pid>/stat``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _shadow_process(worker: int) -> int:
+    """The worker's shadow process: its child started by multiprocessing's spawn."""
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        for child in Path(f"/proc/{worker}/task/{worker}/children").read_text().split():
+            command = Path(f"/proc/{child}/cmdline").read_bytes()
+            if b"spawn_main" in command and b"resource_tracker" not in command:
+                return int(child)
+        time.sleep(0.1)  # the first copy starts it once the primary has answered
+    raise RuntimeError(f"no shadow process under worker {worker}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--connections", type=int, default=16)
@@ -232,6 +288,7 @@ def main() -> int:
     fast, slow = _free_port(), _free_port()
     processes: list[subprocess.Popen[str]] = []
     facades: dict[str, tuple[int, str]] = {}
+    pids: dict[str, int] = {}
     try:
         backends = subprocess.Popen(
             [*LOAD_CPU, sys.executable, __file__, "--backends", str(fast), str(slow)],
@@ -259,8 +316,11 @@ def main() -> int:
                 if not line:
                     raise RuntimeError(f"strangler serve did not start ({routing})")
             admin = re.search(r"admin (http://\S+)", line)
+            pid = re.search(r" pid (\d+)", line)
             assert admin, line
+            assert pid, line
             facades[name] = (port, admin.group(1))
+            pids[name] = int(pid.group(1))
         print(
             f"{args.connections} connections, {args.rounds} x {args.duration:g}s per facade; "
             f"shadow backend answers after {DELAY * 1000:.0f} ms; "
@@ -268,27 +328,96 @@ def main() -> int:
             flush=True,
         )
         results: dict[str, dict[str, dict[str, float]]] = {}
-        rate = 0.0
-        for phase in ("throughput", "latency"):
-            rounds: dict[str, list[dict[str, float]]] = {name: [] for name in facades}
+        shadowed_admin = facades["shadowed"][1]
+
+        import httpx
+
+        # the first copied request starts the worker's shadow process
+        httpx.get(f"http://127.0.0.1:{facades['shadowed'][0]}/api/orders/1/", timeout=5)
+        shadow_pid = _shadow_process(pids["shadowed"])
+
+        def rounds_of(rate: float, names: tuple[str, ...]) -> dict[str, dict[str, float]]:
+            rounds: dict[str, list[dict[str, float]]] = {name: [] for name in names}
+            compared = requests = 0.0
             for _ in range(args.rounds):
-                for name, (port, _) in facades.items():
-                    rounds[name].append(_measure(port, args, rate))
-            print(f"{phase}" + (f" at {rate:.0f} req/s:" if rate else ", closed loop:"))
-            results[phase] = {}
+                for name in names:
+                    port = facades[name][0]
+                    if name == "shadowed":
+                        _settled(
+                            shadowed_admin, shadow_pid
+                        )  # no copies of an earlier run in flight
+                    before = _compared(shadowed_admin) if name == "shadowed" else 0.0
+                    run = _measure(port, args, rate)
+                    rounds[name].append(run)
+                    if name == "shadowed":
+                        _settled(
+                            shadowed_admin, shadow_pid
+                        )  # the last copies answer and are counted
+                        compared += _compared(shadowed_admin) - before
+                        requests += run["requests"] + run["warm_requests"]
+            found = {}
             for name, runs in rounds.items():
                 stats = {key: statistics.median(r[key] for r in runs) for key in runs[0]}
-                results[phase][name] = stats
+                if name == "shadowed":
+                    stats["compared_share"] = compared / requests
+                found[name] = stats
                 print(
                     f"  {name:<9} {stats['rps']:>8.0f} req/s  p50 {stats['p50_ms']:.3f} ms  "
-                    f"p99 {stats['p99_ms']:.3f} ms",
+                    f"p99 {stats['p99_ms']:.3f} ms"
+                    + (f"  {compared / requests:.1%} compared" if name == "shadowed" else ""),
                     flush=True,
                 )
-            # a rate both can serve: a slow shadow must not slow the primary of a worker
-            # with headroom (what a copy costs in CPU is the throughput figure above)
-            rate = min(r["rps"] for r in results["throughput"].values()) * args.load
-        time.sleep(DELAY * 2)  # the last copies answer; then their outcomes are counted
-        series = _shadow_series(facades["shadowed"][1])
+            return found
+
+        # The shadowed closed loop comes last: it leaves the shadow process a backlog of
+        # copies (the worker gave it no CPU) that would run during the other phases.
+        print("throughput, closed loop:")
+        results["throughput"] = rounds_of(0.0, ("plain",))
+        # what one core serves with every request copied, from the CPU time both take at a
+        # rate the shadow process keeps up with
+        calibration = results["throughput"]["plain"]["rps"] / 10
+        _settled(shadowed_admin, shadow_pid)
+        cpu = {
+            "plain": _cpu_seconds(pids["plain"]),
+            "shadowed": _cpu_seconds(pids["shadowed"]),
+            "shadow process": _cpu_seconds(shadow_pid),
+        }
+        before = _compared(shadowed_admin)
+        measured = {name: _measure(port, args, calibration) for name, (port, _) in facades.items()}
+        _settled(shadowed_admin, shadow_pid)
+        share = (_compared(shadowed_admin) - before) / (
+            measured["shadowed"]["requests"] + measured["shadowed"]["warm_requests"]
+        )
+        total = {name: run["requests"] + run["warm_requests"] for name, run in measured.items()}
+        per_request = {
+            "plain": (_cpu_seconds(pids["plain"]) - cpu["plain"]) / total["plain"],
+            "shadowed": (_cpu_seconds(pids["shadowed"]) - cpu["shadowed"]) / total["shadowed"],
+            "shadow process": (_cpu_seconds(shadow_pid) - cpu["shadow process"])
+            / total["shadowed"],
+        }
+        capacity = 1 / (per_request["shadowed"] + per_request["shadow process"])
+        results["capacity"] = {
+            "shadowed": {
+                "rate": calibration, "compared_share": share,
+                "plain_worker_us": per_request["plain"] * 1e6,
+                "worker_us": per_request["shadowed"] * 1e6,
+                "shadow_process_us": per_request["shadow process"] * 1e6,
+                "rps_with_every_copy": capacity,
+            }
+        }  # fmt: skip
+        print(
+            f"CPU per request at {calibration:.0f} req/s ({share:.1%} compared): plain worker "
+            f"{per_request['plain'] * 1e6:.1f} us; shadowed worker "
+            f"{per_request['shadowed'] * 1e6:.1f} us + its shadow process "
+            f"{per_request['shadow process'] * 1e6:.1f} us: {capacity:.0f} req/s per core "
+            "with every request copied"
+        )
+        rate = capacity * args.load
+        print(f"latency at {rate:.0f} req/s:")
+        results["latency"] = rounds_of(rate, tuple(facades))
+        print("throughput, closed loop, shadowed:")
+        results["throughput"].update(rounds_of(0.0, ("shadowed",)))
+        series = _shadow_series(shadowed_admin)
     finally:
         for process in reversed(processes):
             process.send_signal(signal.SIGTERM)
@@ -299,16 +428,22 @@ def main() -> int:
                 process.kill()
     plain, shadowed = results["latency"]["plain"], results["latency"]["shadowed"]
     ratio = shadowed["p99_ms"] / plain["p99_ms"]
-    capacity = results["throughput"]
+    closed = results["throughput"]
+    share = shadowed["compared_share"]
     summary = {
         "p99_ratio": ratio,
-        "throughput_ratio": capacity["shadowed"]["rps"] / capacity["plain"]["rps"],
-        "goal_met": ratio <= GOAL,
+        "compared_share": share,
+        "throughput_ratio": closed["shadowed"]["rps"] / closed["plain"]["rps"],
+        "capacity_ratio": results["capacity"]["shadowed"]["rps_with_every_copy"]
+        / closed["plain"]["rps"],
+        "goal_met": ratio <= GOAL and share >= MIN_COMPARED,
         "shadow_outcomes": series,
     }
     print(
-        f"shadowed/plain: p99 at {rate:.0f} req/s x{ratio:.3f} (goal <= x{GOAL:.2f}: "
-        f"{'met' if summary['goal_met'] else 'NOT met'}), throughput "
+        f"shadowed/plain: p99 at {rate:.0f} req/s x{ratio:.3f} with {share:.1%} compared "
+        f"(goal <= x{GOAL:.2f} with >= {MIN_COMPARED:.0%}: "
+        f"{'met' if summary['goal_met'] else 'NOT met'}); capacity with every copy made "
+        f"x{summary['capacity_ratio']:.3f} of plain; closed-loop throughput "
         f"x{summary['throughput_ratio']:.3f}; shadow copies: {series}"
     )
     if args.json:
