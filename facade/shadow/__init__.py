@@ -1,7 +1,9 @@
 """Shadow traffic: copies of a route's requests to another backend, answers compared.
 
-``mirror``   sends the copies from the facade, never touching the primary's answer
+``mirror``   in the facade worker: which requests are copied; hands them over
 ``capture``  a bounded copy of the primary's answer, taken as it streams to the client
+``recorder`` the worker's shadow process (idle scheduling class) and the pipe to it
+``copier``   in the shadow process: the copies, their caps and timeouts
 ``jsonpath`` the JSON path patterns of routing.yaml's ``shadow.compare``
 ``compare``  one pair of answers → the fields that differ (JSON by path, else digests)
 ``noise``    which differences are real: the difference rate against the noise rate
