@@ -56,7 +56,11 @@ class ArmMetrics:
     ``minus``: metrics that count some of the same requests, which are not this arm's
     (a stage's log group receives its canary's requests too): the arm's requests and
     errors are its own less those of ``minus``. A quantile cannot be subtracted: the
-    latency stays that of all the requests the arm's metrics count."""
+    latency stays that of all the requests the arm's metrics count.
+
+    ``settle``: metrics published by several sources apart (two log groups' metric
+    filters, and each filter on its own) are read only for the minutes all of them have
+    published: a minute is read once it is ``settle`` seconds old."""
 
     namespace: str
     dimensions: tuple[tuple[str, Any], ...]
@@ -65,6 +69,7 @@ class ArmMetrics:
     latency: str
     latency_unit: float  # seconds per unit of the latency metric
     minus: ArmMetrics | None = None
+    settle: int = 0  # seconds a minute must be old before it is read (0: read to now)
 
     def dimension_list(self) -> list[dict[str, Any]]:
         return [{"Name": name, "Value": value} for name, value in self.dimensions]
@@ -111,6 +116,12 @@ def lambda_alias(function: str, alias: str | None) -> ArmMetrics:
     return ArmMetrics(LAMBDA, dimensions, "Invocations", ("Errors",), "Duration", 0.001)
 
 
+# A stage's minute is read once this old: its two groups' six filters publish apart, each
+# a minute or so late; a reading between two of them would count the canary's requests
+# as the baseline's, or its 5xx without its requests.
+LOG_METRICS_SETTLE = 300
+
+
 def stage_access_logs(api: str, stage: str, *, canary: bool) -> ArmMetrics:
     """What the access-log metric filters of REST API ``api``'s stage publish: of every
     request of the stage, or (``canary``) of its canary's requests."""
@@ -122,6 +133,7 @@ def stage_access_logs(api: str, stage: str, *, canary: bool) -> ArmMetrics:
         (f"{release}5XXError",),
         f"{release}Latency",
         0.001,
+        settle=LOG_METRICS_SETTLE,
     )
 
 

@@ -208,7 +208,14 @@ def stage_resources(table: RoutingTable) -> tuple[dict[str, Any], dict[str, Any]
                 "StageVariableOverrides": {variable: canary.canary},
                 "UseStageCache": False,
             }
-        resources[stage_id] = {"Type": "AWS::ApiGateway::Stage", "Properties": stage}
+        # canary traffic only once both groups and their filters exist: no line uncounted,
+        # and API Gateway never creates the /Canary group before the template does
+        resources[stage_id] = {
+            "Type": "AWS::ApiGateway::Stage",
+            # (its own group it references already)
+            "DependsOn": sorted(set(logs) - {logical_id("AccessLogs", name)}),
+            "Properties": stage,
+        }
         for alias in dict.fromkeys((canary.baseline, canary.canary)):
             resources[logical_id("InvokePermission", f"{name} {alias}")] = {
                 "Type": "AWS::Lambda::Permission",

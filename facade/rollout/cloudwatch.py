@@ -115,6 +115,15 @@ class CloudWatchProvider:
     def read(self, route: str, baseline: str, canary: str) -> tuple[ArmCounts, ArmCounts]:
         """``route`` names no dimension: CloudWatch measures target groups and aliases."""
         end = self.clock().astimezone(UTC)
+        settle = max(
+            (self.arms[name].settle for name in (baseline, canary) if name in self.arms),
+            default=0,
+        )
+        if settle:  # only the minutes every source has published: none of one yet
+            end = _minute(end - timedelta(seconds=settle))
+            if end <= self.start:
+                nothing = ArmCounts(requests=0, errors=0, buckets=(), quantile_seconds=None)
+                return nothing, nothing
         if end <= self.start:
             end = self.start + timedelta(seconds=MINUTE)
         # one period over the whole span: its start is the (whole-minute) start
@@ -142,7 +151,8 @@ class CloudWatchProvider:
             # minute one may count requests the other does not yet (never below zero)
             requests = max(0.0, requests - total("less_requests"))
             less = sum(total(f"less_errors{i}") for i in range(len(arm.minus.errors)))
-            errors = min(requests, max(0.0, errors - less))
+            errors = max(0.0, errors - less)
+        errors = min(requests, errors)  # sums since the start: a late count is not lost
         quantile: float | None = None
         latency = series.get(f"{key}_latency")
         if latency is not None and latency.values:

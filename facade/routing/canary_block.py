@@ -161,8 +161,9 @@ def _stage(check: Checker, body: CommentedMap, where: str) -> StageCanary | None
         ok = False
     if not ok:
         return None
-    found = StageCanary(str(api), name, variable, str(node.get("log_group", "")), retention)
-    if not LOG_GROUP.match(found.canary_access_logs):
+    group = node.get("log_group")
+    found = StageCanary(str(api), name, variable, "" if group is None else str(group), retention)
+    if not LOG_GROUP.match(found.canary_access_logs) or found.access_logs.startswith("aws/"):
         given = "log_group" in node
         check.at(
             node,
@@ -172,7 +173,8 @@ def _stage(check: Checker, body: CommentedMap, where: str) -> StageCanary | None
             + ("" if given else " (the default, from the API's and the stage's names)")
             + ": not a CloudWatch Logs group name, or no room left for the '/Canary' API "
             "Gateway appends for its canary's group (letters, digits, '.', '-', '_', '/', "
-            "'#'; at most 512 characters with it)"
+            "'#'; at most 512 characters with it; never starting with 'aws/', which AWS "
+            "keeps for its own groups)"
             + ("" if given else "; name one with stage.log_group"),
         )
         return None

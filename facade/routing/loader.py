@@ -256,6 +256,7 @@ def _canaries(
     if not isinstance(node, CommentedMap):
         return backends
     found = dict(backends)
+    stages: dict[tuple[str, str] | str, str] = {}  # (api, stage) and log groups → backend
     for name, spec in node.items():
         backend = backends.get(str(name))
         if backend is None or not isinstance(spec, CommentedMap) or "canary" not in spec:
@@ -263,8 +264,25 @@ def _canaries(
         canary = version_canary(
             check, spec["canary"], spec, f"backends.{name}", backend, sync, base
         )
-        if canary is not None:
-            found[backend.name] = replace(backend, canary=canary)
+        if canary is None:
+            continue
+        stage = canary.stage
+        if stage is not None:
+            # one stage's access-log metrics are one canary's: a second on the same API and
+            # stage (or log group) would be judged on the other's traffic too
+            taken = stages.get((stage.api, stage.stage)) or stages.get(stage.access_logs)
+            if taken is not None:
+                check.at(
+                    spec["canary"],
+                    "stage",
+                    f"backends.{name}.canary.stage",
+                    f"API {stage.api!r} stage {stage.stage!r} (access logs "
+                    f"{stage.access_logs!r}) is already backend {taken!r}'s stage canary: "
+                    "each needs an API, a stage and a log group of its own",
+                )
+                continue
+            stages[stage.api, stage.stage] = stages[stage.access_logs] = backend.name
+        found[backend.name] = replace(backend, canary=canary)
     return found
 
 

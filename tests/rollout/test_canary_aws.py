@@ -21,7 +21,7 @@ import pytest
 from facade import aws_local
 from facade.aws.cloudwatch import CloudWatchClient
 from facade.aws.lambda_client import check_routing
-from facade.aws.metrics import lambda_alias
+from facade.aws.metrics import LOG_METRICS_SETTLE, lambda_alias
 from facade.exceptions import AwsError
 from facade.rollout.analysis import Analyzer
 from facade.rollout.cloudwatch import CloudWatchProvider
@@ -342,7 +342,8 @@ def test_a_stage_canary_is_read_from_the_access_logs_the_baseline_as_the_stage_l
     api = f"orders-{uuid.uuid4().hex[:8]}"
     now = datetime.now(UTC).replace(second=0, microsecond=0)
     canary, provider = _stage_provider(aws_endpoints, tmp_path, api, now)
-    provider.clock = lambda: now + timedelta(minutes=1)
+    # a minute is read once all six filters have published it: LOG_METRICS_SETTLE later
+    provider.clock = lambda: now + timedelta(seconds=LOG_METRICS_SETTLE, minutes=1)
     points = AccessLogPoints(aws_endpoints.aws, api)
     points.minute(now - timedelta(minutes=3), every=200, errors=4, canary=20, canary_errors=3)
     points.minute(now - timedelta(minutes=2), every=100, errors=1, canary=10, canary_errors=0)
@@ -370,7 +371,8 @@ def test_a_canary_minute_published_before_the_stages_never_counts_the_baseline_b
     api = f"orders-{uuid.uuid4().hex[:8]}"
     now = datetime.now(UTC).replace(second=0, microsecond=0)
     canary, provider = _stage_provider(aws_endpoints, tmp_path, api, now)
-    provider.clock = lambda: now + timedelta(minutes=1)
+    # a minute is read once all six filters have published it: LOG_METRICS_SETTLE later
+    provider.clock = lambda: now + timedelta(seconds=LOG_METRICS_SETTLE, minutes=1)
     points = AccessLogPoints(aws_endpoints.aws, api)
     points.put("CanaryRequests", 10, now - timedelta(minutes=1))
     points.put("Canary5XXError", 2, now - timedelta(minutes=1))
@@ -410,7 +412,7 @@ def test_a_canary_api_gateway_cannot_invoke_fails_the_errors_test_with_no_lambda
 
     provider.clock = lambda: now - timedelta(minutes=5)
     origin = provider.read("orders@canary", canary.baseline, canary.canary)
-    provider.clock = lambda: now + timedelta(minutes=1)
+    provider.clock = lambda: now + timedelta(seconds=LOG_METRICS_SETTLE, minutes=1)
     baseline, canary_counts = provider.read("orders@canary", canary.baseline, canary.canary)
     assert (baseline.requests, baseline.errors) == (950, 0)
     assert (canary_counts.requests, canary_counts.errors) == (50, 50)
