@@ -174,8 +174,7 @@ def _stage(check: Checker, body: CommentedMap, where: str) -> StageCanary | None
             + ": not a CloudWatch Logs group name, or no room left for the '/Canary' API "
             "Gateway appends for its canary's group (letters, digits, '.', '-', '_', '/', "
             "'#'; at most 512 characters with it; never starting with 'aws/', which AWS "
-            "keeps for its own groups)"
-            + ("" if given else "; name one with stage.log_group"),
+            "keeps for its own groups)" + ("" if given else "; name one with stage.log_group"),
         )
         return None
     return found
