@@ -39,10 +39,12 @@ import asyncio
 import base64
 import collections
 import contextlib
+import ctypes
 import importlib
 import multiprocessing
 import multiprocessing.connection
 import os
+import signal
 import sys
 import time
 import uuid
@@ -69,6 +71,8 @@ DEFAULT_ARN = (
 Handler = Callable[[dict[str, Any], Any], Any]
 # (backend, version, status, seconds) of one invocation of a version
 Record = Callable[[str, str, int, float], None]
+
+PR_SET_PDEATHSIG = 1  # prctl(2)
 
 # ALB's limits for Lambda targets: the request body, and the whole response document
 MAX_REQUEST_BODY = 1024 * 1024
@@ -205,10 +209,28 @@ def _invoke_in_environment(
     return load_handler(spec)(event, LambdaContext(function_name, timeout))
 
 
+def _die_with(parent: int) -> None:
+    """Linux: this process is killed when ``parent`` dies, however it dies (kill -9
+    included), as AWS ends an environment whose caller is gone — no handler runs on
+    with nobody to answer and no timeout to end it. Set before any event is taken."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):  # not Linux: the pipe's end still stops it
+        return
+    if os.getppid() != parent:  # it died before the signal was set
+        os._exit(0)
+
+
 def _environment_main(
-    conn: multiprocessing.connection.Connection, spec: str, code: str | None = None
+    conn: multiprocessing.connection.Connection,
+    spec: str,
+    code: str | None = None,
+    parent: int | None = None,
 ) -> None:
     """An execution environment: one event at a time, until the facade closes the pipe."""
+    if parent is not None:
+        _die_with(parent)
     if code is not None:  # a version's own code directory comes first, as its zip would
         sys.path.insert(0, code)
     while True:
@@ -243,7 +265,7 @@ class Environment:
     def __init__(self, context: SpawnContext, spec: str, code: str | None = None) -> None:
         self.conn, child = context.Pipe()
         self.process: SpawnProcess = context.Process(
-            target=_environment_main, args=(child, spec, code), daemon=True
+            target=_environment_main, args=(child, spec, code, os.getpid()), daemon=True
         )
         self.process.start()
         child.close()

@@ -198,7 +198,7 @@ class Facade:
         self.internal = internal
         self.listen_port = listen_port
         self.lambdas = LambdaInvoker(record=self.metrics.invocation)
-        self.mirror = Mirror(loop, self.metrics)  # routes' shadow copies (facade.shadow)
+        self.mirror = Mirror(loop, self.metrics, listen_port=listen_port)  # facade.shadow
         self._pools: dict[str, Pool] = {}
         self.connections: set[ClientConnection] = set()
         self.tasks: set[asyncio.Task[None]] = set()
@@ -389,6 +389,9 @@ class ClientConnection(asyncio.Protocol):
             upstream.transport.abort()  # the answer has nowhere to go; never reuse
         self._upstream = None
         self.queue.clear()
+        if self._shadow is not None:  # the client left before its answer was whole
+            self._shadow.failed()
+            self._shadow = None
         if self._task is not None:  # a queued invocation never runs now
             self._task.cancel()
             self._task = None
@@ -874,6 +877,9 @@ class ClientConnection(asyncio.Protocol):
             self._forward(self._snapshot.table.backends[choice.backend], fresh=True)
             return
         if self._status:  # the status line is out: all we can do is cut the response
+            if self._shadow is not None:  # no whole answer of the backend's to compare
+                self._shadow.failed()
+                self._shadow = None
             if route is not None and choice is not None:
                 self.facade.metrics.upstream_error(route.name, choice.backend, kind)
             if self.transport is not None:

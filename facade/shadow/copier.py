@@ -30,6 +30,7 @@ import heapq
 import itertools
 import logging
 import random
+import time
 from collections import deque
 from collections.abc import Callable
 from pathlib import Path
@@ -63,11 +64,13 @@ class Job(NamedTuple):
     client_ip: str
     trace: str
     override: bytes  # the override header's name, lower-case: never copied
+    port: int  # the facade's listening port (X-Forwarded-Port)
     shadow: Backend  # receives the copy
     primary: Backend  # served the primary (and receives the noise copy)
     status: int  # the primary's answer
     answer_headers: list[tuple[bytes, bytes]]
     answer_body: bytes
+    handed: float  # time.monotonic() when the worker handed it over (one clock for all)
 
 
 class Pair(NamedTuple):
@@ -103,12 +106,13 @@ class _TooLarge(Exception):
 class _Pending:
     """The answers of one job's copies, as they come in."""
 
-    __slots__ = ("copies", "expected", "job")
+    __slots__ = ("copies", "dropped", "expected", "job")
 
     def __init__(self, job: Job, expected: int) -> None:
         self.job = job
         self.expected = expected
         self.copies: dict[str, Answer | None] = {}
+        self.dropped = False  # counted as dropped already (once per request)
 
 
 class _Copy:
@@ -228,6 +232,10 @@ class Copier:
     def start(self, job: Job) -> None:
         """Send a job's copies. Never raises: a copy's trouble is counted, not spread."""
         rules = job.rules
+        if time.monotonic() - job.handed >= rules.timeout:
+            # it waited in the pipe while this process had no CPU: never sent late
+            self._count(job.route, job.store, "dropped:backlog")
+            return
         # a safe request's noise copy is drawn now; with it, the job needs two slots
         noise = (
             job.method in SAFE_METHODS
@@ -243,7 +251,7 @@ class Copier:
                 if len(waiting) >= job.rules.max_concurrent:
                     self._count(job.route, job.store, "dropped:concurrency")
                 else:
-                    waiting.append((self.loop.time(), job, noise))
+                    waiting.append((job.handed, job, noise))
                 return
             self._start(job, noise)
         except Exception:
@@ -253,6 +261,22 @@ class Copier:
     def busy(self) -> int:
         """Copies in flight and jobs waiting for a slot."""
         return sum(self.in_flight.values()) + sum(len(w) for w in self.waiting.values())
+
+    def stop(self) -> None:
+        """The end: every copy still in flight or waiting is counted (``dropped:shutdown``)."""
+        for route, waiting in self.waiting.items():
+            for _, job, _ in waiting:
+                self._count(route, job.store, "dropped:shutdown")
+            waiting.clear()
+        for _, _, copy in self._deadlines:
+            if not copy.finished:
+                conn, copy.conn = copy.conn, None
+                self._copied(copy, None, "dropped:shutdown")
+                if conn is not None and conn.transport is not None:
+                    conn.transport.abort()
+        self._deadlines.clear()
+        for task in list(self.tasks):
+            task.cancel()
 
     def close(self) -> None:
         if self._sweeper is not None:
@@ -342,7 +366,11 @@ class Copier:
         self.in_flight[job.route] -= 1
         if self.waiting.get(job.route):
             self.loop.call_soon(self._next, job.route)
-        if problem:
+        if problem.startswith("dropped:"):
+            if not pending.dropped:  # a request is dropped once, whichever copy says so
+                pending.dropped = True
+                self._count(job.route, job.store, problem)
+        elif problem:
             self._count(job.route, job.store, problem)
         pending.copies[kind] = found
         if len(pending.copies) < pending.expected:
@@ -361,7 +389,7 @@ class Copier:
     def _next(self, route: str) -> None:
         """Start the jobs waiting for slots that have come free (the late ones dropped)."""
         waiting = self.waiting.get(route)
-        now = self.loop.time()
+        now = time.monotonic()
         while waiting:
             since, job, noise = waiting[0]
             if self.in_flight.get(route, 0) + 1 + noise > job.rules.max_concurrent:
@@ -385,7 +413,8 @@ class Copier:
             problem = "dropped:body"
         except Throttled:
             problem = "dropped:concurrency"
-        except asyncio.CancelledError:
+        except asyncio.CancelledError:  # the shadow process stops
+            self._settle(pending, kind, None, "dropped:shutdown")
             raise
         except Exception as exc:  # the handler failed, or answered what ALB refuses
             problem = f"error:{kind}_failed"
@@ -410,22 +439,36 @@ class Copier:
 
 
 def _encode(job: Job, skip: frozenset[bytes]) -> bytes:
-    """The copy as raw HTTP/1.1: the client's headers but hop-by-hop ones and those set
-    again here (X-Forwarded-*, the trace id, the length), and the shadow mark."""
+    """The copy as raw HTTP/1.1, with the headers the primary got (``facade.proxy.server``
+    forwards the same): the client's but hop-by-hop ones (and those its Connection
+    names) and those set again — X-Forwarded-For/Proto/Port/Host, the trace id, the
+    length — and the shadow mark."""
     target = job.path.encode("latin-1") + (b"?" + job.query if job.query else b"")
     parts = [job.method.encode("ascii"), b" ", target, b" HTTP/1.1\r\n"]
     forwarded: list[bytes] = []
+    host: bytes | None = None
     for name, value in job.headers:
         lname = name.lower()
-        if lname == b"x-forwarded-for":
+        if lname == b"connection":  # the headers it names are hop-by-hop too
+            skip = skip | {t.strip().lower() for t in value.split(b",")}
+        elif lname == b"x-forwarded-for":
             forwarded.append(value)
-        if lname not in skip:
+        elif lname == b"host" and host is None:
+            host = value
+    for name, value in job.headers:
+        if name.lower() not in skip:
             parts += (name, b": ", value, b"\r\n")
     xff = b", ".join([*forwarded, job.client_ip.encode("latin-1")])
     mark = b"read" if job.method in SAFE_METHODS else b"write"
     parts += (
-        b"x-forwarded-for: ", xff, b"\r\nx-forwarded-proto: http\r\nx-amzn-trace-id: ",
-        job.trace.encode("latin-1"), b"\r\n", SHADOW_HEADER, b": ", mark, b"\r\n",
+        b"x-forwarded-for: ", xff, b"\r\nx-forwarded-proto: http\r\nx-forwarded-port: ",
+        str(job.port).encode(), b"\r\n",
+    )  # fmt: skip
+    if host is not None:
+        parts += (b"x-forwarded-host: ", host, b"\r\n")
+    parts += (
+        b"x-amzn-trace-id: ", job.trace.encode("latin-1"), b"\r\n", SHADOW_HEADER, b": ",
+        mark, b"\r\n",
     )  # fmt: skip
     if job.body or job.method in ("POST", "PUT", "PATCH"):
         parts += (b"content-length: ", str(len(job.body)).encode(), b"\r\n")

@@ -30,6 +30,7 @@ import asyncio
 import functools
 import logging
 import random
+import time
 import zlib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -56,9 +57,11 @@ class Mirror:
         metrics: Metrics,
         *,
         rng: random.Random | None = None,
+        listen_port: int = 0,
     ) -> None:
         self.loop = loop
         self.metrics = metrics
+        self.listen_port = listen_port
         self._random = (rng or random.Random()).random  # noqa: S311 - sampling, not a secret
         self._recorder: Recorder | None = None
         self._stores: dict[tuple[str, str], Path] = {}
@@ -106,7 +109,8 @@ class Mirror:
             # a ``copier.Job`` but for the primary's answer, added once it is complete
             job = (
                 route.name, store, rules, method, path, query, headers, body, client_ip, trace,
-                override, table.backends[rules.backend], table.backends[served_by],
+                override, self.listen_port, table.backends[rules.backend],
+                table.backends[served_by],
             )  # fmt: skip
             return Capture(rules.max_body_bytes, functools.partial(self._answered, job))
         except Exception:
@@ -117,7 +121,7 @@ class Mirror:
         if answer is None:  # the primary failed, or answered more than can be compared
             self.count(job[0], job[1], f"dropped:{why}")
         else:
-            self.recorder.submit(job + answer)
+            self.recorder.submit((*job, *answer, time.monotonic()))
 
     def count(self, route: str, store: Path, name: str) -> None:
         """A copy not made here (``dropped:<why>``): counted, and kept in the store."""

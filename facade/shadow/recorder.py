@@ -30,8 +30,10 @@ import multiprocessing
 import multiprocessing.connection
 import os
 import pickle
+import select
 import signal
 import struct
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -48,6 +50,7 @@ BATCH = 200  # items per batch at most
 NICE = 10  # the shadow process's lower priority where there is no idle scheduling class
 BACKLOG = 16 * 1024 * 1024  # bytes written ahead of the shadow process; more: dropped
 GRACE = 5.0  # seconds the copies in flight at the end have to finish
+RESTART = 5.0  # seconds between a shadow process's death and its successor
 _FRAME = struct.Struct("!i")  # multiprocessing.Connection's framing (what recv() reads)
 
 
@@ -64,11 +67,27 @@ Item = tuple[Any, ...]  # a ``copier.Job`` as a plain tuple (pickled faster), or
 
 
 class Recorder:
-    """The facade worker's side: batches, a pipe each way, the shadow process."""
+    """The facade worker's side: batches, a pipe each way, the shadow process — started
+    again (at most every ``RESTART`` seconds) if it dies; what cannot be handed over
+    meanwhile is counted ``dropped:backlog``."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, outcome: Outcome) -> None:
         self.loop = loop
         self._outcome = outcome
+        self._items: list[Item] = []
+        self._flusher: asyncio.Handle | None = None
+        self._unsent = bytearray()
+        self._writing = False
+        self._received = bytearray()
+        # dropped behind (route, store, name): stored once a shadow process takes them
+        self._behind: dict[tuple[str, Path, str], int] = {}
+        self._closed = False
+        self._dead = False
+        self._restart_at = 0.0
+        self._start()
+        atexit.register(self.close)  # before multiprocessing's exit joins the process
+
+    def _start(self) -> None:
         context = multiprocessing.get_context("spawn")  # not fork: the loop stays here
         their_in, our_out = context.Pipe(duplex=False)
         our_in, their_out = context.Pipe(duplex=False)
@@ -82,24 +101,45 @@ class Recorder:
         self._out, self._in = our_out, our_in
         os.set_blocking(our_out.fileno(), False)
         os.set_blocking(our_in.fileno(), False)
-        loop.add_reader(our_in.fileno(), self._read)
-        self._items: list[Item] = []
-        self._flusher: asyncio.Handle | None = None
-        self._unsent = bytearray()
-        self._writing = False
-        self._received = bytearray()
-        self._behind: dict[tuple[str, Path], int] = {}  # jobs dropped: counted when caught up
-        self._closed = False
-        atexit.register(self.close)  # before multiprocessing's exit joins the process
+        self.loop.add_reader(our_in.fileno(), self._read)
+        self._dead = False
+        self._received.clear()
+
+    def _died(self, why: object) -> None:
+        """The shadow process is gone: said once, its pipes closed, a new one started at
+        the next hand-over after ``RESTART`` seconds."""
+        if self._dead:
+            return
+        self._dead = True
+        log.error("the shadow process is gone (%s); a new one starts within %ds", why, RESTART)
+        with contextlib.suppress(Exception):
+            self.loop.remove_reader(self._in.fileno())
+        if self._writing:
+            self._writing = False
+            with contextlib.suppress(Exception):
+                self.loop.remove_writer(self._out.fileno())
+        self._unsent.clear()  # what it had not read yet is lost with it
+        for pipe in (self._in, self._out):
+            with contextlib.suppress(OSError):
+                pipe.close()
+        self.process.join(0)  # reaped, if it has exited
+        self._restart_at = self.loop.time() + RESTART
 
     def submit(self, item: Item) -> None:
         """A job (``copier.Job``'s fields, as a plain tuple) or a ``Count``."""
         if self._closed:
             return
-        if len(self._unsent) > BACKLOG and type(item) is not Count:
-            key = (item[0], item[1])  # route, store
+        if self._dead and self.loop.time() >= self._restart_at:
+            with contextlib.suppress(Exception):
+                self.process.kill()
+            self._start()
+        if self._dead or len(self._unsent) > BACKLOG:
+            if type(item) is Count:  # counted in the series already
+                key = (item.route, item.store, item.name)
+            else:
+                key = (item[0], item[1], "dropped:backlog")  # route, store
+                self._outcome(item[0], "dropped", 1)
             self._behind[key] = self._behind.get(key, 0) + 1
-            self._outcome(item[0], "dropped", 1)
             return
         self._items.append(item)
         if len(self._items) >= BATCH:
@@ -107,20 +147,23 @@ class Recorder:
         elif self._flusher is None:  # the copies' caps count what is in flight: go soon
             self._flusher = self.loop.call_soon(self._flush)
 
-    def _flush(self) -> None:
+    def _flush(self, *, closing: bool = False) -> None:
         if self._flusher is not None:
             self._flusher.cancel()
             self._flusher = None
-        if len(self._unsent) <= BACKLOG and self._behind:
-            for (route, store), count in self._behind.items():
-                self._items += [Count(route, store, "dropped:backlog")] * count
+        if self._dead:
+            return
+        if self._behind and (closing or len(self._unsent) <= BACKLOG):
+            for (route, store, name), count in self._behind.items():
+                self._items += [Count(route, store, name)] * count
             self._behind = {}
         if not self._items:
             return
         items, self._items = self._items, []
         payload = pickle.dumps(items, pickle.HIGHEST_PROTOCOL)
         self._unsent += _FRAME.pack(len(payload)) + payload
-        self._write()
+        if not closing:
+            self._write()
 
     def _write(self) -> None:
         fd = self._out.fileno()
@@ -128,9 +171,8 @@ class Recorder:
             written = os.write(fd, self._unsent)
         except BlockingIOError:
             written = 0
-        except OSError as exc:  # the recorder died: nothing more is recorded
-            log.error("the shadow recorder is gone: %r", exc)
-            self._unsent.clear()
+        except OSError as exc:
+            self._died(exc)
             return
         del self._unsent[:written]
         if self._unsent and not self._writing:
@@ -148,8 +190,11 @@ class Recorder:
             data = os.read(self._in.fileno(), 65536)
         except BlockingIOError:
             return
+        except OSError as exc:
+            self._died(exc)
+            return
         if not data:
-            self.loop.remove_reader(self._in.fileno())
+            self._died("its pipe closed")
             return
         self._received += data
         for outcomes in _frames(self._received):
@@ -157,28 +202,36 @@ class Recorder:
                 self._outcome(route, result, count)
 
     def close(self, timeout: float = 10.0) -> None:
-        """Send what is batched, let the shadow process finish the copies in flight
-        (``GRACE``) and write them, and stop it."""
+        """Send what is batched (and what was dropped behind, to be stored), let the
+        shadow process finish the copies in flight (``GRACE``) and write them, and stop
+        it — within ``timeout`` whatever it does: one that does not read is killed."""
         if self._closed:
             return
         self._closed = True
         atexit.unregister(self.close)
-        with contextlib.suppress(Exception):  # the loop may be closed: written below then
-            self._flush()
+        if self._dead:
+            return
         with contextlib.suppress(Exception):
             self.loop.remove_reader(self._in.fileno())
         if self._writing:
             with contextlib.suppress(Exception):
                 self.loop.remove_writer(self._out.fileno())
+        self._flush(closing=True)
         end = pickle.dumps(None)
         self._unsent += _FRAME.pack(len(end)) + end
+        deadline = time.monotonic() + timeout
+        fd = self._out.fileno()
         with contextlib.suppress(OSError):
-            os.set_blocking(self._out.fileno(), True)
-            os.write(self._out.fileno(), self._unsent)  # at exit: waiting is allowed
+            while self._unsent:
+                left = deadline - time.monotonic()
+                if left <= 0 or not select.select([], [fd], [], left)[1]:
+                    break  # it does not read: killed below
+                del self._unsent[: os.write(fd, self._unsent)]
         self._out.close()
-        self.process.join(timeout)
+        self.process.join(max(0.0, deadline - time.monotonic()))
         if self.process.is_alive():
             self.process.kill()
+            self.process.join(1)
         self._in.close()
 
 
@@ -266,6 +319,8 @@ class _ShadowProcess:
         end = self.loop.time() + GRACE
         while self.copier.busy() and self.loop.time() < end:
             await asyncio.sleep(0.02)
+        self.copier.stop()  # what is still in flight or waiting: counted, not forgotten
+        await asyncio.sleep(0)  # the cancelled Lambda copies count themselves
         self._flush()
 
     def close(self) -> None:
@@ -332,21 +387,35 @@ class _ShadowProcess:
         outcomes = self.outcomes
         for pair in pairs:
             found = comparisons.setdefault(pair.store, [])
-            for comparison, result in _compare(pair):
+            try:
+                compared = _compare(pair)
+            except Exception as exc:  # an answer it cannot read: counted, the rest goes on
+                log.warning("shadow pair %s %s not compared: %r", pair.method, pair.path, exc)
+                per_store = counts.setdefault(pair.store, {})
+                key = (pair.route, "error:compare")
+                per_store[key] = per_store.get(key, 0) + 1
+                outcomes[pair.route, "error"] = outcomes.get((pair.route, "error"), 0) + 1
+                continue
+            for comparison, result in compared:
                 found.append(comparison)
                 outcomes[pair.route, result] = outcomes.get((pair.route, result), 0) + 1
         for store in comparisons.keys() | counts.keys():
-            writer = self.writers.get(store)
-            if writer is None:
-                writer = self.writers[store] = Writer(store, self.keep.setdefault(store, {}))
             try:
+                writer = self.writers.get(store)
+                if writer is None:
+                    writer = self.writers[store] = Writer(store, self.keep.setdefault(store, {}))
                 writer.write(comparisons.get(store, []), counts.get(store, {}))
-            except Exception:
+            except Exception:  # this store's batch is lost; the others and the series not
                 log.exception("the shadow store %s could not be written", store)
         if outcomes:
             self.outcomes = {}
             with contextlib.suppress(OSError):
                 self.outgoing.send(outcomes)
+
+
+def _text(text: str) -> str:
+    """Text SQLite can store: a lone surrogate (half of an emoji, cut) becomes '?'."""
+    return text if text.isascii() else text.encode("utf-8", "replace").decode("utf-8")
 
 
 @functools.lru_cache(maxsize=64)
@@ -365,7 +434,7 @@ def _compare(pair: Pair) -> list[tuple[Comparison, str]]:
     found: list[tuple[Comparison, str]] = []
     if pair.noise is not None:
         noise = compare(pair.primary, pair.noise, pair.rules)
-        fields = tuple(redactor.text(d.field) for d in noise)
+        fields = tuple(_text(redactor.text(d.field)) for d in noise)
         found.append((Comparison(pair.route, point, NOISE, fields), "noise"))
     if pair.shadow is not None:
         differences = compare(pair.primary, pair.shadow, pair.rules)
@@ -381,16 +450,16 @@ def _compare(pair: Pair) -> list[tuple[Comparison, str]]:
         )
         examples = tuple(
             Example(
-                redactor.text(d.field),
-                redactor.text(d.where),
+                _text(redactor.text(d.field)),
+                _text(redactor.text(d.where)),
                 line,
                 headers,
-                redactor.fragment(d.where, d.primary),
-                redactor.fragment(d.where, d.other),
+                _text(redactor.fragment(d.where, d.primary)),
+                _text(redactor.fragment(d.where, d.other)),
             )
             for d in differences
         )
-        fields = tuple(redactor.text(d.field) for d in differences)
+        fields = tuple(_text(redactor.text(d.field)) for d in differences)
         found.append((Comparison(pair.route, point, SHADOW, fields, examples), "differing"))
     return found
 

@@ -54,9 +54,10 @@ def _job(table: RoutingTable, path: str, *, headers: tuple[tuple[bytes, bytes], 
     assert route.shadow is not None
     return Job(
         "orders", Path("s.sqlite3"), route.shadow, "GET", path, None,
-        ((b"host", b"shop"), *headers), b"", "127.0.0.1", "Root=1-2-3", b"x-override",
+        ((b"host", b"shop"), *headers), b"", "127.0.0.1", "Root=1-2-3", b"x-override", 8000,
         table.backends["orders"], table.backends["monolith"],
         200, [(b"content-type", b"application/json")], b'{"id": 1}',
+        time.monotonic(),
     )  # fmt: skip
 
 
