@@ -389,9 +389,7 @@ class ClientConnection(asyncio.Protocol):
             upstream.transport.abort()  # the answer has nowhere to go; never reuse
         self._upstream = None
         self.queue.clear()
-        if self._shadow is not None:  # the client left before its answer was whole
-            self._shadow.failed()
-            self._shadow = None
+        self._no_shadow_pair()  # the client left before its answer was whole
         if self._task is not None:  # a queued invocation never runs now
             self._task.cancel()
             self._task = None
@@ -877,9 +875,7 @@ class ClientConnection(asyncio.Protocol):
             self._forward(self._snapshot.table.backends[choice.backend], fresh=True)
             return
         if self._status:  # the status line is out: all we can do is cut the response
-            if self._shadow is not None:  # no whole answer of the backend's to compare
-                self._shadow.failed()
-                self._shadow = None
+            self._no_shadow_pair()  # no whole answer of the backend's to compare
             if route is not None and choice is not None:
                 self.facade.metrics.upstream_error(route.name, choice.backend, kind)
             if self.transport is not None:
@@ -892,9 +888,7 @@ class ClientConnection(asyncio.Protocol):
 
     def _backend_error(self, status: int, code: str, message: str) -> None:
         route, choice = self._route, self._choice
-        if self._shadow is not None:  # no answer of the backend's to compare
-            self._shadow.failed()
-            self._shadow = None
+        self._no_shadow_pair()  # no answer of the backend's to compare
         if route is not None and choice is not None:
             self.facade.metrics.upstream_error(route.name, choice.backend, code)
             self._send_local(
@@ -904,6 +898,13 @@ class ClientConnection(asyncio.Protocol):
             )
         else:
             self._local_error(status, code, message)
+
+    def _no_shadow_pair(self) -> None:
+        """The current request's shadow copy has no primary answer to be compared with
+        (counted ``dropped:primary_failed``)."""
+        if self._shadow is not None:
+            self._shadow.failed()
+            self._shadow = None
 
     def answer(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
         """Answer the current request from the facade in its backend's name (a fault)."""

@@ -189,9 +189,10 @@ class _Copy:
         self.headers = []
         self.pieces = []
 
-    def expire(self) -> None:
+    def expire(self, problem: str = "") -> None:
+        """Ended unanswered: past its deadline (``error:<kind>_timeout``) or ``problem``."""
         conn, self.conn = self.conn, None
-        self.copier._copied(self, None, f"error:{self.kind}_timeout")
+        self.copier._copied(self, None, problem or f"error:{self.kind}_timeout")
         if conn is not None and conn.transport is not None:
             conn.transport.abort()  # late: never reused
 
@@ -270,10 +271,7 @@ class Copier:
             waiting.clear()
         for _, _, copy in self._deadlines:
             if not copy.finished:
-                conn, copy.conn = copy.conn, None
-                self._copied(copy, None, "dropped:shutdown")
-                if conn is not None and conn.transport is not None:
-                    conn.transport.abort()
+                copy.expire("dropped:shutdown")
         self._deadlines.clear()
         for task in list(self.tasks):
             task.cancel()
