@@ -39,7 +39,7 @@ _ID_SEGMENT = re.compile(
 _MISSING = object()
 
 
-class Answer(NamedTuple):  # a tuple: pickled cheaply on its way to the recorder
+class Answer(NamedTuple):  # a tuple: cheap to build, one per answer compared
     status: int
     headers: tuple[tuple[str, str], ...]  # lower-case names, in order
     body: bytes
